@@ -1,0 +1,1 @@
+"""loadmaster's front ends: the CLI and the Textual console."""

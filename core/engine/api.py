@@ -1,0 +1,96 @@
+"""What the front ends (console, headless daemon, CLI) see of the engine.
+
+The console depends only on this module: a `Snapshot` to draw, an event
+stream to follow, and the `EngineAPI` calls that change anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.engine.events import Event
+from core.model import (
+    Action,
+    ClusterConfig,
+    FailoverPlan,
+    HostObservation,
+    Placement,
+    Plan,
+    ReplicaId,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyProgress:
+    plan: Plan
+    total: int
+    done: tuple[Action, ...] = ()
+    running: tuple[Action, ...] = ()
+    failed: Mapping[Action, str] = field(default_factory=dict)  # action → error
+
+    @property
+    def finished(self) -> bool:
+        return len(self.done) + len(self.failed) >= self.total
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a front end draws, as of `at` (unix seconds)."""
+
+    at: float
+    config: ClusterConfig
+    hosts: Mapping[str, HostObservation]  # by host name, every host in the config
+    placement: Placement  # what runs now, as the hosts report it
+    failover: tuple[FailoverPlan, ...] = ()  # one per host, then one per zone value
+    pending: Plan | None = None
+    applying: ApplyProgress | None = None
+    unplaced: Mapping[ReplicaId, str] = field(default_factory=dict)  # desired but not placeable, and why
+    fits_on: int | None = None  # optimizer's lower bound on hosts needed
+    runs_on: int = 0  # hosts running at least one replica
+    auto_apply: bool = False
+    read_only: bool = False
+    demo: bool = False  # demo controls (stop/restart a demo host) are available
+    solving: bool = False  # a plan is being computed now
+
+
+class EngineAPI(Protocol):
+    """The calls a front end makes. Every change goes through these, and each refuses under read-only."""
+
+    def snapshot(self) -> Snapshot: ...
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        """A queue that receives every event from now on (including `state.updated`)."""
+        ...
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None: ...
+
+    def recent_events(self) -> tuple[Event, ...]:
+        """The last events (bounded), oldest first, for a screen that opens late."""
+        ...
+
+    async def plan(self) -> Plan:
+        """Compute a rebalancing plan from the current snapshot and make it the pending plan."""
+        ...
+
+    async def approve(self, plan: Plan) -> None:
+        """Approve and apply `plan`; raises StalePlan if the fleet moved on, ReadOnly under --read-only."""
+        ...
+
+    async def reject(self, plan: Plan) -> None: ...
+
+    def what_if(self, host: str) -> FailoverPlan:
+        """The failover plan if `host` died now; changes nothing."""
+        ...
+
+    def export(self, plan: Plan, path: str, fmt: str) -> None:
+        """Write `plan` as json, csv or toml."""
+        ...
+
+    async def stop_demo_host(self, host: str) -> None:
+        """Demo only: crash a demo host (its server and replicas end)."""
+        ...
+
+    async def restore_demo_host(self, host: str) -> None: ...

@@ -1,0 +1,51 @@
+"""The engine's event stream: what happened, when, to which host or replica."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.model import ReplicaId
+
+
+class EventKind(enum.StrEnum):
+    HOST_UP = "host.up"
+    HOST_SUSPECT = "host.suspect"
+    HOST_DOWN = "host.down"
+    HOST_KEY_MISMATCH = "host.key-mismatch"
+    HOST_UNSUPPORTED = "host.unsupported"
+    REPLICA_STARTED = "replica.started"
+    REPLICA_STOPPED = "replica.stopped"
+    REPLICA_CRASHED = "replica.crashed"
+    PLAN_COMPUTED = "plan.computed"
+    PLAN_APPROVED = "plan.approved"
+    PLAN_REJECTED = "plan.rejected"
+    ACTION_STARTED = "action.started"
+    ACTION_DONE = "action.done"
+    ACTION_FAILED = "action.failed"
+    APPLY_FINISHED = "apply.finished"
+    FAILOVER_STARTED = "failover.started"
+    CONFIG_RELOADED = "config.reloaded"
+    CONFIG_INVALID = "config.invalid"
+    STATE_UPDATED = "state.updated"  # a poll cycle changed the snapshot; no message for people
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float  # unix seconds
+    kind: EventKind
+    message: str
+    host: str | None = None
+    replica: ReplicaId | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"at": round(self.at, 3), "event": self.kind.value, "message": self.message}
+        if self.host is not None:
+            out["host"] = self.host
+        if self.replica is not None:
+            out["replica"] = str(self.replica)
+        out.update(self.data)
+        return out

@@ -1,0 +1,73 @@
+"""Typed errors that carry what a person needs to act on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LoadmasterError(Exception):
+    """Base of every error loadmaster reports to a person instead of a traceback."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    entry: str  # e.g. 'services "web"', 'hosts[3]', 'cluster'
+    field: str  # e.g. 'mem'; "" for the entry as a whole
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.entry}: " if self.entry else ""
+        what = f"{self.field} " if self.field else ""
+        return f"{self.file}: {where}{what}{self.message}"
+
+
+class ConfigError(LoadmasterError):
+    """`cluster.toml` is missing or invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class HostUnreachable(LoadmasterError):
+    def __init__(self, host: str, reason: str):
+        self.host, self.reason = host, reason
+        super().__init__(f"{host}: unreachable: {reason}")
+
+
+class HostKeyMismatch(LoadmasterError):
+    """The host presented a key that differs from the recorded one: possibly an attack."""
+
+    def __init__(self, host: str, expected: str, presented: str):
+        self.host, self.expected, self.presented = host, expected, presented
+        super().__init__(
+            f"{host}: host key changed (known {expected}, presented {presented}); "
+            "refusing to connect. If the host was reinstalled, remove its old key from known_hosts."
+        )
+
+
+class HostKeyUnknown(LoadmasterError):
+    def __init__(self, host: str, presented: str):
+        self.host, self.presented = host, presented
+        super().__init__(
+            f"{host}: host key {presented} is not in known_hosts; add it (ssh-keyscan) "
+            'or set host_key_policy = "accept-new" to record it on first connect'
+        )
+
+
+class StalePlan(LoadmasterError):
+    """The fleet or config changed since the plan was computed."""
+
+    exit_code = 3
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = reasons
+        super().__init__("plan is stale: " + "; ".join(reasons) + " (re-plan, or --force)")
+
+
+class ReadOnly(LoadmasterError):
+    def __init__(self, what: str):
+        super().__init__(f"{what}: refused, loadmaster runs with --read-only")
