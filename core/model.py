@@ -242,6 +242,17 @@ class Plan:
     gap: float  # (hosts_used - lower_bound) / hosts_used, 0 when optimal
     unplaced: Mapping[ReplicaId, str] = field(default_factory=dict)  # replica → why
     reason: str = "rebalance"  # rebalance | failover:<host> | drift
+    assumed: Basis | None = None  # what `basis` fingerprints, to say what changed when stale
+
+
+@dataclass(frozen=True, slots=True)
+class Basis:
+    """The part of the world a plan depends on; a plan is stale once this changes."""
+
+    hosts: Mapping[str, str]  # host → state (only whether it takes work matters)
+    services: Mapping[str, int]  # service → replicas declared
+    generations: Mapping[str, str]  # service → spec fingerprint (command, resources, constraints)
+    placement: Mapping[ReplicaId, str]  # what ran where
 
 
 @dataclass(frozen=True, slots=True)
