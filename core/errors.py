@@ -71,3 +71,11 @@ class StalePlan(LoadmasterError):
 class ReadOnly(LoadmasterError):
     def __init__(self, what: str):
         super().__init__(f"{what}: refused, loadmaster runs with --read-only")
+
+
+class InvalidProblem(LoadmasterError):
+    """A placement problem the optimizer cannot accept; the message names the host or service to fix."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("cannot plan: " + "; ".join(problems))
