@@ -98,6 +98,11 @@ class HostState(enum.StrEnum):
     def accepts_work(self) -> bool:
         return self is HostState.UP
 
+    @property
+    def reachable(self) -> bool:
+        """Its replica records can be acted on now (a suspect host may still answer)."""
+        return self in (HostState.UP, HostState.SUSPECT, HostState.DRAINING)
+
 
 @dataclass(frozen=True, slots=True)
 class Host:
