@@ -37,6 +37,16 @@ class ApplyProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class SolveProgress:
+    """How far a running solve has got, for a spinner that says more than "busy"."""
+
+    elapsed: float  # seconds since the solve started
+    best_hosts: int | None = None  # hosts used by the best placement found so far
+    lower_bound: int | None = None  # proven fewest hosts so far
+    solutions: int = 0  # improving placements found so far
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a front end draws, as of `at` (unix seconds)."""
 
@@ -54,6 +64,7 @@ class Snapshot:
     read_only: bool = False
     demo: bool = False  # demo controls (stop/restart a demo host) are available
     solving: bool = False  # a plan is being computed now
+    solve_progress: SolveProgress | None = None  # set while `solving`, when the solver reports it
 
 
 class EngineAPI(Protocol):
