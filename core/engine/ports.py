@@ -1,0 +1,22 @@
+"""What the engine needs from hostlink; the real `core.hostlink.Fleet` and test fakes both fit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from core.model import ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service
+
+
+class FleetPort(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def observations(self) -> Mapping[str, HostObservation]: ...
+
+    async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus: ...
+
+    async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None: ...
+
+    def update_config(self, config: ClusterConfig) -> None: ...
