@@ -2,14 +2,18 @@
 
 Each problem names the file, the entry and the field, with the bad value and
 what would be valid, so that an operator can fix the whole file in one pass.
+Entries with problems are still read as far as possible and take part in the
+cross-checks, so one typo does not hide or cause other messages.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
+import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +30,7 @@ from core.model import (
     SshDefaults,
     Strategy,
 )
-from core.units import UnitError, parse_cpu, parse_duration, parse_quantity, parse_size
+from core.units import UnitError, literal, parse_cpu, parse_duration, parse_quantity, parse_size
 
 T = TypeVar("T")
 
@@ -43,37 +47,88 @@ SERVICE_KEYS = (
 )  # fmt: skip
 POLICY_KEYS = ("strategy", "auto_apply", "max_moves_per_cycle", "cooldown", "solver_time_limit", "settle")
 
+LOCAL_ADDRESS = "local"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _MISSING = object()
+_BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
 
 
 def resolve_path(explicit: str | None) -> Path:
-    """`-c FILE`, else `./cluster.toml` when it exists, else `$LOADMASTER_CONFIG`."""
-    if explicit:
-        return Path(explicit)
+    """`-c FILE` when given, else `./cluster.toml` when it exists, else `$LOADMASTER_CONFIG` when set.
+
+    With none of them the answer is `./cluster.toml`, so the error names the file looked for first.
+    """
+    if explicit is not None:
+        return Path(explicit).expanduser()
     local = Path(DEFAULT_CONFIG)
-    if not local.exists() and os.environ.get(ENV_CONFIG):
-        return Path(os.environ[ENV_CONFIG])
+    from_env = os.environ.get(ENV_CONFIG, "").strip()
+    if not local.is_file() and from_env:
+        return Path(from_env).expanduser()
     return local
 
 
 def load(path: str | os.PathLike[str]) -> ClusterConfig:
     """Read and validate a cluster file; raises ConfigError listing every problem."""
     file = str(path)
+    if Path(path).is_dir():
+        hint = f"pass the file itself, e.g. -c {Path(path) / DEFAULT_CONFIG}"
+        raise ConfigError([ConfigProblem(file, "", "", f"is a directory, not a cluster file ({hint})")])
     try:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError([ConfigProblem(file, "", "", "not found (create it, or pass -c FILE)")]) from None
+        raise ConfigError(
+            [ConfigProblem(file, "", "", f"not found (create it, pass -c FILE or set ${ENV_CONFIG})")]
+        ) from None
     except OSError as exc:
-        raise ConfigError([ConfigProblem(file, "", "", f"cannot be read: {exc.strerror}")]) from None
-    return parse(raw.decode("utf-8", errors="replace"), file)
+        raise ConfigError([ConfigProblem(file, "", "", f"cannot be read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start]
+        raise ConfigError(
+            [ConfigProblem(file, f"line {line}", "", f"is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")]
+        ) from None
+    return parse(text, file)
 
 
 def parse(text: str, file: str = DEFAULT_CONFIG) -> ClusterConfig:
+    """Validate the text of a cluster file; `file` is only used to name it in messages."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(file, "", "", f"is not valid TOML: {exc}")]) from None
+        raise ConfigError([_syntax_problem(file, text, str(exc))]) from None
     return _Reader(file).read(data)
+
+
+def _syntax_problem(file: str, text: str, message: str) -> ConfigProblem:
+    position = _TOML_POSITION_RE.search(message)
+    if not position:
+        return ConfigProblem(file, "", "", f"is not valid TOML: {message}")
+    line, column = int(position.group(1)), int(position.group(2))
+    lines = text.splitlines()
+    source = lines[line - 1].strip() if line <= len(lines) else ""
+    shown = f", in: {source}" if source else ""
+    reason = message[: position.start()]
+    return ConfigProblem(file, f"line {line}", "", f"is not valid TOML: {reason} (column {column}{shown})")
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    known = sorted(set(known))
+    close = difflib.get_close_matches(word, known, n=1)
+    if close:
+        return f' (did you mean "{close[0]}"?)'
+    return f" (known: {', '.join(known)})" if known else ""
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _got(value: Any) -> str:
+    return f"got {_kind(value)} {literal(value)}"
 
 
 class _Reader:
@@ -86,12 +141,10 @@ class _Reader:
 
     # -- generic field access ------------------------------------------------
 
-    def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], entry: str) -> None:
+    def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], entry: str, what: str = "key") -> None:
         for key in table:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f' (did you mean "{close[0]}"?)' if close else f" (known: {', '.join(known)})"
-                self.problem(entry, key, f"is not a known key{hint}")
+                self.problem(entry, key, f"is not a known {what}{_did_you_mean(key, known)}")
 
     def take(
         self,
@@ -100,74 +153,95 @@ class _Reader:
         entry: str,
         convert: Callable[[Any], T],
         default: T | object = _MISSING,
+        example: str = "",
     ) -> T | None:
+        """The converted value of `key`, its default when absent, or None after recording a problem."""
         if key not in table:
             if default is _MISSING:
-                self.problem(entry, key, "is required")
+                self.problem(entry, key, f"is required (e.g. {example})" if example else "is required")
                 return None
             return default  # type: ignore[return-value]
         try:
             return convert(table[key])
-        except (UnitError, ValueError, TypeError) as exc:
+        except (UnitError, ValueError) as exc:
             self.problem(entry, key, str(exc))
             return None
 
-    def table(self, data: dict[str, Any], key: str, entry: str) -> dict[str, Any]:
+    def table(self, data: dict[str, Any], key: str) -> dict[str, Any]:
         value = data.get(key, {})
         if not isinstance(value, dict):
-            self.problem(entry, key, f"must be a table ([{key}]), got {_kind(value)}")
+            self.problem("", key, f"must be a table (write [{key}] above its keys), {_got(value)}")
             return {}
         return value
 
     # -- sections ----------------------------------------------------------------
 
     def read(self, data: dict[str, Any]) -> ClusterConfig:
-        self.unknown_keys(data, SECTIONS, "")
-        cluster = self.table(data, "cluster", "")
-        self.unknown_keys(cluster, CLUSTER_KEYS, "cluster")
-        name = self.take(cluster, "name", "cluster", _name, "loadmaster")
-        poll = self.take(cluster, "poll_interval", "cluster", _positive_duration, 1.0)
-        timeout = self.take(cluster, "failure_timeout", "cluster", _positive_duration, 3.0)
-        state_dir = self.take(cluster, "state_dir", "cluster", _string, None)
-        demo = self.take(cluster, "demo", "cluster", _bool, False)
-
-        defaults = self.read_defaults(self.table(data, "defaults", ""))
-        policy = self.read_policy(self.table(data, "policy", ""))
-        hosts = self.read_hosts(data.get("hosts", []), bool(demo), defaults)
+        if not data:
+            self.problem("", "", "declares nothing (add at least one [[hosts]] table, see README.md)")
+            raise ConfigError(self.problems)
+        self.unknown_keys(data, SECTIONS, "", "section")
+        name, poll, timeout, state_dir, demo = self.read_cluster(self.table(data, "cluster"))
+        defaults = self.read_defaults(self.table(data, "defaults"))
+        policy = self.read_policy(self.table(data, "policy"))
+        if "hosts" not in data:
+            self.problem("", "hosts", "are missing: declare at least one [[hosts]] table with name and address")
+        hosts = self.read_hosts(data.get("hosts", []), demo, defaults)
         services = self.read_services(data.get("services", []))
-        self.cross_check(hosts, services)
+        self.check_hosts(hosts)
+        self.check_services(services, [h for h, _, _ in hosts])
         if self.problems:
             raise ConfigError(self.problems)
         return ClusterConfig(
-            name=name or "loadmaster",
-            hosts=tuple(hosts),
-            services=tuple(services),
-            poll_interval=poll or 1.0,
-            failure_timeout=timeout or 3.0,
+            name=name,
+            hosts=tuple(h for h, _, _ in hosts),
+            services=tuple(s for s, _, _ in services),
+            poll_interval=poll,
+            failure_timeout=timeout,
             state_dir=state_dir,
-            demo=bool(demo),
+            demo=demo,
             defaults=defaults,
             policy=policy,
             source=self.file,
         )
 
+    def read_cluster(self, table: dict[str, Any]) -> tuple[str, float, float, str | None, bool]:
+        e = "cluster"
+        d = ClusterConfig(name="", hosts=(), services=())
+        self.unknown_keys(table, CLUSTER_KEYS, e)
+        name = self.take(table, "name", e, _name, "loadmaster")
+        poll = self.take(table, "poll_interval", e, _positive_duration, d.poll_interval)
+        timeout = self.take(table, "failure_timeout", e, _positive_duration, d.failure_timeout)
+        if poll is not None and timeout is not None and timeout <= poll:
+            self.problem(
+                e,
+                "failure_timeout",
+                f"{literal(table.get('failure_timeout', timeout))} must be longer than poll_interval "
+                f"({literal(table.get('poll_interval', poll))}), or every host looks down between two polls",
+            )
+        state_dir = self.take(table, "state_dir", e, _nonempty, None)
+        demo = self.take(table, "demo", e, _bool, False)
+        return name or "loadmaster", poll or d.poll_interval, timeout or d.failure_timeout, state_dir, bool(demo)
+
     def read_defaults(self, table: dict[str, Any]) -> SshDefaults:
         e = "defaults"
+        d = SshDefaults()
         self.unknown_keys(table, DEFAULTS_KEYS, e)
         return SshDefaults(
-            user=self.take(table, "user", e, _string, None),
-            port=self.take(table, "port", e, _port, 22) or 22,
-            identity_file=self.take(table, "identity_file", e, _string, None),
-            known_hosts=self.take(table, "known_hosts", e, _string, None),
-            host_key_policy=self.take(table, "host_key_policy", e, _enum(HostKeyPolicy), HostKeyPolicy.STRICT)
-            or HostKeyPolicy.STRICT,
-            connect_timeout=self.take(table, "connect_timeout", e, _positive_duration, 10.0) or 10.0,
+            user=self.take(table, "user", e, _nonempty, d.user),
+            port=self.take(table, "port", e, _port, d.port) or d.port,
+            identity_file=self.take(table, "identity_file", e, _nonempty, d.identity_file),
+            known_hosts=self.take(table, "known_hosts", e, _nonempty, d.known_hosts),
+            host_key_policy=self.take(table, "host_key_policy", e, _enum(HostKeyPolicy), d.host_key_policy)
+            or d.host_key_policy,
+            connect_timeout=self.take(table, "connect_timeout", e, _positive_duration, d.connect_timeout)
+            or d.connect_timeout,
         )
 
     def read_policy(self, table: dict[str, Any]) -> Policy:
         e = "policy"
-        self.unknown_keys(table, POLICY_KEYS, e)
         d = Policy()
+        self.unknown_keys(table, POLICY_KEYS, e)
         return Policy(
             strategy=self.take(table, "strategy", e, _enum(Strategy), d.strategy) or d.strategy,
             auto_apply=bool(self.take(table, "auto_apply", e, _bool, d.auto_apply)),
@@ -180,133 +254,226 @@ class _Reader:
             settle=_or(self.take(table, "settle", e, parse_duration, d.settle), d.settle),
         )
 
-    def entries(self, value: Any, section: str) -> list[tuple[str, dict[str, Any]]]:
+    def entries(self, value: Any, section: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """(label, position, table) per element of an array of tables: `hosts "name"` (or `hosts[i]`), `hosts[i]`."""
         if not isinstance(value, list):
-            self.problem("", section, f"must be an array of tables ([[{section}]]), got {_kind(value)}")
+            self.problem(
+                "", section, f"must be an array of tables (write [[{section}]] above each entry), {_got(value)}"
+            )
             return []
         out = []
         for i, item in enumerate(value):
             name = item.get("name") if isinstance(item, dict) else None
-            entry = f'{section} "{name}"' if isinstance(name, str) and name else f"{section}[{i}]"
+            position = f"{section}[{i}]"
+            entry = f'{section} "{name}"' if isinstance(name, str) and name.strip() else position
             if not isinstance(item, dict):
-                self.problem(entry, "", f"must be a table, got {_kind(item)}")
+                self.problem(entry, "", f"must be a table (write [[{section}]] above its keys), {_got(item)}")
                 continue
-            out.append((entry, item))
+            out.append((entry, position, item))
         return out
 
-    def read_hosts(self, value: Any, demo_cluster: bool, defaults: SshDefaults) -> list[Host]:
+    def read_hosts(self, value: Any, demo_cluster: bool, defaults: SshDefaults) -> list[tuple[Host, str, str]]:
         hosts = []
-        for e, t in self.entries(value, "hosts"):
+        for e, position, t in self.entries(value, "hosts"):
             self.unknown_keys(t, HOST_KEYS, e)
-            before = len(self.problems)
-            name = self.take(t, "name", e, _name)
-            address = self.take(t, "address", e, _nonempty)
-            port = self.take(t, "port", e, _port, defaults.port)
-            labels = self.take(t, "labels", e, _labels, {})
-            capacity = self.take(t, "capacity", e, _capacity, None)
-            reserve = self.take(t, "reserve", e, _reserve, Resources())
-            demo = self.take(t, "demo", e, _bool, demo_cluster)
-            if demo and capacity is None and "capacity" not in t:
-                self.problem(e, "capacity", "is required on a demo host (it reports what the file declares)")
+            address = self.take(t, "address", e, _nonempty, example='address = "10.0.0.5"') or ""
+            demo = bool(self.take(t, "demo", e, _bool, demo_cluster))
+            capacity = self.read_resources(t, "capacity", e, required=(CPU, MEM)) if "capacity" in t else None
+            if demo and "capacity" not in t:
+                self.problem(e, "capacity", 'is required on a demo host, e.g. capacity = { cpu = 4, mem = "8GiB" }')
+            if demo and address and not _is_loopback(address):
+                self.problem(
+                    e, "address", f'{literal(address)} is not on this machine; a demo host needs e.g. "127.0.0.1"'
+                )
+            # From the table as written, so a reserve is judged against the capacity even when that is invalid.
+            declared = t.get("capacity") if isinstance(t.get("capacity"), dict) else {}
+            dimensions = (CPU, MEM, *(d for d in declared if d not in (CPU, MEM)))
+            reserve = self.read_resources(t, "reserve", e, dimensions=dimensions) if "reserve" in t else Resources()
             if capacity is not None and reserve is not None and not reserve.fits(capacity):
-                self.problem(e, "reserve", "is larger than capacity in some dimension")
+                over = [d for d in reserve.dimensions if reserve.get(d) > capacity.get(d)]
+                self.problem(e, "reserve", f"is larger than capacity in {', '.join(over)}")
             host = Host(
-                name=name or "",
-                address=address or "",
-                port=port or defaults.port,
-                user=self.take(t, "user", e, _string, defaults.user),
-                labels=labels or {},
+                name=self.take(t, "name", e, _name, example='name = "node-a"') or "",
+                address=address,
+                port=_or(self.take(t, "port", e, _port, defaults.port), _BAD_PORT),
+                user=self.take(t, "user", e, _nonempty, defaults.user),
+                labels=self.read_labels(t, "labels", e),
                 capacity=capacity,
                 reserve=reserve or Resources(),
-                identity_file=self.take(t, "identity_file", e, _string, defaults.identity_file),
+                identity_file=self.take(t, "identity_file", e, _nonempty, defaults.identity_file),
                 jump=self.take(t, "jump", e, _name, None),
-                demo=bool(demo),
+                demo=demo,
             )
-            if len(self.problems) == before:
-                hosts.append(host)
+            hosts.append((host, e, position))
         return hosts
 
-    def read_services(self, value: Any) -> list[Service]:
+    def read_services(self, value: Any) -> list[tuple[Service, str, str]]:
         services = []
-        for e, t in self.entries(value, "services"):
+        for e, position, t in self.entries(value, "services"):
             self.unknown_keys(t, SERVICE_KEYS, e)
-            before = len(self.problems)
             replicas = self.take(t, "replicas", e, _count, 1)
-            cpu = self.take(t, "cpu", e, _positive(parse_cpu, "cpu"))
-            mem = self.take(t, "mem", e, _positive(parse_size, "mem"))
-            extra = self.take(t, "resources", e, _extra_resources, {})
             min_healthy = self.take(t, "min_healthy", e, _count, 0)
             if replicas is not None and min_healthy is not None and min_healthy > replicas:
-                self.problem(e, "min_healthy", f"{min_healthy} is more than replicas ({replicas})")
+                self.problem(e, "min_healthy", f"{min_healthy} is more than replicas ({replicas}); use 0 to {replicas}")
+            cpu = self.take(t, "cpu", e, _positive(parse_cpu), example='cpu = "500m"')
+            mem = self.take(t, "mem", e, _positive(parse_size), example='mem = "256MiB"')
+            extra = self.read_resources(t, "resources", e, forbidden=(CPU, MEM)) if "resources" in t else None
             service = Service(
-                name=self.take(t, "name", e, _name) or "",
-                command=self.take(t, "command", e, _nonempty) or "",
+                name=self.take(t, "name", e, _name, example='name = "web"') or "",
+                command=self.take(t, "command", e, _nonempty, example='command = "python3 -m http.server {port}"')
+                or "",
                 replicas=replicas or 0,
-                resources=Resources(cpu or 0, mem or 0, extra or {}),
+                resources=Resources(cpu or 0, mem or 0, extra.extra if extra else {}),
                 max_per_host=self.take(t, "max_per_host", e, _positive_int, None),
-                spread_over=self.take(t, "spread_over", e, _name, None),
-                require=self.take(t, "require", e, _labels, {}) or {},
+                spread_over=self.take(t, "spread_over", e, _nonempty, None),
+                require=self.read_labels(t, "require", e),
                 avoid=tuple(self.take(t, "avoid", e, _names, []) or ()),
                 priority=self.take(t, "priority", e, _int, 0) or 0,
                 min_healthy=min_healthy or 0,
             )
-            if len(self.problems) == before:
-                services.append(service)
+            services.append((service, e, position))
         return services
 
-    def cross_check(self, hosts: list[Host], services: list[Service]) -> None:
-        seen: dict[str, str] = {}
-        for h in hosts:
-            e = f'hosts "{h.name}"'
-            if h.name in seen:
-                self.problem(e, "name", "is declared twice (host names must be unique)")
-            seen[h.name] = h.name
-        endpoints: dict[tuple[str, int], str] = {}
-        for h in hosts:
-            if h.is_local:
+    # -- sub-tables ------------------------------------------------------------
+
+    def read_resources(
+        self,
+        t: dict[str, Any],
+        field: str,
+        entry: str,
+        *,
+        required: tuple[str, ...] = (),
+        dimensions: tuple[str, ...] | None = None,
+        forbidden: tuple[str, ...] = (),
+    ) -> Resources | None:
+        """A `{ cpu = …, mem = …, gpu = … }` table; cpu and mem must be more than zero when `required`.
+
+        `dimensions` limits the keys (a reserve only takes what the host's capacity has);
+        otherwise any further key is a new dimension such as gpu, counted in whole units.
+        """
+        value = t[field]
+        if not isinstance(value, dict):
+            self.problem(entry, field, f'must be a table like {{ cpu = 4, mem = "8GiB" }}, {_got(value)}')
+            return None
+        before = len(self.problems)
+        missing = [d for d in required if d not in value]
+        amounts: dict[str, int] = {}
+        for key, amount in value.items():
+            where = f"{field}.{key}"
+            if key in forbidden:
+                self.problem(entry, where, f"belongs on the service itself ({key} = {literal(amount)}), not in {field}")
                 continue
-            key = (h.address, h.port)
-            if key in endpoints and endpoints[key] != h.name:
+            close = difflib.get_close_matches(key, missing, n=1)
+            if close or (dimensions is not None and key not in dimensions):
+                known = missing if close else dimensions or ()
+                self.problem(entry, where, f"is not a known dimension{_did_you_mean(key, known)}")
+                continue
+            parse = parse_cpu if key == CPU else parse_size if key == MEM else parse_quantity
+            try:
+                amounts[key] = parse(amount)
+            except UnitError as exc:
+                self.problem(entry, where, str(exc))
+                continue
+            if key in required and amounts[key] <= 0:
+                self.problem(entry, where, f"{literal(amount)} must be more than zero")
+        if missing and len(self.problems) == before:
+            self.problem(entry, field, f'must give {" and ".join(missing)}, e.g. {{ cpu = 4, mem = "8GiB" }}')
+        return Resources.of(amounts) if len(self.problems) == before else None
+
+    def read_labels(self, t: dict[str, Any], field: str, entry: str) -> dict[str, str]:
+        value = t.get(field, {})
+        if not isinstance(value, dict):
+            self.problem(entry, field, f'must be a table like {{ zone = "eu-1" }}, {_got(value)}')
+            return {}
+        labels = {}
+        for key, label in value.items():
+            if isinstance(label, str) and label.strip():
+                labels[key] = label
+            else:
+                self.problem(entry, f"{field}.{key}", f'must be a non-empty string (e.g. {key} = "a"), {_got(label)}')
+        return labels
+
+    # -- cross-checks ------------------------------------------------------------
+
+    def check_hosts(self, hosts: list[tuple[Host, str, str]]) -> None:
+        self.check_unique([(h.name, e, p) for h, e, p in hosts], "host")
+        endpoints: dict[tuple[str, int], str] = {}
+        for h, e, _ in hosts:
+            if not h.address or h.port == _BAD_PORT:
+                continue
+            endpoint = (h.address.lower(), 0 if h.is_local else h.port)
+            shown = LOCAL_ADDRESS if h.is_local else f"{h.address}:{h.port}"
+            if endpoint in endpoints:
                 self.problem(
-                    f'hosts "{h.name}"', "port", f'{h.address}:{h.port} is already used by host "{endpoints[key]}"'
+                    e, "address" if h.is_local else "port", f"{shown} is already used by {endpoints[endpoint]}"
                 )
-            endpoints.setdefault(key, h.name)
-        host_names = {h.name for h in hosts}
-        for h in hosts:
-            if h.jump is not None and (h.jump not in host_names or h.jump == h.name):
-                self.problem(f'hosts "{h.name}"', "jump", f'"{h.jump}" is not another host in this file')
+            else:
+                endpoints[endpoint] = e
+        names = [h.name for h, _, _ in hosts if h.name]
+        for h, e, _ in hosts:
+            if h.jump is not None and (h.jump not in names or h.jump == h.name):
+                others = [n for n in names if n != h.name]
+                self.problem(e, "jump", f'"{h.jump}" is not another host in this file{_did_you_mean(h.jump, others)}')
+
+    def check_unique(self, named: list[tuple[str, str, str]], what: str) -> None:
+        first: dict[str, str] = {}
+        for name, entry, position in named:
+            if name in first:
+                twice = f'"{name}" is declared twice, as {first[name]} and {position}'
+                self.problem(entry, "name", f"{twice} ({what} names must be unique)")
+            elif name:
+                first[name] = position
+
+    def check_services(self, services: list[tuple[Service, str, str]], hosts: list[Host]) -> None:
         label_values: dict[str, set[str]] = {}
         for h in hosts:
             for k, v in h.labels.items():
                 label_values.setdefault(k, set()).add(v)
-        dimensions = {CPU, MEM} | {d for h in hosts if h.capacity for d in h.capacity.extra}
-        names = [s.name for s in services]
-        for s in services:
-            e = f'services "{s.name}"'
-            if names.count(s.name) > 1 and names.index(s.name) != services.index(s):
-                self.problem(e, "name", "is declared twice (service names must be unique)")
+        dimensions = {d for h in hosts if h.capacity for d in h.capacity.extra}
+        self.check_unique([(s.name, e, p) for s, e, p in services], "service")
+        names = sorted({s.name for s, _, _ in services if s.name})
+        for s, e, _ in services:
             for other in s.avoid:
                 if other not in names:
-                    close = difflib.get_close_matches(other, names, n=1)
-                    hint = f' (did you mean "{close[0]}"?)' if close else ""
-                    self.problem(e, "avoid", f'names "{other}", which is not a service in this file{hint}')
+                    self.problem(
+                        e, "avoid", f'names "{other}", which is not a service in this file{_did_you_mean(other, names)}'
+                    )
             if s.spread_over is not None and s.spread_over not in label_values:
-                known = ", ".join(sorted(label_values)) or "none"
-                self.problem(e, "spread_over", f'"{s.spread_over}" is not a label of any host (labels: {known})')
-            for k, v in s.require.items():
-                if v not in label_values.get(k, set()):
-                    self.problem(e, "require", f'{k} = "{v}" matches no host')
+                self.problem(
+                    e,
+                    "spread_over",
+                    f'"{s.spread_over}" is not a label of any host{_did_you_mean(s.spread_over, label_values)}',
+                )
+            self.check_require(s, e, hosts, label_values)
             for d in s.resources.extra:
                 if d not in dimensions:
-                    self.problem(e, "resources", f'"{d}" is not in any host\'s capacity')
+                    hint = _did_you_mean(d, dimensions) if dimensions else " (no host declares further dimensions)"
+                    self.problem(e, f"resources.{d}", f"is not in any host's capacity{hint}")
+
+    def check_require(self, s: Service, e: str, hosts: list[Host], label_values: dict[str, set[str]]) -> None:
+        each_exists = True
+        for k, v in s.require.items():
+            if k not in label_values:
+                self.problem(e, f"require.{k}", f"names a label no host has{_did_you_mean(k, label_values)}")
+                each_exists = False
+            elif v not in label_values[k]:
+                values = ", ".join(f'"{x}"' for x in sorted(label_values[k]))
+                self.problem(e, f"require.{k}", f'"{v}" matches no host (hosts have {k} = {values})')
+                each_exists = False
+        if each_exists and s.require and hosts and not any(s.matches(h) for h in hosts):
+            self.problem(e, "require", f"{literal(dict(s.require))} matches no host: no host has all these labels")
 
 
 # -- converters: each returns the value or raises ValueError saying what is valid --
 
 
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)  # fmt: skip
+def _is_loopback(address: str) -> bool:
+    if address in ("localhost", LOCAL_ADDRESS):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _or(value: T | None, default: T) -> T:
@@ -315,40 +482,37 @@ def _or(value: T | None, default: T) -> T:
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"must be a string, got {_kind(value)} {value!r}")
+        raise ValueError(f"must be a string, {_got(value)}")
     return value
 
 
 def _nonempty(value: Any) -> str:
     if not _string(value).strip():
-        raise ValueError("must not be empty")
+        raise ValueError(f"must not be empty, got {literal(value)}")
     return value
 
 
 def _name(value: Any) -> str:
-    text = _nonempty(value)
-    if any(c.isspace() or c in "/\\" for c in text):
-        raise ValueError(f"{text!r} must not contain spaces or slashes")
-    return text
+    if not _NAME_RE.match(_string(value)):
+        raise ValueError(f'{literal(value)} is not a valid name (use letters, digits, ".", "_" and "-", e.g. "web-1")')
+    return value
 
 
 def _names(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [_name(value)]
     if not isinstance(value, list):
-        raise ValueError(f"must be a list of names, got {_kind(value)} {value!r}")
+        raise ValueError(f'must be a list of names like ["cache"], {_got(value)}')
     return [_name(v) for v in value]
 
 
 def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {_kind(value)} {value!r}")
+        raise ValueError(f"must be true or false, {_got(value)}")
     return value
 
 
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, got {_kind(value)} {value!r}")
+        raise ValueError(f"must be a whole number, {_got(value)}")
     return value
 
 
@@ -373,15 +537,15 @@ def _port(value: Any) -> int:
 def _positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
-        raise ValueError(f'must be more than 0 (e.g. "1s"), got {value!r}')
+        raise ValueError(f'{literal(value)} must be more than zero (e.g. "1s")')
     return seconds
 
 
-def _positive(parse: Callable[[Any], int], what: str) -> Callable[[Any], int]:
+def _positive(parse: Callable[[Any], int]) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         amount = parse(value)
         if amount <= 0:
-            raise ValueError(f"{value!r} must be more than zero")
+            raise ValueError(f"{literal(value)} must be more than zero")
         return amount
 
     return convert
@@ -391,48 +555,7 @@ def _enum(kind: type[T]) -> Callable[[Any], T]:
     def convert(value: Any) -> T:
         options = [m.value for m in kind]  # type: ignore[attr-defined]
         if value not in options:
-            raise ValueError(f"{value!r} is not one of: " + ", ".join(f'"{o}"' for o in options))
+            raise ValueError(f"{literal(value)} is not one of: " + ", ".join(f'"{o}"' for o in options))
         return kind(value)  # type: ignore[call-arg]
 
     return convert
-
-
-def _labels(value: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise ValueError(f'must be a table like {{ zone = "a" }}, got {_kind(value)} {value!r}')
-    for k, v in value.items():
-        if not isinstance(v, str):
-            raise ValueError(f"{k} must be a string, got {_kind(v)} {v!r}")
-    return dict(value)
-
-
-def _resources(value: Any, *, positive: bool) -> Resources:
-    if not isinstance(value, dict):
-        raise ValueError(f'must be a table like {{ cpu = 4, mem = "8GiB" }}, got {_kind(value)} {value!r}')
-    amounts: dict[str, int] = {}
-    for k, v in value.items():
-        parse = parse_cpu if k == CPU else parse_size if k == MEM else parse_quantity
-        try:
-            amounts[k] = parse(v)
-        except UnitError as exc:
-            raise ValueError(f"{k}: {exc}") from None
-        if positive and k in (CPU, MEM) and amounts[k] <= 0:
-            raise ValueError(f"{k}: {v!r} must be more than zero")
-    if positive and (CPU not in amounts or MEM not in amounts):
-        raise ValueError("must give both cpu and mem")
-    return Resources.of(amounts)
-
-
-def _capacity(value: Any) -> Resources:
-    return _resources(value, positive=True)
-
-
-def _reserve(value: Any) -> Resources:
-    return _resources(value, positive=False)
-
-
-def _extra_resources(value: Any) -> dict[str, int]:
-    extra = _resources(value, positive=False)
-    if CPU in value or MEM in value:
-        raise ValueError("holds further dimensions only (gpu, …); cpu and mem are keys of the service")
-    return dict(extra.extra)

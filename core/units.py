@@ -1,67 +1,96 @@
 """Parsing and formatting of cpu, memory and duration quantities.
 
 The solver needs integers, so cpu is held in millicores and memory in bytes.
-Every place that reads or prints a quantity goes through this module.
+Every place that reads or prints a quantity goes through this module. Numbers
+are read as exact fractions, so `"1.5G"` is exactly 1_500_000_000 bytes and no
+input, however long, overflows a float.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from decimal import Decimal
+from fractions import Fraction
 
-_CPU_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(m?)\s*$")
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*([KMGTP]?i?B?|[kmgtp]i?b?)\s*$")
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+_CPU_RE = re.compile(rf"^\s*{_NUMBER}\s*(m?)\s*$")
+_SIZE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]*)\s*$")
+_DURATION_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]*)\s*$")
 
+_BINARY = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_DECIMAL = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4, "P": 1000**5}
+# Upper-cased unit → factor: `MiB`/`Mi` are binary, `MB`/`M` decimal, `B` or nothing is bytes.
 _SIZE_FACTORS = {
     "": 1,
     "B": 1,
-    "K": 1000,
-    "KB": 1000,
-    "M": 1000**2,
-    "MB": 1000**2,
-    "G": 1000**3,
-    "GB": 1000**3,
-    "T": 1000**4,
-    "TB": 1000**4,
-    "P": 1000**5,
-    "PB": 1000**5,
-    "KI": 1024,
-    "KIB": 1024,
-    "MI": 1024**2,
-    "MIB": 1024**2,
-    "GI": 1024**3,
-    "GIB": 1024**3,
-    "TI": 1024**4,
-    "TIB": 1024**4,
-    "PI": 1024**5,
-    "PIB": 1024**5,
+    **_DECIMAL,
+    **{p + "B": f for p, f in _DECIMAL.items()},
+    **{p + "I": f for p, f in _BINARY.items()},
+    **{p + "IB": f for p, f in _BINARY.items()},
 }
-_DURATION_FACTORS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_FACTORS = {"": Fraction(1), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600)}
+
+CPU_EXAMPLES = '0.5, 2 or "500m"'
+SIZE_EXAMPLES = '"512MiB", "2GiB" or "1.5G"'
+SIZE_UNITS = "B, KiB, MiB, GiB, TiB, PiB (binary) or K, M, G, T, P (decimal)"
+DURATION_EXAMPLES = '3, "500ms", "10s", "1m" or "1h"'
+
+# The solver works in 64-bit integers and multiplies amounts by replica counts; 2**53 (8 PiB of
+# memory, 9e12 cores) leaves room for that while being far above any real machine.
+MAX_AMOUNT = 2**53
 
 
 class UnitError(ValueError):
     """A quantity that cannot be read; the message says what would be valid."""
 
 
-def parse_cpu(value: object) -> int:
-    """Cores as a number (`2`, `0.5`) or millicores as a string (`"500m"`) → millicores."""
+def literal(value: object) -> str:
+    """A value as it would be written in TOML, so messages quote what the user typed."""
     if isinstance(value, bool):
-        raise UnitError(f'{value!r} is not a cpu amount (use e.g. 0.5, 2 or "500m")')
-    if isinstance(value, int | float):
-        text = repr(float(value)) if isinstance(value, float) else str(value)
-    elif isinstance(value, str):
-        text = value
-    else:
-        raise UnitError(f'{value!r} is not a cpu amount (use e.g. 0.5, 2 or "500m")')
-    match = _CPU_RE.match(text)
-    if not match or (isinstance(value, float) and not math.isfinite(value)):
-        raise UnitError(f'{value!r} is not a cpu amount (use e.g. 0.5, 2 or "500m")')
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {literal(v)}" for k, v in value.items()) + " }" if value else "{}"
+    return str(value)
+
+
+def _number_text(value: object, what: str, examples: str) -> str:
+    """The decimal text of a TOML number or string, or UnitError for other types and non-finite floats."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise UnitError(f"{literal(value)} is not {what} (use e.g. {examples})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnitError(f"{literal(value)} is not {what} (use e.g. {examples})")
+    if isinstance(value, int | float) and value < 0:
+        raise UnitError(f"{literal(value)} is negative (use e.g. {examples})")
+    if isinstance(value, float):
+        # repr is the shortest text that reads back as this float: 0.1 → "0.1", not 0.1000000000000000055…
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, str) and value.strip().startswith("-"):
+        raise UnitError(f"{literal(value)} is negative (use e.g. {examples})")
+    return str(value)
+
+
+def _bounded(amount: int, value: object, examples: str) -> int:
+    if amount > MAX_AMOUNT:
+        raise UnitError(f"{literal(value)} is larger than any machine (use e.g. {examples})")
+    return amount
+
+
+def parse_cpu(value: object) -> int:
+    """Cores as a number (`2`, `0.5`, `"2"`) or millicores as a string (`"500m"`) → millicores."""
+    match = _CPU_RE.match(_number_text(value, "a cpu amount", CPU_EXAMPLES))
+    if not match:
+        raise UnitError(f"{literal(value)} is not a cpu amount (use e.g. {CPU_EXAMPLES})")
     number, milli = match.groups()
-    millicores = float(number) if milli else float(number) * 1000
-    if millicores != int(millicores):
-        raise UnitError(f'{value!r} is finer than a millicore (use e.g. "250m")')
-    return int(millicores)
+    millicores = Fraction(number) * (1 if milli else 1000)
+    if millicores.denominator != 1:
+        raise UnitError(f'{literal(value)} is finer than a millicore (use e.g. "250m")')
+    return _bounded(int(millicores), value, CPU_EXAMPLES)
 
 
 def format_cpu(millicores: int) -> str:
@@ -73,23 +102,19 @@ def format_cpu(millicores: int) -> str:
 
 def parse_size(value: object) -> int:
     """`512MiB`, `2GiB`, `1.5G`, `1000` (bytes) → bytes."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise UnitError(f'{value!r} is not a size (use e.g. "512MiB" or "2GiB")')
-    if isinstance(value, int):
-        if value < 0:
-            raise UnitError(f'{value!r} is not a size (use e.g. "512MiB" or "2GiB")')
-        return value
-    match = _SIZE_RE.match(value)
+    if isinstance(value, float):
+        raise UnitError(f"{literal(value)} is not a size: give a unit as a string (use e.g. {SIZE_EXAMPLES})")
+    match = _SIZE_RE.match(_number_text(value, "a size", SIZE_EXAMPLES))
     if not match:
-        raise UnitError(f'{value!r} is not a size (use e.g. "512MiB" or "2GiB")')
+        raise UnitError(f"{literal(value)} is not a size (use e.g. {SIZE_EXAMPLES})")
     number, unit = match.groups()
     factor = _SIZE_FACTORS.get(unit.upper())
     if factor is None:
-        raise UnitError(f"{value!r} has an unknown unit (use B, KiB, MiB, GiB, TiB or K, M, G, T)")
-    size = float(number) * factor
-    if size != int(size):
-        raise UnitError(f"{value!r} is not a whole number of bytes")
-    return int(size)
+        raise UnitError(f'{literal(value)} has an unknown unit "{unit}" (use {SIZE_UNITS})')
+    size = Fraction(number) * factor
+    if size.denominator != 1:
+        raise UnitError(f"{literal(value)} is not a whole number of bytes (use a smaller unit)")
+    return _bounded(int(size), value, SIZE_EXAMPLES)
 
 
 def format_size(size: int) -> str:
@@ -118,21 +143,20 @@ def human_cpu(millicores: int) -> str:
 def parse_quantity(value: object) -> int:
     """A further resource dimension (gpu, …): a non-negative whole number."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise UnitError(f"{value!r} is not a whole number of units (use e.g. 1 or 8)")
-    return value
+        raise UnitError(f"{literal(value)} is not a whole number of units (use e.g. 1 or 8)")
+    return _bounded(value, value, "1 or 8")
 
 
 def parse_duration(value: object) -> float:
-    """`3`, `2.5`, `"3s"`, `"500ms"`, `"1m"` → seconds."""
-    if isinstance(value, bool):
-        raise UnitError(f'{value!r} is not a duration (use e.g. 3, "500ms" or "1m")')
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise UnitError(f'{value!r} is not a duration (use e.g. 3, "500ms" or "1m")')
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            number, unit = match.groups()
-            return float(number) * _DURATION_FACTORS[unit]
-    raise UnitError(f'{value!r} is not a duration (use e.g. 3, "500ms" or "1m")')
+    """`3`, `2.5`, `"3s"`, `"500ms"`, `"1m"`, `"1h"` → seconds."""
+    match = _DURATION_RE.match(_number_text(value, "a duration", DURATION_EXAMPLES))
+    if not match:
+        raise UnitError(f"{literal(value)} is not a duration (use e.g. {DURATION_EXAMPLES})")
+    number, unit = match.groups()
+    factor = _DURATION_FACTORS.get(unit.lower())
+    if factor is None:
+        raise UnitError(f'{literal(value)} has an unknown unit "{unit}" (use ms, s, m or h)')
+    try:
+        return float(Fraction(number) * factor)
+    except OverflowError:
+        raise UnitError(f"{literal(value)} is too long a duration (use e.g. {DURATION_EXAMPLES})") from None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from console.commands.options import add_config, load_config
-from core.model import total
-from core.units import human_cpu, human_size
+from core.model import ClusterConfig, total
+from core.units import format_cpu, format_size, human_cpu, human_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,19 +17,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
+    print("\n".join(summary(cfg)))
+    return 0
+
+
+def summary(cfg: ClusterConfig) -> list[str]:
+    """What the file declares, with requests against declared capacity, and warnings that do not block it."""
     requested = total(s.resources * s.replicas for s in cfg.services)
     pinned = [h for h in cfg.hosts if h.capacity is not None]
     capacity = total(h.usable() for h in pinned)
     replicas = sum(s.replicas for s in cfg.services)
     kind = "demo fleet" if cfg.demo else "fleet"
-    print(f"{cfg.source}: valid — cluster {cfg.name!r} ({kind})")
-    print(f"  hosts:    {len(cfg.hosts)} ({len(pinned)} with pinned capacity)")
-    print(f"  services: {len(cfg.services)} ({replicas} replicas)")
-    print(f"  cpu:      {human_cpu(requested.cpu)} cores requested / {human_cpu(capacity.cpu)} declared")
-    print(f"  mem:      {human_size(requested.mem)} requested / {human_size(capacity.mem)} declared")
+    lines = [
+        f"{cfg.source}: valid — cluster {cfg.name!r} ({kind})",
+        f"  hosts:    {len(cfg.hosts)} ({len(pinned)} with pinned capacity)",
+        f"  services: {len(cfg.services)} ({replicas} replicas)",
+        f"  cpu:      {human_cpu(requested.cpu)} cores requested / {human_cpu(capacity.cpu)} declared",
+        f"  mem:      {human_size(requested.mem)} requested / {human_size(capacity.mem)} declared",
+    ]
     for dim in sorted(set(requested.extra) | set(capacity.extra)):
-        print(f"  {dim + ':':<9} {requested.get(dim)} requested / {capacity.get(dim)} declared")
-    if pinned and len(pinned) == len(cfg.hosts) and not requested.fits(capacity):
+        lines.append(f"  {dim + ':':<9} {requested.get(dim)} requested / {capacity.get(dim)} declared")
+    if len(pinned) < len(cfg.hosts):
+        return lines  # probed hosts may hold more than the file says: nothing more to judge offline
+    if not requested.fits(capacity):
         short = [d for d in requested.dimensions if requested.get(d) > capacity.get(d)]
-        print(f"  warning: requests exceed declared capacity in {', '.join(short)}; some replicas will stay unplaced")
-    return 0
+        lines.append(f"  warning: requests exceed declared capacity in {', '.join(short)}; some replicas stay unplaced")
+    for s in cfg.services:
+        if s.replicas and not any(s.matches(h) and s.resources.fits(h.usable()) for h in cfg.hosts):
+            need = f"{format_cpu(s.resources.cpu)} cpu, {format_size(s.resources.mem)}"
+            lines.append(f'  warning: services "{s.name}": one replica ({need}) fits on no host it may use')
+    return lines
