@@ -1,0 +1,81 @@
+"""An in-memory fleet for engine unit tests: hosts hold replica records like real ones do."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from core.errors import HostUnreachable
+from core.model import ClusterConfig, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Service
+
+
+class FakeFleet:
+    def __init__(self, config: ClusterConfig):
+        self.config = config
+        self.states = {h.name: HostState.UP for h in config.hosts}
+        self.records: dict[str, dict[ReplicaId, ReplicaStatus]] = {h.name: {} for h in config.hosts}
+        self.starts: list[tuple[str, ReplicaId]] = []  # every start that created a process
+        self.stops: list[tuple[str, ReplicaId]] = []
+        self.fail_starts_on: set[str] = set()
+        self.closed = False
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def update_config(self, config: ClusterConfig) -> None:
+        self.config = config
+        for h in config.hosts:
+            self.states.setdefault(h.name, HostState.UP)
+            self.records.setdefault(h.name, {})
+
+    def observations(self) -> Mapping[str, HostObservation]:
+        now = time.time()
+        out = {}
+        for h in self.config.hosts:
+            cap = h.capacity or Resources(4000, 8 << 30)
+            out[h.name] = HostObservation(
+                h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values())
+            )
+        return out
+
+    def _reachable(self, host: str) -> None:
+        if not self.states[host].reachable:
+            raise HostUnreachable(host, "connection refused")
+
+    async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus:
+        self._reachable(host)
+        replica = ReplicaId(service.name, index)
+        existing = self.records[host].get(replica)
+        if existing is not None and existing.running:
+            return existing
+        if host in self.fail_starts_on:
+            raise HostUnreachable(host, "start failed")
+        status = ReplicaStatus(replica, host, pid=1000 + len(self.starts), running=True, generation=generation,
+                               started_at=time.time())  # fmt: skip
+        self.records[host][replica] = status
+        self.starts.append((host, replica))
+        return status
+
+    async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
+        self._reachable(host)
+        if self.records[host].pop(replica, None) is not None:
+            self.stops.append((host, replica))
+
+    # -- test controls ---------------------------------------------------------------
+
+    def crash_replica(self, host: str, replica: ReplicaId) -> None:
+        r = self.records[host][replica]
+        self.records[host][replica] = ReplicaStatus(
+            r.replica, host, r.pid, False, r.generation, started_at=r.started_at
+        )
+
+    def running(self) -> dict[ReplicaId, list[str]]:
+        out: dict[ReplicaId, list[str]] = {}
+        for host, recs in self.records.items():
+            for r in recs.values():
+                if r.running:
+                    out.setdefault(r.replica, []).append(host)
+        return out
