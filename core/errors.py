@@ -79,3 +79,11 @@ class InvalidProblem(LoadmasterError):
     def __init__(self, problems: list[str]):
         self.problems = problems
         super().__init__("cannot plan: " + "; ".join(problems))
+
+
+class HostCommandFailed(LoadmasterError):
+    """A command loadmaster ran on a reachable host (start, stop, list a replica) failed there."""
+
+    def __init__(self, host: str, what: str, detail: str):
+        self.host, self.what, self.detail = host, what, detail
+        super().__init__(f"{host}: {what} failed: {detail}")
