@@ -120,8 +120,11 @@ class Engine:
     def config(self) -> ClusterConfig:
         return self._config
 
-    async def start(self, *, first_contact_timeout: float | None = None) -> None:
-        """Connect, wait for a first word from every host (bounded), roll unfinished plans forward."""
+    async def start(self, *, first_contact_timeout: float | None = None, run_loop: bool = True) -> None:
+        """Connect, wait for a first word from every host (bounded), roll unfinished plans forward.
+
+        One-shot commands (status, plan) pass `run_loop=False`: they look once and change nothing.
+        """
         await self._fleet.start()
         deadline = self._clock() + (first_contact_timeout or self._config.defaults.connect_timeout)
         while self._clock() < deadline:
@@ -130,8 +133,10 @@ class Engine:
                 break
             await asyncio.sleep(0.05)
         self._observe()
-        await self._roll_forward()
-        self._tasks.append(asyncio.create_task(self._loop(), name="engine-loop"))
+        if not self.read_only:
+            await self._roll_forward()
+        if run_loop:
+            self._tasks.append(asyncio.create_task(self._loop(), name="engine-loop"))
 
     async def close(self, grace: float = 60.0) -> None:
         """Let the actions in flight finish (no new one begins; the journal keeps the rest), then disconnect."""

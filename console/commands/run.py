@@ -1,0 +1,44 @@
+"""`loadmaster run --headless`: the daemon that observes, fails over and (optionally) rebalances."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from console.commands.options import add_config, add_read_only, load_config
+from console.commands.runtime import make_engine
+from core import config as config_io
+from core.engine.daemon import JsonLog, run_daemon
+from core.errors import LoadmasterError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the daemon: observe, fail over, apply within policy, log JSON lines")
+    add_config(p)
+    add_read_only(p)
+    p.add_argument("--headless", action="store_true", required=True, help="run without the console (required)")
+    p.add_argument("--auto-apply", action="store_true", help="apply rebalancing plans within [policy] on its own")
+    p.add_argument("--log", metavar="FILE", help="append JSON lines here instead of stdout")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = config_io.resolve_path(args.config)
+    cfg = load_config(args)
+    auto = args.auto_apply or cfg.policy.auto_apply
+    stream = open(args.log, "a", buffering=1) if args.log else sys.stdout  # noqa: SIM115
+    try:
+        return asyncio.run(
+            run_daemon(
+                path,
+                cfg,
+                lambda c: make_engine(c, read_only=args.read_only, auto_apply=auto, failover_auto=True),
+                JsonLog(stream),
+            )
+        )
+    except OSError as exc:
+        raise LoadmasterError(f"cannot run: {exc}") from None
+    finally:
+        if stream is not sys.stdout:
+            stream.close()

@@ -1,0 +1,91 @@
+"""`loadmaster status [--json]`: hosts and services once, for scripts and cron."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from console.commands.options import add_config, load_config
+from console.commands.runtime import open_engine
+from core.engine.api import Snapshot
+from core.engine.planfile import utilization
+from core.units import human_cpu, human_size
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="print hosts and services once")
+    add_config(p)
+    p.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    snap = asyncio.run(_snapshot(args))
+    doc = status_document(snap)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render(doc))
+    down = [h for h in doc["hosts"] if h["state"] != "up"]
+    short = [s for s in doc["services"] if s["running"] < s["desired"]]
+    return 1 if down or short else 0
+
+
+async def _snapshot(args: argparse.Namespace) -> Snapshot:
+    async with open_engine(load_config(args), read_only=True) as engine:
+        return engine.snapshot()
+
+
+def status_document(snap: Snapshot) -> dict[str, Any]:
+    cfg = snap.config
+    requested = utilization(cfg, snap.placement)
+    hosts = []
+    for h in cfg.hosts:
+        obs = snap.hosts[h.name]
+        cap = h.usable(obs.capacity)
+        on = snap.placement.on_host(h.name)
+        hosts.append({
+            "name": h.name,
+            "state": obs.state.value,
+            "labels": dict(h.labels),
+            "capacity": cap.as_dict(),
+            "requested": requested[h.name].as_dict(),
+            "cpu_percent": obs.cpu_percent,
+            "mem_available": obs.mem_available,
+            "replicas": [str(r) for r in on],
+            "error": obs.error,
+        })  # fmt: skip
+    services = []
+    for s in cfg.services:
+        running = [r for r in s.replica_ids() if r in snap.placement.assignments and _up(snap, snap.placement.assignments[r])]
+        services.append({
+            "name": s.name,
+            "desired": s.replicas,
+            "running": len(running),
+            "hosts": sorted({snap.placement.assignments[r] for r in running}),
+        })  # fmt: skip
+    return {"cluster": cfg.name, "at": round(snap.at, 3), "hosts": hosts, "services": services}
+
+
+def _up(snap: Snapshot, host: str) -> bool:
+    obs = snap.hosts.get(host)
+    return obs is not None and obs.state.reachable
+
+
+def render(doc: dict[str, Any]) -> str:
+    lines = [f"cluster {doc['cluster']}", ""]
+    header = f"{'HOST':<14}{'STATE':<14}{'CPU req/cap':<16}{'MEM req/cap':<22}{'CPU%':>6}  REPLICAS"
+    lines.append(header)
+    for h in doc["hosts"]:
+        cpu = f"{human_cpu(h['requested']['cpu'])}/{human_cpu(h['capacity']['cpu'])}"
+        mem = f"{human_size(h['requested']['mem'])}/{human_size(h['capacity']['mem'])}"
+        pct = "-" if h["cpu_percent"] is None else f"{h['cpu_percent']:.0f}"
+        lines.append(f"{h['name']:<14}{h['state']:<14}{cpu:<16}{mem:<22}{pct:>6}  {len(h['replicas'])}")
+        if h["error"]:
+            lines.append(f"{'':<14}{h['error']}")
+    lines += ["", f"{'SERVICE':<14}{'RUNNING':<10}HOSTS"]
+    for s in doc["services"]:
+        lines.append(f"{s['name']:<14}{s['running']}/{s['desired']:<8}{', '.join(s['hosts'])}")
+    return "\n".join(lines)

@@ -1,0 +1,141 @@
+"""The engine over an in-memory fleet with the real optimizer: drift, failover, stale plans, policy."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from core.engine.engine import Engine
+from core.engine.events import EventKind
+from core.engine.journal import Journal
+from core.errors import ReadOnly, StalePlan
+from core.model import HostState, ReplicaId
+
+from .fake_fleet import FakeFleet
+
+
+async def until(predicate, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def desired(config):
+    return {r for s in config.services for r in s.replica_ids()}
+
+
+@pytest.fixture
+async def engine_of(tmp_path):
+    engines = []
+
+    async def make(config, **kw):
+        fleet = FakeFleet(config)
+        engine = Engine(config, fleet, Journal(tmp_path / f"j{len(engines)}.db"), workers=1, **kw)
+        engines.append(engine)
+        await engine.start(first_contact_timeout=1)
+        return engine, fleet
+
+    yield make
+    for e in engines:
+        await e.close(grace=5)
+
+
+async def test_drift_becomes_a_pending_plan_without_auto_apply(engine_of, small_config):
+    engine, fleet = await engine_of(small_config)
+    await until(lambda: engine.snapshot().pending is not None)
+    plan = engine.snapshot().pending
+    assert {a.replica for a in plan.actions} == desired(small_config)
+    assert fleet.starts == []  # nothing changes until approved
+    await engine.approve(plan)
+    assert set(fleet.running()) == desired(small_config)
+    assert all(len(h) == 1 for h in fleet.running().values())
+    # web has max_per_host = 1
+    assert len({fleet.running()[ReplicaId("web", i)][0] for i in range(3)}) == 3
+    assert engine.snapshot().pending is None
+
+
+async def test_auto_apply_places_everything_and_fails_over(engine_of, small_config):
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    await engine.wait_failover()
+    victim = fleet.running()[ReplicaId("db", 0)][0]
+    lost = {r for r, hosts in fleet.running().items() if victim in hosts}
+    queue = engine.subscribe()
+    fleet.states[victim] = HostState.DOWN
+    await until(lambda: all(any(h != victim for h in fleet.running().get(r, [])) for r in lost))
+    kinds = []
+    while not queue.empty():
+        kinds.append(queue.get_nowait().kind)
+    assert EventKind.HOST_DOWN in kinds and EventKind.FAILOVER_STARTED in kinds
+    # the host comes back with its old copies still running: they are stopped as duplicates
+    fleet.states[victim] = HostState.UP
+    await until(lambda: all(len(h) == 1 for h in fleet.running().values()))
+    assert set(fleet.running()) == desired(small_config)
+
+
+async def test_console_mode_failover_waits_for_approval(engine_of, small_config):
+    engine, fleet = await engine_of(small_config)
+    await engine.approve(await engine.plan())
+    await engine.wait_failover()
+    victim = fleet.running()[ReplicaId("db", 0)][0]
+    fleet.states[victim] = HostState.DOWN
+    await until(lambda: (p := engine.snapshot().pending) is not None and p.reason == f"failover:{victim}")
+    assert all(victim not in hosts or len(hosts) == 1 for hosts in fleet.running().values())
+
+
+async def test_stale_plan_is_refused_with_reasons(engine_of, small_config):
+    engine, fleet = await engine_of(small_config)
+    plan = await engine.plan()
+    fleet.states["c"] = HostState.DOWN
+    await until(lambda: engine.snapshot().hosts["c"].state is HostState.DOWN)
+    await asyncio.sleep(0.3)
+    with pytest.raises(StalePlan) as err:
+        await engine.approve(plan)
+    assert "c is down since the plan was made (it was up)" in err.value.reasons
+    assert fleet.starts == []
+
+
+async def test_config_change_is_stale_and_replanned(engine_of, small_config):
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    old_plan = await engine.plan()
+    services = tuple(dataclasses.replace(s, replicas=2) if s.name == "web" else s for s in small_config.services)
+    engine.reload(dataclasses.replace(small_config, services=services))
+    assert "web has 2 replicas in the cluster file, the plan assumed 3" in engine.check_stale(old_plan)
+    await until(lambda: ReplicaId("web", 2) not in fleet.running())
+
+
+async def test_crashed_replica_restarts_in_place(engine_of, small_config):
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    replica = ReplicaId("web", 1)
+    host = fleet.running()[replica][0]
+    fleet.crash_replica(host, replica)
+    await until(lambda: fleet.running().get(replica) == [host])
+    assert fleet.starts.count((host, replica)) == 2
+
+
+async def test_read_only_changes_nothing(engine_of, small_config):
+    engine, fleet = await engine_of(small_config, read_only=True, auto_apply=True)
+    plan = await engine.plan()
+    with pytest.raises(ReadOnly):
+        await engine.approve(plan)
+    await asyncio.sleep(0.5)
+    assert fleet.starts == [] and fleet.stops == []
+
+
+async def test_plans_are_deterministic(engine_of, small_config):
+    e1, _ = await engine_of(small_config)
+    e2, _ = await engine_of(small_config)
+    p1, p2 = await e1.plan(), await e2.plan()
+    assert p1.target == p2.target and p1.actions == p2.actions and p1.basis == p2.basis
+
+
+async def test_rejected_plan_is_dropped(engine_of, small_config):
+    engine, fleet = await engine_of(small_config)
+    plan = await engine.plan()
+    await engine.reject(plan)
+    assert engine.snapshot().pending is None
+    assert any(e.kind is EventKind.PLAN_REJECTED for e in engine.recent_events())
