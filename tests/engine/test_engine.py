@@ -108,7 +108,7 @@ async def test_config_change_is_stale_and_replanned(engine_of, small_config):
 
 
 async def test_crashed_replica_restarts_in_place(engine_of, small_config):
-    engine, fleet = await engine_of(small_config, auto_apply=True)
+    _engine, fleet = await engine_of(small_config, auto_apply=True)
     await until(lambda: set(fleet.running()) == desired(small_config))
     replica = ReplicaId("web", 1)
     host = fleet.running()[replica][0]
@@ -134,7 +134,7 @@ async def test_plans_are_deterministic(engine_of, small_config):
 
 
 async def test_rejected_plan_is_dropped(engine_of, small_config):
-    engine, fleet = await engine_of(small_config)
+    engine, _fleet = await engine_of(small_config)
     plan = await engine.plan()
     await engine.reject(plan)
     assert engine.snapshot().pending is None
