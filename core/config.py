@@ -184,7 +184,7 @@ class _Reader:
         name, poll, timeout, state_dir, demo = self.read_cluster(self.table(data, "cluster"))
         defaults = self.read_defaults(self.table(data, "defaults"))
         policy = self.read_policy(self.table(data, "policy"))
-        if "hosts" not in data:
+        if not data.get("hosts", []):
             self.problem("", "hosts", "are missing: declare at least one [[hosts]] table with name and address")
         hosts = self.read_hosts(data.get("hosts", []), demo, defaults)
         services = self.read_services(data.get("services", []))

@@ -1,0 +1,322 @@
+"""cluster.toml → model: values, defaults, the lookup order, cross-checks, and robustness to any input."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core import config
+from core.errors import ConfigError
+from core.model import ClusterConfig, HostKeyPolicy, Policy, Resources, SshDefaults, Strategy
+from core.units import literal
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """\
+[[hosts]]
+name = "h1"
+address = "10.0.0.1"
+"""
+
+
+def problems(text: str) -> list[tuple[str, str, str]]:
+    """(entry, field, message) of every problem, in order."""
+    with pytest.raises(ConfigError) as err:
+        config.parse(text, "f.toml")
+    assert all(p.file == "f.toml" and p.message for p in err.value.problems)
+    return [(p.entry, p.field, p.message) for p in err.value.problems]
+
+
+def test_root_file_is_the_demo_fleet() -> None:
+    cfg = config.load(ROOT / "cluster.toml")
+    assert cfg.demo and all(h.demo for h in cfg.hosts)
+    assert 6 <= len(cfg.hosts) <= 8
+    assert 4 <= len(cfg.services) <= 6
+    assert all(ipaddress.ip_address(h.address).is_loopback for h in cfg.hosts)
+    assert len({h.port for h in cfg.hosts}) == len(cfg.hosts)
+    assert 2 <= len({h.labels["zone"] for h in cfg.hosts}) <= 3
+    assert len({h.capacity for h in cfg.hosts}) >= 2 and all(h.capacity for h in cfg.hosts)
+    constrained = [s for s in cfg.services if s.spread_over or s.require or s.avoid or s.max_per_host]
+    assert len(constrained) >= 3
+
+
+def test_minimal_file_takes_every_default() -> None:
+    cfg = config.parse(MINIMAL, "f.toml")
+    assert cfg == ClusterConfig(
+        name="loadmaster", hosts=cfg.hosts, services=(), defaults=SshDefaults(), policy=Policy(), source="f.toml"
+    )
+    (host,) = cfg.hosts
+    assert (host.name, host.address, host.port, host.user, host.capacity) == ("h1", "10.0.0.1", 22, None, None)
+    assert host.reserve == Resources() and dict(host.labels) == {} and not host.demo
+
+
+def test_every_key_is_read() -> None:
+    text = """
+    [cluster]
+    name = "prod"
+    poll_interval = "500ms"
+    failure_timeout = 4
+    state_dir = "/var/lib/lm"
+
+    [defaults]
+    user = "deploy"
+    port = 2222
+    identity_file = "~/.ssh/lm"
+    known_hosts = "/etc/lm/known_hosts"
+    host_key_policy = "accept-new"
+    connect_timeout = "3s"
+
+    [policy]
+    strategy = "spread"
+    auto_apply = true
+    max_moves_per_cycle = 0
+    cooldown = "2m"
+    solver_time_limit = 1.5
+    settle = "0s"
+
+    [[hosts]]
+    name = "gpu-1"
+    address = "10.0.0.1"
+    labels = { zone = "a", disk = "ssd" }
+    capacity = { cpu = 16, mem = "64GiB", gpu = 2 }
+    reserve = { cpu = "500m", mem = "1GiB", gpu = 0 }
+
+    [[hosts]]
+    name = "bastion"
+    address = "10.0.0.2"
+    port = 22
+    user = "ops"
+    identity_file = "~/.ssh/ops"
+    labels = { zone = "b" }
+
+    [[hosts]]
+    name = "me"
+    address = "local"
+    jump = "bastion"
+    demo = false
+
+    [[services]]
+    name = "train"
+    command = "python3 train.py --port {port}"
+    replicas = 2
+    cpu = 4.5
+    mem = "1.5G"
+    resources = { gpu = 1 }
+    max_per_host = 1
+    spread_over = "zone"
+    require = { disk = "ssd" }
+    avoid = ["web"]
+    priority = -5
+    min_healthy = 1
+
+    [[services]]
+    name = "web"
+    command = "sleep 100"
+    replicas = 0
+    cpu = "100m"
+    mem = 1048576
+    """
+    cfg = config.parse(text, "f.toml")
+    assert (cfg.name, cfg.poll_interval, cfg.failure_timeout, cfg.state_dir, cfg.demo) == (
+        "prod", 0.5, 4.0, "/var/lib/lm", False
+    )  # fmt: skip
+    assert cfg.defaults == SshDefaults(
+        "deploy", 2222, "~/.ssh/lm", "/etc/lm/known_hosts", HostKeyPolicy.ACCEPT_NEW, 3.0
+    )
+    assert cfg.policy == Policy(Strategy.SPREAD, True, 0, 120.0, 1.5, 0.0)
+    gpu, bastion, me = cfg.hosts
+    assert (gpu.port, gpu.user, gpu.identity_file) == (2222, "deploy", "~/.ssh/lm")  # from [defaults]
+    assert gpu.capacity == Resources(16000, 64 * 2**30, {"gpu": 2})
+    assert gpu.reserve == Resources(500, 2**30, {"gpu": 0})
+    assert (bastion.port, bastion.user, bastion.identity_file) == (22, "ops", "~/.ssh/ops")
+    assert me.is_local and me.jump == "bastion"
+    train, web = cfg.services
+    assert train.resources == Resources(4500, 1_500_000_000, {"gpu": 1})
+    assert (train.replicas, train.max_per_host, train.spread_over, dict(train.require), train.avoid) == (
+        2, 1, "zone", {"disk": "ssd"}, ("web",)
+    )  # fmt: skip
+    assert (train.priority, train.min_healthy) == (-5, 1)
+    assert (web.replicas, web.resources, web.priority, web.min_healthy) == (0, Resources(100, 2**20), 0, 0)
+    assert cfg.service("web") is web and cfg.host("me") is me
+
+
+def test_demo_hosts_need_a_pinned_capacity_on_loopback() -> None:
+    text = '[cluster]\ndemo = true\n[[hosts]]\nname = "a"\naddress = "10.1.1.1"\n'
+    assert problems(text) == [
+        ('hosts "a"', "capacity", 'is required on a demo host, e.g. capacity = { cpu = 4, mem = "8GiB" }'),
+        ('hosts "a"', "address", '"10.1.1.1" is not on this machine; a demo host needs e.g. "127.0.0.1"'),
+    ]
+    real = text + "demo = false\n"  # a real host inside a demo cluster
+    assert config.parse(real).hosts[0].demo is False
+    ok = text.replace("10.1.1.1", "127.0.0.3") + 'capacity = { cpu = 1, mem = "1GiB" }\n'
+    assert config.parse(ok).hosts[0].demo is True
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('[cluster]\npoll_interval = "5s"\nfailure_timeout = "5s"\n', ("cluster", "failure_timeout", "longer than")),
+        ('[cluster]\nname = "a b"\n', ("cluster", "name", '"a b" is not a valid name')),
+        ("[cluster]\npoll_interval = 0\n", ("cluster", "poll_interval", "must be more than zero")),
+        ('[defaults]\nport = "22"\n', ("defaults", "port", 'must be a whole number, got a string "22"')),
+        ("[defaults]\nuser = 5\n", ("defaults", "user", "must be a string, got an integer 5")),
+        ("cluster = []\n", ("", "cluster", "must be a table (write [cluster] above its keys), got an array []")),
+        ("[[policy]]\n", ("", "policy", "must be a table")),
+        ("services = {}\n", ("", "services", "must be an array of tables")),
+        ("[policy]\nmax_moves_per_cycle = -1\n", ("policy", "max_moves_per_cycle", "must be 0 or more, got -1")),
+    ],
+)
+def test_section_problems(extra: str, expected: tuple[str, str, str]) -> None:
+    (entry, field, message), *rest = problems(extra + MINIMAL)
+    assert not rest
+    assert (entry, field) == expected[:2] and expected[2] in message
+
+
+LOCAL = MINIMAL.replace("10.0.0.1", "local")
+SERVICE = '[[services]]\nname = "s"\ncommand = "sleep 1"\ncpu = 1\nmem = "1GiB"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (LOCAL + '[[hosts]]\nname = "h2"\naddress = "local"\n', ('hosts "h2"', "address")),
+        (MINIMAL + 'jump = "h1"\n', ('hosts "h1"', "jump")),
+        (MINIMAL + 'jump = "h"\n', ('hosts "h1"', "jump")),
+        (MINIMAL + 'capacity = { cpu = 1, mem = "1GiB" }\nreserve = { cpu = 2 }\n', ('hosts "h1"', "reserve")),
+        (MINIMAL + "reserve = { gpu = 1 }\n", ('hosts "h1"', "reserve.gpu")),
+        (MINIMAL + "capacity = { cpu = 1 }\n", ('hosts "h1"', "capacity")),
+        (MINIMAL + 'capacity = "big"\n', ('hosts "h1"', "capacity")),
+        (MINIMAL + 'labels = ["a"]\n', ('hosts "h1"', "labels")),
+        (MINIMAL + 'labels = { zone = "" }\n', ('hosts "h1"', "labels.zone")),
+        (MINIMAL + "port = 0\n", ('hosts "h1"', "port")),
+        (MINIMAL.replace('"h1"', "5"), ("hosts[0]", "name")),
+        ("hosts = [1]\n", ("hosts[0]", "")),
+        ('[[hosts]]\nname = "h1"\n', ('hosts "h1"', "address")),
+        ("[cluster]\n", ("", "hosts")),
+        ("hosts = []\n", ("", "hosts")),
+        (MINIMAL + SERVICE + "replicas = 1\nmin_healthy = 2\n", ('services "s"', "min_healthy")),
+        (MINIMAL + SERVICE + "max_per_host = 0\n", ('services "s"', "max_per_host")),
+        (MINIMAL + SERVICE + 'avoid = "x"\n', ('services "s"', "avoid")),
+        (MINIMAL + SERVICE.replace('"s"', '"a/b"'), ('services "a/b"', "name")),
+        (MINIMAL + SERVICE + "priority = 1.5\n", ('services "s"', "priority")),
+        (MINIMAL + SERVICE + "resources = { cpu = 1 }\n", ('services "s"', "resources.cpu")),
+        (MINIMAL + SERVICE + "resources = { gpu = 1 }\n", ('services "s"', "resources.gpu")),
+        (MINIMAL + SERVICE.replace('cpu = 1\n', ""), ('services "s"', "cpu")),
+        (
+            MINIMAL + 'labels = { zone = "a" }\n[[hosts]]\nname = "h2"\naddress = "x"\nlabels = { disk = "ssd" }\n'
+            + SERVICE + 'require = { zone = "a", disk = "ssd" }\n',
+            ('services "s"', "require"),
+        ),
+    ],
+)  # fmt: skip
+def test_entry_problems(text: str, expected: tuple[str, str]) -> None:
+    found = problems(text)
+    assert [(e, f) for e, f, _ in found] == [expected], found
+
+
+def test_an_invalid_entry_still_counts_in_cross_checks() -> None:
+    # h2 has a bad port, but its labels exist: the service's require must not be reported as well.
+    text = MINIMAL + '[[hosts]]\nname = "h2"\naddress = "x"\nport = -1\nlabels = { disk = "ssd" }\n'
+    text += SERVICE + 'require = { disk = "ssd" }\n'
+    assert [(e, f) for e, f, _ in problems(text)] == [('hosts "h2"', "port")]
+
+
+def test_a_bad_port_takes_no_part_in_the_address_check() -> None:
+    text = MINIMAL + 'port = 99999\n[[hosts]]\nname = "h2"\naddress = "10.0.0.1"\n'
+    assert [(e, f) for e, f, _ in problems(text)] == [('hosts "h1"', "port")]
+
+
+def test_same_address_on_other_ports_is_fine() -> None:
+    text = MINIMAL + 'port = 2201\n[[hosts]]\nname = "h2"\naddress = "10.0.0.1"\nport = 2202\n'
+    assert len(config.parse(text).hosts) == 2
+
+
+def test_syntax_error_names_line_and_text() -> None:
+    ((entry, field, message),) = problems('[cluster]\nname = "x"\n\n[[hosts]\n')
+    assert (entry, field) == ("line 4", "")
+    assert message.startswith("is not valid TOML: ") and "[[hosts]" in message
+
+
+def test_resolve_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(config.ENV_CONFIG, raising=False)
+    assert config.resolve_path(None) == Path("cluster.toml")
+    monkeypatch.setenv(config.ENV_CONFIG, "~/fleet.toml")
+    assert config.resolve_path(None) == Path.home() / "fleet.toml"
+    assert config.resolve_path("x.toml") == Path("x.toml")
+    (tmp_path / "cluster.toml").mkdir()  # a directory of that name is not the file
+    assert config.resolve_path(None) == Path.home() / "fleet.toml"
+    (tmp_path / "cluster.toml").rmdir()
+    (tmp_path / "cluster.toml").write_text(MINIMAL)
+    assert config.resolve_path(None) == Path("cluster.toml")
+    monkeypatch.setenv(config.ENV_CONFIG, "  ")
+    assert config.resolve_path(None) == Path("cluster.toml")
+
+
+# -- any document at all gives a config or a ConfigError, never another exception --
+
+KEYS = sorted(
+    {*config.SECTIONS, *config.CLUSTER_KEYS, *config.DEFAULTS_KEYS, *config.HOST_KEYS, *config.SERVICE_KEYS}
+    | {*config.POLICY_KEYS, "zone", "disk", "gpu", "x"}
+)
+scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+    st.sampled_from(["1", "0.5", "500m", "2GiB", "12XB", "3s", "local", "127.0.0.1", "zone", "h1", "s", "binpack"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(KEYS), inner, max_size=5),
+    max_leaves=20,
+)
+documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=6)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_any_document_gives_a_config_or_config_errors(document: dict) -> None:
+    text = "".join(f"{k} = {literal(v)}\n" for k, v in document.items())
+    try:
+        cfg = config.parse(text, "f.toml")
+    except ConfigError as err:
+        assert err.problems and all(p.file == "f.toml" and p.message for p in err.problems)
+    else:
+        assert isinstance(cfg, ClusterConfig) and cfg.hosts
+
+
+# -- README documents every key --
+
+
+def test_readme_table_lists_every_key_of_every_section() -> None:
+    readme = (ROOT / "README.md").read_text()
+    documented: dict[str, set[str]] = {}
+    section = None
+    for line in readme.splitlines():
+        heading = re.match(r"^### `\[+(\w+)\]+`", line)
+        if heading:
+            section = heading.group(1)
+            documented[section] = set()
+        elif section and (row := re.match(r"^\| `(\w+)` \|", line)):
+            documented[section].add(row.group(1))
+    assert documented == {
+        "cluster": set(config.CLUSTER_KEYS),
+        "defaults": set(config.DEFAULTS_KEYS),
+        "hosts": set(config.HOST_KEYS),
+        "services": set(config.SERVICE_KEYS),
+        "policy": set(config.POLICY_KEYS),
+    }
+
+
+def test_readme_example_is_valid() -> None:
+    readme = (ROOT / "README.md").read_text()
+    (example,) = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    cfg = config.parse(example, "README.md")
+    assert [h.name for h in cfg.hosts] == ["web-1", "web-2", "gpu-1"]
+    assert cfg.service("trainer").resources.extra == {"gpu": 2}
