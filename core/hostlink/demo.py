@@ -1,0 +1,335 @@
+"""The embedded demo fleet: one in-process asyncssh server per demo host, on loopback.
+
+Each demo host has its own port, host key, home and state directory, and runs
+commands as real local processes. Its probe frames report the capacity the
+file declares and the usage of its own replicas, not of the whole machine.
+A plain OpenSSH client reaches it with `DemoFleet.ssh_command(host)`.
+
+Faults, for tests, benchmarks and the console's demo keys:
+  crash    the server and its replicas' processes end, as when a machine dies;
+  cut_off  the server stops answering (reads paused, nothing written) while its
+           replicas keep running, as in a partition: clients only notice by silence
+           and keepalive, and new connections hang in the handshake;
+  restore  the host is back on the same port, host key and state directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import os
+import shlex
+import signal
+import time
+from pathlib import Path
+
+import asyncssh
+
+from core.errors import ConfigError, ConfigProblem, LoadmasterError
+from core.hostlink import records, scripts
+from core.hostlink.keys import host_pattern
+from core.model import ClusterConfig, Host, Resources
+
+DEFAULT_CAPACITY = Resources(4000, 8 << 30)
+_PIPE = asyncio.subprocess.PIPE
+
+
+def demo_config(config: ClusterConfig, extra_hosts: int = 0) -> ClusterConfig:
+    """The config as a demo fleet serves it: `extra_hosts` more demo hosts after the file's own,
+    on the following ports, with capacities and labels taken in turn from the file's demo hosts."""
+    if extra_hosts < 0:
+        raise ValueError(f"extra_hosts must not be negative, got {extra_hosts}")
+    problems = []
+    if config.state_dir and not config.state_dir.startswith("~"):
+        problems.append(
+            ConfigProblem(config.source, "cluster", "state_dir", "must start with ~/ in a demo fleet (one per host)")
+        )
+    demo = [h for h in config.hosts if h.demo]
+    for h in demo:
+        if not (h.address.startswith("127.") or h.address == "localhost"):
+            problems.append(
+                ConfigProblem(config.source, f'hosts "{h.name}"', "address", f"{h.address} is not loopback (demo host)")
+            )
+    if problems:
+        raise ConfigError(problems)
+    if not extra_hosts:
+        return config
+    templates = demo or [Host(name="demo", address="127.0.0.1", port=22200, capacity=DEFAULT_CAPACITY, demo=True)]
+    names = {h.name for h in config.hosts}
+    port = max(h.port for h in templates)
+    added = []
+    for i in range(extra_hosts):
+        template = templates[i % len(templates)]
+        port += 1
+        name = f"demo-{len(demo) + i + 1:04d}"
+        while name in names:
+            name += "x"
+        added.append(dataclasses.replace(template, name=name, port=port, jump=None))
+    return dataclasses.replace(config, hosts=(*config.hosts, *added))
+
+
+def _load_or_make_key(path: Path) -> asyncssh.SSHKey:
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key.write_private_key(str(path))
+    key.write_public_key(str(path) + ".pub")
+    os.chmod(path, 0o600)
+    return key
+
+
+def _pause(conn: asyncssh.SSHServerConnection, paused: bool) -> None:
+    # asyncssh has no public way to stop reading a connection; its transport is `_transport`.
+    transport = getattr(conn, "_transport", None)
+    if transport is not None and not transport.is_closing():
+        (transport.pause_reading if paused else transport.resume_reading)()
+
+
+async def _pump(reader: asyncio.StreamReader | None, write: object) -> None:
+    assert reader is not None
+    while data := await reader.read(65536):
+        write(data)  # type: ignore[operator]
+
+
+class _Server(asyncssh.SSHServer):
+    def __init__(self, host: _DemoHost) -> None:
+        self.host = host
+        self.conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        self.host.conns.add(conn)
+        if self.host.cut:
+            _pause(conn, True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.host.conns.discard(self.conn)
+
+
+class _DemoHost:
+    def __init__(self, host: Host, config: ClusterConfig, root: Path, authorized: asyncssh.SSHAuthorizedKeys) -> None:
+        self.host = host
+        self.home = root / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_dir = self.home / scripts.state_dir(config.state_dir, config.name).removeprefix("~").lstrip("/")
+        self.key = _load_or_make_key(root / "host_key")
+        self.authorized = authorized
+        self.capacity = host.capacity or DEFAULT_CAPACITY
+        self.server: asyncssh.SSHAcceptor | None = None
+        self.conns: set[asyncssh.SSHServerConnection] = set()
+        self.procs: set[asyncio.subprocess.Process] = set()
+        self.cut = False
+        self.booted = time.monotonic()
+        self.busy_ticks = 0
+        self._ticks: dict[tuple[int, float], int] = {}
+        self._env = {
+            "HOME": str(self.home),
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "SHELL": "/bin/sh",
+        }
+
+    @property
+    def running(self) -> bool:
+        return self.server is not None
+
+    async def up(self) -> None:
+        self.cut = False
+        self.booted = time.monotonic()
+        self.busy_ticks, self._ticks = 0, {}
+        try:
+            self.server = await asyncssh.listen(
+                self.host.address,
+                self.host.port,
+                server_host_keys=[self.key],
+                authorized_client_keys=self.authorized,
+                server_factory=lambda: _Server(self),
+                process_factory=self._serve,
+                encoding=None,
+                compression_algs=None,
+                password_auth=False,
+                kbdint_auth=False,
+                allow_scp=False,
+            )
+        except OSError as exc:
+            raise LoadmasterError(
+                f"demo host {self.host.name}: cannot listen on {self.host.address}:{self.host.port}: {exc.strerror}"
+            ) from None
+
+    async def crash(self) -> None:
+        """The machine dies: no server, no connections, no processes (records stay on its disk)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        for conn in list(self.conns):
+            conn.abort()
+        self.conns.clear()
+        for proc in list(self.procs):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for record in records.read_records(self.state_dir):
+            records.kill(record)
+        self.cut = False
+
+    def set_cut(self, cut: bool) -> None:
+        self.cut = cut
+        for conn in list(self.conns):
+            _pause(conn, cut)
+
+    # -- serving sessions ---------------------------------------------------------------
+
+    async def _serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        probe = _probe_args(process.command)
+        try:
+            if probe is not None:
+                await self._stream_frames(process, probe)
+            else:
+                process.exit(await self._run(process))
+        except (OSError, asyncssh.Error):
+            process.close()
+
+    async def _run(self, process: asyncssh.SSHServerProcess[bytes]) -> int:
+        argv = ["/bin/sh", "-c", process.command] if process.command else ["/bin/sh", "-i"]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=_PIPE, stdout=_PIPE, stderr=_PIPE, cwd=self.home, env=self._env, start_new_session=True
+        )
+        self.procs.add(proc)
+        feed = asyncio.create_task(self._feed(process, proc))
+        try:
+            await asyncio.gather(_pump(proc.stdout, process.stdout.write), _pump(proc.stderr, process.stderr.write))
+            return await proc.wait()
+        finally:
+            feed.cancel()
+            self.procs.discard(proc)
+
+    @staticmethod
+    async def _feed(process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError, asyncssh.Error, ConnectionError):
+            while data := await process.stdin.read(65536):
+                proc.stdin.write(data)
+                await proc.stdin.drain()
+            proc.stdin.close()
+
+    async def _stream_frames(self, process: asyncssh.SSHServerProcess[bytes], interval: float) -> None:
+        seq = 0
+        while not process.is_closing():
+            if not self.cut:
+                seq += 1
+                process.stdout.write(self.frame(seq).encode())
+            await asyncio.sleep(interval)
+
+    def frame(self, seq: int) -> str:
+        """A probe frame for this host: declared capacity, usage of its own replicas only."""
+        hz = records.HZ
+        samples = [records.sample(r) for r in records.read_records(self.state_dir)]
+        rss_kb = 0
+        for s in samples:
+            if s.alive and s.ticks is not None:
+                key = (s.pid, s.started_at)
+                self.busy_ticks += max(0, s.ticks - self._ticks.get(key, 0))
+                self._ticks[key] = s.ticks
+                rss_kb += s.rss_kb or 0
+        uptime = time.monotonic() - self.booted
+        total = int(uptime * hz * self.capacity.cpu / 1000)
+        mem_kb = self.capacity.mem // 1024
+        cores = self.busy_ticks / hz / uptime if uptime > 0 else 0.0
+        lines = [
+            f"F {seq}",
+            f"cpu  {self.busy_ticks} 0 0 {max(0, total - self.busy_ticks)} 0 0 0 0 0 0",
+            f"mem {mem_kb} {max(0, mem_kb - rss_kb)}",
+            f"load {cores:.2f} {cores:.2f} {cores:.2f} 0/0 0",
+            f"up {uptime:.2f} 0.00",
+            f"ncpu {max(1, math.ceil(self.capacity.cpu / 1000))} {hz}",
+            f"cap {self.capacity.cpu} {self.capacity.mem}",
+        ]
+        for s in samples:
+            lines.append(
+                f"r {scripts.hexed(s.replica.service)} {s.replica.index} {scripts.hexed(s.generation) or '-'} "
+                f"{s.pid} {s.started_at:.0f} {int(s.alive)} {'-' if s.ticks is None else s.ticks} "
+                f"{'-' if s.rss_kb is None else s.rss_kb}"
+            )
+        return "\n".join(lines) + "\nE\n"
+
+
+def _probe_args(command: str | None) -> float | None:
+    """The poll interval if `command` is loadmaster's probe (served natively), else None."""
+    if not command or scripts.PROBE_MARK not in command:
+        return None
+    try:
+        parts = shlex.split(command)
+    except ValueError:
+        return None
+    if len(parts) == 6 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
+        with contextlib.suppress(ValueError):
+            return max(0.05, float(parts[5]))
+    return None
+
+
+class DemoFleet:
+    def __init__(self, config: ClusterConfig, workdir: Path, *, extra_hosts: int = 0) -> None:
+        self.config = demo_config(config, extra_hosts)
+        self.workdir = Path(workdir)
+        self.known_hosts = str(self.workdir / "known_hosts")
+        self.client_key = str(self.workdir / "client_key")
+        self._hosts: dict[str, _DemoHost] = {}
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        return tuple(h for h in self.config.hosts if h.demo)
+
+    async def start(self) -> None:
+        """Start a server for every demo host; keys in the workdir are reused, else generated."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        client = _load_or_make_key(Path(self.client_key))
+        authorized = asyncssh.import_authorized_keys(client.export_public_key().decode())
+        for host in self.hosts:
+            self._hosts[host.name] = _DemoHost(host, self.config, self.workdir / "hosts" / host.name, authorized)
+        lines = [
+            f"{host_pattern(d.host.address, d.host.port)} {d.key.export_public_key().decode().strip()}\n"
+            for d in self._hosts.values()
+        ]
+        Path(self.known_hosts).write_text("".join(lines), encoding="utf-8")
+        try:
+            await asyncio.gather(*(d.up() for d in self._hosts.values()))
+        except LoadmasterError:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every server and end every process the demo hosts started."""
+        await asyncio.gather(*(d.crash() for d in self._hosts.values()))
+
+    def _host(self, host: str) -> _DemoHost:
+        try:
+            return self._hosts[host]
+        except KeyError:
+            known = ", ".join(self._hosts) or "none (is the fleet started?)"
+            raise LoadmasterError(f'"{host}" is not a demo host (demo hosts: {known})') from None
+
+    async def crash(self, host: str) -> None:
+        await self._host(host).crash()
+
+    async def cut_off(self, host: str) -> None:
+        self._host(host).set_cut(True)
+
+    async def restore(self, host: str) -> None:
+        demo = self._host(host)
+        if demo.running:
+            demo.set_cut(False)
+        else:
+            await demo.up()
+
+    def ssh_command(self, host: str) -> str:
+        demo = self._host(host).host
+        return " ".join(
+            [
+                "ssh", "-p", str(demo.port), "-i", shlex.quote(self.client_key),
+                "-o", shlex.quote(f"UserKnownHostsFile={self.known_hosts}"),
+                "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", demo.address,
+            ]
+        )  # fmt: skip

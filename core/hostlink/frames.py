@@ -1,0 +1,242 @@
+"""Probe frames: the text a host streams every poll, parsed into immutable observations.
+
+A frame is a block of lines that the probe script (`core/hostlink/scripts.py`)
+prints with shell built-ins only, so the host forks nothing but `sleep`:
+
+    F <seq>
+    cpu  <user> <nice> <system> <idle> <iowait> <irq> <softirq> <steal> ...   (first line of /proc/stat)
+    mem <MemTotal kB> <MemAvailable kB>
+    load <the /proc/loadavg line>
+    up <the /proc/uptime line>
+    ncpu <cpus> <clock ticks per second>
+    cap <millicores> <bytes>                      (demo hosts only: the declared capacity)
+    r <service hex> <index> <generation hex> <pid> <started unix s> <alive 0/1> <cpu ticks> <rss kB>
+    E
+
+A host without /proc answers a single `U <reason>` line instead.
+Everything here is pure: bytes in, frames out, observations from two frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.model import HostObservation, HostState, ReplicaId, ReplicaStatus, Resources
+
+MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
+
+
+class FrameError(ValueError):
+    """A frame that cannot be read; the message says what was wrong with it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSample:
+    replica: ReplicaId
+    generation: str
+    pid: int
+    started_at: float
+    alive: bool
+    ticks: int | None  # utime + stime, clock ticks
+    rss_kb: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    seq: int
+    cpu: tuple[int, ...]  # /proc/stat "cpu" counters, clock ticks
+    mem_total_kb: int
+    mem_available_kb: int | None  # None on kernels before 3.14
+    load1: float
+    uptime: float
+    ncpu: int
+    hz: int
+    capacity: Resources | None = None  # declared capacity (demo hosts)
+    replicas: tuple[ReplicaSample, ...] = ()
+
+    @property
+    def cpu_busy_total(self) -> tuple[int, int]:
+        """(busy, total) ticks over the eight classic fields; guest time is already in user."""
+        fields = self.cpu[:8]
+        total = sum(fields)
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return total - idle, total
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    reason: str
+
+
+def decode_hex(text: str, what: str) -> str:
+    try:
+        return bytes.fromhex(text).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise FrameError(f"{what} {text[:40]!r} is not hex-encoded UTF-8") from None
+
+
+def _int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise FrameError(f"{what} {text[:40]!r} is not a whole number") from None
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise FrameError(f"{what} {text[:40]!r} is not a number") from None
+
+
+def parse_replica_line(fields: list[str]) -> ReplicaSample:
+    if len(fields) != 9:
+        raise FrameError(f"replica line has {len(fields)} fields, expected 9")
+    _, svc, index, gen, pid, started, alive, ticks, rss = fields
+    return ReplicaSample(
+        replica=ReplicaId(decode_hex(svc, "service name"), _int(index, "replica index")),
+        generation=decode_hex(gen, "generation"),
+        pid=_int(pid, "pid"),
+        started_at=_float(started, "start time"),
+        alive=alive == "1",
+        ticks=_int(ticks, "cpu ticks") if ticks != "-" else None,
+        rss_kb=_int(rss, "rss") if rss != "-" else None,
+    )
+
+
+def parse_frame(text: str) -> Frame:
+    """One complete frame (from `F` to `E`) → Frame; raises FrameError naming what is missing or bad."""
+    lines = text.strip("\n").split("\n")
+    if len(lines) < 2 or not lines[0].startswith("F ") or lines[-1] != "E":
+        raise FrameError("frame does not run from an 'F <seq>' line to an 'E' line")
+    seq = _int(lines[0][2:], "frame number")
+    seen: dict[str, list[str]] = {}
+    replicas = []
+    for line in lines[1:-1]:
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] == "r":
+            replicas.append(parse_replica_line(fields))
+        else:
+            seen[fields[0]] = fields[1:]
+    missing = [k for k in ("cpu", "mem", "load", "up", "ncpu") if k not in seen]
+    if missing:
+        raise FrameError(f"frame {seq} lacks {', '.join(missing)}")
+    cpu = tuple(_int(v, "cpu counter") for v in seen["cpu"])
+    if len(cpu) < 4:
+        raise FrameError(f"frame {seq}: cpu line has {len(cpu)} counters, expected at least 4")
+    mem = seen["mem"]
+    if not mem or not mem[0]:
+        raise FrameError(f"frame {seq}: no MemTotal")
+    ncpu = seen["ncpu"]
+    if len(ncpu) != 2:
+        raise FrameError(f"frame {seq}: ncpu line needs cpus and clock ticks")
+    capacity = None
+    if "cap" in seen:
+        cap = seen["cap"]
+        if len(cap) != 2:
+            raise FrameError(f"frame {seq}: cap line needs millicores and bytes")
+        capacity = Resources(_int(cap[0], "declared cpu"), _int(cap[1], "declared mem"))
+    if not seen["load"] or not seen["up"]:
+        raise FrameError(f"frame {seq}: empty load or uptime line")
+    return Frame(
+        seq=seq,
+        cpu=cpu,
+        mem_total_kb=_int(mem[0], "MemTotal"),
+        mem_available_kb=_int(mem[1], "MemAvailable") if len(mem) > 1 and mem[1] else None,
+        load1=_float(seen["load"][0], "load average"),
+        uptime=_float(seen["up"][0], "uptime"),
+        ncpu=max(1, _int(ncpu[0], "cpu count")),
+        hz=max(1, _int(ncpu[1], "clock ticks")),
+        capacity=capacity,
+        replicas=tuple(replicas),
+    )
+
+
+class FrameReader:
+    """Cuts a byte stream into frames; feed it whatever arrived, get back what is complete.
+
+    Garbage between frames is reported once as a FrameError and skipped, so one bad
+    write does not stall the stream.
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[Frame | Unsupported | FrameError]:
+        self._buf += data
+        out: list[Frame | Unsupported | FrameError] = []
+        while True:
+            if self._buf.startswith(b"U ") and b"\n" in self._buf:
+                line, _, self._buf = self._buf.partition(b"\n")
+                out.append(Unsupported(line[2:].decode("utf-8", "replace").strip()))
+                continue
+            end = self._buf.find(b"\nE\n")
+            if end < 0:
+                break
+            block, self._buf = self._buf[:end], self._buf[end + 3 :]
+            start = 0 if block.startswith(b"F ") else block.rfind(b"\nF ") + 1 or -1
+            if start != 0:
+                out.append(FrameError(f"skipped {start if start > 0 else len(block)} bytes that are not a frame"))
+                if start < 0:
+                    continue
+            try:
+                out.append(parse_frame(block[start:].decode("utf-8") + "\nE"))
+            except UnicodeDecodeError:
+                out.append(FrameError("frame is not UTF-8 text"))
+            except FrameError as exc:
+                out.append(exc)
+        if len(self._buf) > MAX_FRAME_BYTES:
+            self._buf = b""
+            out.append(FrameError(f"no end of frame within {MAX_FRAME_BYTES} bytes; dropped them"))
+        return out
+
+
+def _percent(part: float, whole: float) -> float | None:
+    return round(100.0 * part / whole, 2) if whole > 0 and part >= 0 else None
+
+
+def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObservation:
+    """A host observation from a frame, with cpu% from the counter deltas since `prev`."""
+    cpu_percent = None
+    if prev is not None:
+        busy, total = frame.cpu_busy_total
+        pbusy, ptotal = prev.cpu_busy_total
+        cpu_percent = _percent(busy - pbusy, total - ptotal)
+    elapsed = frame.uptime - prev.uptime if prev is not None else 0.0
+    before = {(s.replica, s.pid): s.ticks for s in prev.replicas} if prev is not None else {}
+    replicas = []
+    for s in frame.replicas:
+        last = before.get((s.replica, s.pid))
+        rep_percent = None
+        if s.alive and s.ticks is not None and last is not None and elapsed > 0:
+            rep_percent = _percent((s.ticks - last) / frame.hz, elapsed)
+        replicas.append(
+            ReplicaStatus(
+                replica=s.replica,
+                host=host,
+                pid=s.pid,
+                running=s.alive,
+                generation=s.generation,
+                cpu_seconds=s.ticks / frame.hz if s.ticks is not None else None,
+                cpu_percent=rep_percent,
+                rss=s.rss_kb * 1024 if s.rss_kb is not None else None,
+                started_at=s.started_at,
+            )
+        )
+    mem_total = frame.mem_total_kb * 1024
+    return HostObservation(
+        host=host,
+        state=HostState.UP,
+        at=at,
+        capacity=frame.capacity or Resources(frame.ncpu * 1000, mem_total),
+        cpu_percent=cpu_percent,
+        mem_total=mem_total,
+        mem_available=frame.mem_available_kb * 1024 if frame.mem_available_kb is not None else None,
+        load1=frame.load1,
+        ncpu=frame.ncpu,
+        uptime=frame.uptime,
+        replicas=tuple(sorted(replicas, key=lambda r: r.replica)),
+        last_seen=at,
+    )

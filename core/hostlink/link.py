@@ -1,0 +1,297 @@
+"""One host's link: its connection, its stream of frames, and what its silence means.
+
+A link turns frames into observations and silence into states:
+UP while frames arrive, SUSPECT after missed polls, DOWN after `failure_timeout`
+of silence or as soon as the connection is lost; it then reconnects with capped
+exponential backoff and jitter, and is UP again with the next frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import asyncssh
+
+from core.errors import HostCommandFailed, HostKeyMismatch, HostUnreachable
+from core.hostlink import scripts
+from core.hostlink.frames import Frame, FrameReader, Unsupported, observe
+from core.hostlink.keys import HostKeys
+from core.model import ClusterConfig, Host, HostObservation, HostState
+
+log = logging.getLogger("loadmaster.hostlink")
+
+BACKOFF_BASE = 0.5  # seconds before the first reconnect
+BACKOFF_CAP = 10.0  # never wait longer than this between attempts: a restored host is seen soon
+KEEPALIVE_COUNT = 3
+SUSPECT_AFTER_POLLS = 2.0
+
+
+def backoff(attempt: int, rng: random.Random) -> float:
+    """Seconds before reconnect attempt `attempt` (0-based): doubling, capped, with jitter so a
+    fleet that lost its network does not reconnect in lock-step."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempt, 16)) * (0.5 + rng.random() / 2)
+
+
+def silence_state(silent: float, poll_interval: float, failure_timeout: float) -> HostState:
+    """The state of a connected host whose last frame is `silent` seconds old."""
+    if silent >= failure_timeout:
+        return HostState.DOWN
+    if silent > SUSPECT_AFTER_POLLS * poll_interval:
+        return HostState.SUSPECT
+    return HostState.UP
+
+
+def describe(exc: BaseException) -> str:
+    """An error as an operator reads it, without a traceback."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "no answer (timed out)"
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return "authentication refused (check user, identity_file and the host's authorized_keys)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (no SSH server on that port?)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class LinkContext:
+    """What every link of a fleet shares."""
+
+    config: ClusterConfig
+    keys: HostKeys
+    client_keys: Sequence[asyncssh.SSHKey] | None  # None: the user's keys, agent and ssh config
+    handshakes: asyncio.Semaphore
+    jump: Callable[[str], Awaitable[asyncssh.SSHClientConnection]]  # host name → its live connection
+    notice: Callable[[str], None]
+
+
+class Link:
+    """What the fleet needs of a host, whether reached over SSH or locally."""
+
+    def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None]) -> None:
+        self.host = host
+        self.config = config
+        self.state_dir = scripts.state_dir(config.state_dir, config.name)
+        self.observation = HostObservation(host=host.name, state=HostState.UNKNOWN, at=time.time())
+        self.lock = asyncio.Lock()  # one start/stop at a time per host: port choice and records
+        self._emit_to = emit
+        self._prev: Frame | None = None
+        self._last_frame: float | None = None  # monotonic
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._main(), name=f"hostlink {self.host.name}")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _main(self) -> None:
+        raise NotImplementedError
+
+    async def run(self, command: str, timeout: float, what: str) -> str:
+        """Run a runtime command on the host; its stdout, or HostUnreachable / HostCommandFailed."""
+        raise NotImplementedError
+
+    # -- observations --------------------------------------------------------------
+
+    def _emit(self, observation: HostObservation) -> None:
+        self.observation = observation
+        self._emit_to(observation)
+
+    def _frame(self, frame: Frame) -> None:
+        self._emit(observe(self.host.name, frame, self._prev, time.time()))
+        self._prev = frame
+        self._last_frame = time.monotonic()
+
+    def _lost(self, error: str, state: HostState = HostState.DOWN) -> None:
+        self._prev = None
+        self._last_frame = None
+        if self.observation.state is not state or self.observation.error != error:
+            self._emit(dataclasses.replace(self.observation, state=state, at=time.time(), error=error))
+
+    def tick(self, now: float) -> None:
+        """Called every fraction of a poll: turns the age of the last frame into a state."""
+        if self._last_frame is None:
+            return
+        silent = now - self._last_frame
+        state = silence_state(silent, self.config.poll_interval, self.config.failure_timeout)
+        if state is not self.observation.state:
+            error = None if state is HostState.UP else f"no frame for {silent:.1f} s"
+            self._emit(dataclasses.replace(self.observation, state=state, at=time.time(), error=error))
+
+
+class _Client(asyncssh.SSHClient):
+    def __init__(self, link: SshLink) -> None:
+        self.link = link
+        self.key_error: Exception | None = None
+        self.lost: Exception | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        verdict = self.link.ctx.keys.check(self.link.host.name, host, addr, port, key)
+        self.key_error = verdict.error
+        if verdict.recorded:
+            self.link.ctx.notice(
+                f"{self.link.host.name}: recorded new host key {key.get_fingerprint()} "
+                f"in {self.link.ctx.keys.own_file} (accept-new)"
+            )
+        return verdict.trusted
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = exc
+
+
+class _ProbeSession(asyncssh.SSHClientSession[bytes]):
+    def __init__(self, link: SshLink) -> None:
+        self.link = link
+        self.reader = FrameReader()
+        self.unsupported: str | None = None
+        self.stderr = b""
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == asyncssh.EXTENDED_DATA_STDERR:
+            self.stderr = (self.stderr + data)[-500:]
+            return
+        for item in self.reader.feed(data):
+            if isinstance(item, Frame):
+                self.link._frame(item)
+            elif isinstance(item, Unsupported):
+                self.unsupported = item.reason
+            else:
+                log.warning("%s: %s", self.link.host.name, item)
+
+
+class SshLink(Link):
+    """A host over one persistent asyncssh connection with one long-lived probe channel."""
+
+    def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None], ctx: LinkContext):
+        super().__init__(host, config, emit)
+        self.ctx = ctx
+        self.conn: asyncssh.SSHClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._rng = random.Random(host.name)
+
+    async def close(self) -> None:
+        await super().close()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    async def connection(self, timeout: float) -> asyncssh.SSHClientConnection:
+        """The live connection, waiting up to `timeout` while a first connect is in progress."""
+        if self.conn is None and self.observation.state is HostState.UNKNOWN:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), timeout)
+        if self.conn is None:
+            raise HostUnreachable(self.host.name, self.observation.error or "not connected")
+        return self.conn
+
+    async def _main(self) -> None:
+        attempt = 0
+        while True:
+            client = _Client(self)
+            try:
+                conn = await self._connect(client)
+            except (TimeoutError, OSError, asyncssh.Error, HostUnreachable) as exc:
+                if isinstance(client.key_error, HostKeyMismatch):
+                    self._lost(str(client.key_error), HostState.KEY_MISMATCH)
+                    attempt = 16  # a changed key does not fix itself: retry rarely
+                else:
+                    reason = str(client.key_error) if client.key_error else describe(exc)
+                    self._lost(reason.removeprefix(f"{self.host.name}: "))
+            else:
+                attempt = 0
+                self.conn = conn
+                self._connected.set()
+                try:
+                    unsupported = await self._probe(conn)
+                finally:
+                    self.conn = None
+                    self._connected.clear()
+                    conn.close()
+                if unsupported is not None:
+                    self._lost(f"not supported: {unsupported}", HostState.UNSUPPORTED)
+                    attempt = 16
+                else:
+                    self._lost("connection lost" + (f": {describe(client.lost)}" if client.lost else ""))
+            await asyncio.sleep(backoff(attempt, self._rng))
+            attempt += 1
+
+    async def _connect(self, client: _Client) -> asyncssh.SSHClientConnection:
+        host, defaults = self.host, self.config.defaults
+        tunnel = await self.ctx.jump(host.jump) if host.jump else ()
+        keys = self.ctx.client_keys
+        if keys is None and host.identity_file:
+            keys = [os.path.expanduser(host.identity_file)]
+        keepalive = max(1.0, 2 * self.config.poll_interval)  # frames reset it: no keepalive traffic while they flow
+        async with self.ctx.handshakes:
+            return await asyncssh.connect(
+                host.address,
+                port=host.port if host.port != 22 else (),
+                username=host.user or (),
+                tunnel=tunnel,
+                client_factory=lambda: client,
+                known_hosts=([], [], []),  # every key goes through validate_host_public_key
+                client_keys=keys if keys is not None else (),
+                connect_timeout=defaults.connect_timeout,
+                login_timeout=defaults.connect_timeout,
+                keepalive_interval=keepalive,
+                keepalive_count_max=KEEPALIVE_COUNT,
+                compression_algs=None,  # frames are small; compression only costs cpu
+            )
+
+    async def _probe(self, conn: asyncssh.SSHClientConnection) -> str | None:
+        """Stream frames until the channel or connection ends; the reason if the host is unsupported."""
+        command = scripts.probe_command(self.state_dir, self.config.poll_interval)
+        try:
+            chan, session = await conn.create_session(lambda: _ProbeSession(self), command, encoding=None)
+        except (OSError, asyncssh.Error) as exc:
+            log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
+            return None
+        await chan.wait_closed()
+        if session.unsupported is None and self._prev is None and chan.get_exit_status() not in (None, 0):
+            detail = session.stderr.decode("utf-8", "replace").strip() or f"exit status {chan.get_exit_status()}"
+            return f"the probe (POSIX sh and /proc) did not run: {detail}"
+        return session.unsupported
+
+    async def run(self, command: str, timeout: float, what: str) -> str:
+        conn = await self.connection(self.config.defaults.connect_timeout)
+        try:
+            result = await conn.run(command, timeout=timeout, check=False)
+        except TimeoutError:
+            raise HostCommandFailed(self.host.name, what, f"no answer within {timeout:g} s") from None
+        except (OSError, asyncssh.Error) as exc:
+            raise HostUnreachable(self.host.name, describe(exc)) from None
+        return _checked(self.host.name, what, result.exit_status, str(result.stdout), str(result.stderr))
+
+
+def _checked(host: str, what: str, status: int | None, stdout: str, stderr: str) -> str:
+    if status != 0:
+        raise HostCommandFailed(host, what, stderr.strip()[-500:] or f"exit status {status}")
+    return stdout
+
+
+async def run_local(command: str, timeout: float, host: str, what: str) -> str:
+    """A runtime command on this machine, through the same shell text a remote host gets."""
+    proc = await asyncio.create_subprocess_shell(
+        command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise HostCommandFailed(host, what, f"no answer within {timeout:g} s") from None
+    return _checked(host, what, proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
