@@ -6,11 +6,11 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from console.commands import validate
+from console.commands import demo, hosts, validate
 from core.errors import LoadmasterError
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (validate,)
+COMMANDS = (validate, hosts, demo)
 
 
 def _version() -> str:

@@ -70,6 +70,10 @@ def demo_config(config: ClusterConfig, extra_hosts: int = 0) -> ClusterConfig:
     return dataclasses.replace(config, hosts=(*config.hosts, *added))
 
 
+def default_workdir(cluster: str) -> Path:
+    return Path(os.path.expanduser(f"~/.loadmaster/demo/{cluster}"))
+
+
 def _load_or_make_key(path: Path) -> asyncssh.SSHKey:
     if path.exists():
         return asyncssh.read_private_key(str(path))
