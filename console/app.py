@@ -1,0 +1,265 @@
+"""The operator console: a Textual app over the engine's snapshot, events and calls.
+
+It talks only to `core.engine.api.EngineAPI`. One worker follows the engine's
+event queue and posts `EngineChanged`; the app then reads the snapshot once and
+redraws the screen on top. Every call that may take time runs in a worker, and
+every change is refused under --read-only before it reaches the engine.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.dom import DOMNode
+from textual.screen import Screen
+
+from console.derive import FleetSummary, HostLoad, requests_by_host, summarize
+from console.history import CpuHistory
+from console.messages import EngineChanged
+from console.screens.base import CHANGING_ACTIONS, LiveScreen
+from console.screens.events import EventsScreen
+from console.screens.failover import FailoverScreen
+from console.screens.fleet import FleetScreen
+from console.screens.help import HelpScreen
+from console.screens.host import HostScreen
+from console.screens.plan import PlanScreen
+from console.screens.services import ServicesScreen
+from console.screens.whatif import WhatIfScreen
+from core.engine.api import EngineAPI, Snapshot
+from core.engine.events import Event, EventKind
+from core.errors import LoadmasterError
+from core.model import HostState, Plan
+
+EVENT_LOG = 2000  # events kept for the events screen
+NOTIFY = {
+    EventKind.HOST_DOWN: "warning",
+    EventKind.HOST_KEY_MISMATCH: "error",
+    EventKind.ACTION_FAILED: "error",
+    EventKind.FAILOVER_STARTED: "warning",
+    EventKind.APPLY_FINISHED: "information",
+    EventKind.CONFIG_INVALID: "error",
+}
+
+
+def declared_bindings(node_class: type[DOMNode]) -> list[Binding]:
+    """The bindings a class declares, its own overriding its bases' for the same action."""
+    found: dict[str, Binding] = {}
+    for cls in reversed(node_class.__mro__):
+        for binding in cls.__dict__.get("BINDINGS", ()):
+            if isinstance(binding, Binding) and binding.description and not binding.system:
+                found.pop(binding.action, None)
+                found[binding.action] = binding
+    return list(found.values())
+
+
+SCREEN_TITLES: tuple[tuple[str, type[LiveScreen]], ...] = (
+    ("Fleet", FleetScreen),
+    ("Host", HostScreen),
+    ("Services", ServicesScreen),
+    ("Plan", PlanScreen),
+    ("Failover", FailoverScreen),
+    ("Events", EventsScreen),
+)
+
+
+class LoadmasterApp(App[None]):
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
+    TITLE = "loadmaster"
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "fleet": FleetScreen,
+        "services": ServicesScreen,
+        "plan": PlanScreen,
+        "failover": FailoverScreen,
+        "events": EventsScreen,
+    }
+    DEFAULT_MODE = "fleet"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "switch_mode('fleet')", "Fleet"),
+        Binding("2", "switch_mode('services')", "Services"),
+        Binding("3", "switch_mode('plan')", "Plan"),
+        Binding("4", "switch_mode('failover')", "Failover"),
+        Binding("5", "switch_mode('events')", "Events"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, engine: EngineAPI, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        self._read_only = read_only
+        self.history = CpuHistory()
+        self.events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self.event_count = 0  # every event ever logged, so screens can tell what is new
+        self.planning = False  # a re-plan worker is waiting on the engine
+        self.loads: dict[str, HostLoad] = {}
+        self.summary: FleetSummary
+        self.snapshot: Snapshot
+        self._take(engine.snapshot())
+        self._log(engine.recent_events())
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only or self.snapshot.read_only
+
+    # --- following the engine
+
+    def on_mount(self) -> None:
+        self.follow_engine()
+
+    @work(exclusive=True, group="engine-events")
+    async def follow_engine(self) -> None:
+        queue = self.engine.subscribe()
+        try:
+            while True:
+                events = [await queue.get()]
+                while not queue.empty():  # coalesce a burst into one redraw
+                    events.append(queue.get_nowait())
+                self.post_message(EngineChanged(tuple(e for e in events if e.kind is not EventKind.STATE_UPDATED)))
+        finally:
+            self.engine.unsubscribe(queue)
+
+    def on_engine_changed(self, message: EngineChanged) -> None:
+        self._log(message.events)
+        for event in message.events:
+            severity = NOTIFY.get(event.kind)
+            if severity is not None:
+                self.notify(event.message, severity=severity)  # type: ignore[arg-type]
+        snapshot = self.engine.snapshot()
+        if snapshot is self.snapshot and not message.events:
+            return
+        self._take(snapshot)
+        self.redraw()
+
+    def _take(self, snapshot: Snapshot) -> None:
+        previous = getattr(self, "snapshot", None)
+        if previous is None or snapshot.placement is not previous.placement or snapshot.config is not previous.config:
+            self.loads = requests_by_host(snapshot.config, snapshot.placement)
+        self.snapshot = snapshot
+        self.summary = summarize(snapshot, self.loads)
+        self.history.record(snapshot)
+
+    def _log(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.events.append(event)
+            self.event_count += 1
+
+    def redraw(self) -> None:
+        """Draw the latest snapshot on the screen in front; screens behind catch up when they return."""
+        if isinstance(self.screen, LiveScreen) and self.screen.is_mounted:
+            self.screen.redraw()
+
+    # --- navigation
+
+    def open_host(self, host: str) -> None:
+        self.push_screen(HostScreen(host))
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        sections = [(title, declared_bindings(cls)) for title, cls in SCREEN_TITLES]
+        sections.sort(key=lambda section: not isinstance(self.screen, dict(SCREEN_TITLES)[section[0]]))
+        sections.append(("Everywhere", declared_bindings(type(self))))
+        self.push_screen(HelpScreen(sections, CHANGING_ACTIONS if self.read_only else frozenset()))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Ctrl+P lists every action the screen and the app offer now (never one refused by --read-only)."""
+        yield from super().get_system_commands(screen)
+        yield from self._binding_commands(screen)
+
+    def _binding_commands(self, screen: Screen) -> Iterator[SystemCommand]:
+        seen: set[str] = set()
+        for node in (screen, self):
+            for binding in declared_bindings(type(node)):
+                action_name = binding.action.partition("(")[0]
+                if binding.action in seen or node.check_action(action_name, ()) is not True:
+                    continue
+                seen.add(binding.action)
+                key = binding.key.split(",")[0]
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.description} ({key})",
+                    partial(self.run_action, binding.action, node),
+                )
+
+    # --- calls into the engine, each in a worker; refusals and errors become notifications
+
+    def _refused(self, what: str) -> bool:
+        if self.read_only:
+            self.notify(f"{what}: refused, loadmaster runs with --read-only", severity="error")
+        return self.read_only
+
+    @work(exclusive=True, group="apply")
+    async def approve(self, plan: Plan) -> None:
+        if self._refused("approve"):
+            return
+        try:
+            await self.engine.approve(plan)
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="approve failed", severity="error")
+
+    @work(exclusive=True, group="apply")
+    async def reject(self, plan: Plan) -> None:
+        if self._refused("reject"):
+            return
+        try:
+            await self.engine.reject(plan)
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="reject failed", severity="error")
+        else:
+            self.notify("plan rejected")
+
+    @work(exclusive=True, group="plan")
+    async def replan(self) -> None:
+        self.planning = True
+        self.redraw()
+        try:
+            await self.engine.plan()
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="re-plan", severity="error")
+        finally:
+            self.planning = False
+            self.redraw()
+
+    @work(thread=True, group="export")
+    def export(self, plan: Plan, path: str, fmt: str) -> None:
+        try:
+            self.engine.export(plan, path, fmt)
+        except (LoadmasterError, OSError) as exc:
+            self.call_from_thread(self.notify, str(exc), title="export failed", severity="error")
+        else:
+            self.call_from_thread(self.notify, f"plan written to {path} ({fmt})")
+
+    @work(thread=True, exclusive=True, group="what-if")
+    def what_if(self, host: str) -> None:
+        """The engine may solve to answer: off the event loop."""
+        try:
+            plan = self.engine.what_if(host)
+        except LoadmasterError as exc:
+            self.call_from_thread(self.notify, str(exc), title="what if", severity="error")
+            return
+        self.call_from_thread(self.push_screen, WhatIfScreen(plan))
+
+    @work(group="demo")
+    async def toggle_demo_host(self, host: str) -> None:
+        if self._refused("stop/start demo host"):
+            return
+        if not self.snapshot.demo:
+            self.notify("only demo hosts can be stopped from the console", severity="error")
+            return
+        obs = self.snapshot.hosts.get(host)
+        try:
+            if obs is not None and obs.state in (HostState.DOWN, HostState.SUSPECT):
+                self.notify(f"restarting {host}")
+                await self.engine.restore_demo_host(host)
+            else:
+                self.notify(f"stopping {host}: watch it go suspect, then down, then fail over")
+                await self.engine.stop_demo_host(host)
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="demo", severity="error")

@@ -1,0 +1,213 @@
+"""Pure functions that turn a Snapshot or Plan into the numbers the screens show."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from core.engine.api import Snapshot
+from core.model import (
+    ActionKind,
+    ClusterConfig,
+    HostObservation,
+    HostState,
+    Placement,
+    Plan,
+    ReplicaId,
+    Resources,
+    Service,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HostLoad:
+    """What the replicas placed on one host request."""
+
+    cpu: int = 0
+    mem: int = 0
+    replicas: int = 0
+
+
+def requests_by_host(config: ClusterConfig, placement: Placement) -> dict[str, HostLoad]:
+    """One pass over the placement (10,000 replicas must stay cheap); unknown services count zero."""
+    per_service = {s.name: (s.resources.cpu, s.resources.mem) for s in config.services}
+    cpu: dict[str, int] = defaultdict(int)
+    mem: dict[str, int] = defaultdict(int)
+    count: Counter[str] = Counter()
+    for replica, host in placement.assignments.items():
+        c, m = per_service.get(replica.service, (0, 0))
+        cpu[host] += c
+        mem[host] += m
+        count[host] += 1
+    return {h: HostLoad(cpu[h], mem[h], count[h]) for h in count}
+
+
+def capacity(snapshot: Snapshot, host: str) -> Resources:
+    """What loadmaster may fill on `host`: the pinned or probed capacity minus its reserve."""
+    obs = snapshot.hosts.get(host)
+    return snapshot.config.host(host).usable(obs.capacity if obs else None)
+
+
+def mem_used(obs: HostObservation | None) -> int | None:
+    if obs is None or obs.mem_total is None or obs.mem_available is None:
+        return None
+    return obs.mem_total - obs.mem_available
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    up: int
+    suspect: int
+    down: int  # down, key mismatch, unsupported or never reached
+    requested: Resources  # by every placed replica
+    capacity: Resources  # of the hosts that are up
+
+
+def summarize(snapshot: Snapshot, loads: Mapping[str, HostLoad]) -> FleetSummary:
+    states = Counter(obs.state for obs in snapshot.hosts.values())
+    up_hosts = [h.name for h in snapshot.config.hosts if _state(snapshot, h.name) is HostState.UP]
+    cap_cpu = cap_mem = 0
+    for name in up_hosts:
+        cap = capacity(snapshot, name)
+        cap_cpu += cap.cpu
+        cap_mem += cap.mem
+    return FleetSummary(
+        up=states[HostState.UP] + states[HostState.DRAINING],
+        suspect=states[HostState.SUSPECT],
+        down=len(snapshot.config.hosts) - states[HostState.UP] - states[HostState.DRAINING] - states[HostState.SUSPECT],
+        requested=Resources(sum(x.cpu for x in loads.values()), sum(x.mem for x in loads.values())),
+        capacity=Resources(cap_cpu, cap_mem),
+    )
+
+
+def _state(snapshot: Snapshot, host: str) -> HostState:
+    obs = snapshot.hosts.get(host)
+    return obs.state if obs else HostState.UNKNOWN
+
+
+def host_matcher(pattern: str) -> Callable[[str], bool]:
+    """Case-insensitive regex search; text that is not a valid regex is matched as a plain substring."""
+    if not pattern:
+        return lambda _text: True
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        needle = pattern.lower()
+        return lambda text: needle in text.lower()
+    return lambda text: compiled.search(text) is not None
+
+
+def host_search_text(name: str, labels: Mapping[str, str]) -> str:
+    """What the fleet filter searches: the name and every `key=value` label."""
+    return " ".join([name, *(f"{k}={v}" for k, v in labels.items())])
+
+
+def services_touched(plan: Plan) -> tuple[str, ...]:
+    return tuple(sorted({a.replica.service for a in plan.actions}))
+
+
+def action_counts(plan: Plan) -> dict[ActionKind, int]:
+    counts = Counter(a.kind for a in plan.actions)
+    return {kind: counts[kind] for kind in ActionKind}
+
+
+def hosts_freed(plan: Plan) -> tuple[str, ...]:
+    """Hosts that run replicas now and none once the plan is applied."""
+    return tuple(sorted(plan.current.hosts_used() - plan.target.hosts_used()))
+
+
+@dataclass(frozen=True, slots=True)
+class Utilization:
+    host: str
+    capacity: Resources
+    before: HostLoad
+    after: HostLoad
+
+
+def plan_utilization(snapshot: Snapshot, plan: Plan) -> tuple[Utilization, ...]:
+    """Per host, requested resources before → after the plan, for every host the plan touches or uses."""
+    before = requests_by_host(snapshot.config, plan.current)
+    after = requests_by_host(snapshot.config, plan.target)
+    names = [h.name for h in snapshot.config.hosts if h.name in before or h.name in after]
+    return tuple(
+        Utilization(n, capacity(snapshot, n), before.get(n, HostLoad()), after.get(n, HostLoad())) for n in names
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    name: str
+    desired: int
+    running: int  # replicas a host reports running
+    healthy: int  # running on a host that is up
+    by_host: Mapping[str, tuple[ReplicaId, ...]]
+    by_zone: Mapping[str, int]
+    constraints: tuple[str, ...]
+    unplaced: Mapping[ReplicaId, str]
+
+
+ZONE_LABEL = "zone"
+
+
+def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
+    running: dict[ReplicaId, str] = {}
+    for obs in snapshot.hosts.values():
+        for status in obs.replicas:
+            if status.running:
+                running[status.replica] = obs.host
+    placed_by_service: dict[str, dict[str, list[ReplicaId]]] = defaultdict(lambda: defaultdict(list))
+    for replica, host in snapshot.placement.assignments.items():
+        placed_by_service[replica.service][host].append(replica)
+    unplaced = dict(snapshot.unplaced)
+    if snapshot.pending is not None:
+        unplaced.update(snapshot.pending.unplaced)
+    views = []
+    for service in snapshot.config.services:
+        mine = [r for r in running if r.service == service.name]
+        by_host = {h: tuple(rs) for h, rs in sorted(placed_by_service[service.name].items())}
+        zones: Counter[str] = Counter()
+        for host, replicas in by_host.items():
+            zones[_label(snapshot, host, ZONE_LABEL)] += len(replicas)
+        views.append(
+            ServiceView(
+                name=service.name,
+                desired=service.replicas,
+                running=len(mine),
+                healthy=sum(1 for r in mine if _state(snapshot, running[r]) is HostState.UP),
+                by_host=by_host,
+                by_zone=dict(sorted(zones.items())),
+                constraints=constraint_lines(service),
+                unplaced={r: why for r, why in sorted(unplaced.items()) if r.service == service.name},
+            )
+        )
+    return tuple(views)
+
+
+def _label(snapshot: Snapshot, host: str, key: str) -> str:
+    try:
+        return snapshot.config.host(host).labels.get(key, "—")
+    except KeyError:
+        return "—"
+
+
+def constraint_lines(service: Service) -> tuple[str, ...]:
+    lines = []
+    if service.max_per_host is not None:
+        lines.append(f"at most {service.max_per_host} per host")
+    if service.spread_over:
+        lines.append(f"spread over {service.spread_over}")
+    if service.require:
+        lines.append("requires " + ", ".join(f"{k}={v}" for k, v in service.require.items()))
+    if service.avoid:
+        lines.append("avoids " + ", ".join(service.avoid))
+    if service.min_healthy:
+        lines.append(f"min healthy {service.min_healthy}")
+    lines.append(f"priority {service.priority}")
+    return tuple(lines)
+
+
+def joined(items: Iterable[object], empty: str = "—") -> str:
+    text = ", ".join(str(i) for i in items)
+    return text or empty

@@ -1,0 +1,75 @@
+"""What every full-size console screen shares: the summary on top, the footer, redraws and the read-only guard."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from console.widgets.summary import ClusterSummary
+from core.engine.api import Snapshot
+
+if TYPE_CHECKING:
+    from console.app import LoadmasterApp
+
+# Actions that change a host or the engine's pending plan: hidden and refused under --read-only.
+CHANGING_ACTIONS = frozenset({"approve", "reject", "demo_toggle"})
+
+
+class LiveScreen(Screen[None]):
+    """A screen drawn from the engine's snapshot; the app calls `redraw` when a new one arrives."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._binding_state: tuple[object, ...] | None = None
+
+    @property
+    def loadmaster(self) -> LoadmasterApp:
+        return cast("LoadmasterApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ClusterSummary(id="summary")
+        yield from self.compose_body()
+        yield Footer(compact=True)
+
+    def compose_body(self) -> ComposeResult:
+        raise NotImplementedError
+
+    def on_screen_resume(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        app = self.loadmaster
+        snapshot = app.snapshot
+        self.query_one(ClusterSummary).show(snapshot, app.summary, read_only=app.read_only)
+        self.show(snapshot)
+        # The footer recomposes on every bindings refresh: only ask when what enables a key has changed.
+        state = (app.read_only, snapshot.demo, snapshot.pending is not None, snapshot.applying, *self.binding_state())
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def show(self, snapshot: Snapshot) -> None:
+        raise NotImplementedError
+
+    def binding_state(self) -> tuple[object, ...]:
+        """Anything else a screen's `check_action` depends on."""
+        return ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        app = self.loadmaster
+        if action in CHANGING_ACTIONS and app.read_only:
+            return False
+        return not (action == "demo_toggle" and not app.snapshot.demo)
+
+    def action_back(self) -> None:
+        """Pop a pushed screen; from the top of another view, go back to the fleet."""
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()
+        elif self.app.current_mode != "fleet":
+            self.app.switch_mode("fleet")

@@ -1,0 +1,120 @@
+"""The engine's event stream, newest at the bottom, filterable by substring or regex."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Input
+
+from console.derive import host_matcher
+from console.formatting import clock
+from console.screens.base import LiveScreen
+from core.engine.api import Snapshot
+from core.engine.events import Event, EventKind
+
+KIND_STYLE = {
+    EventKind.HOST_DOWN: "bold red",
+    EventKind.HOST_KEY_MISMATCH: "bold red",
+    EventKind.ACTION_FAILED: "bold red",
+    EventKind.REPLICA_CRASHED: "red",
+    EventKind.CONFIG_INVALID: "red",
+    EventKind.HOST_SUSPECT: "yellow",
+    EventKind.FAILOVER_STARTED: "yellow",
+    EventKind.HOST_UP: "green",
+    EventKind.ACTION_DONE: "green",
+    EventKind.APPLY_FINISHED: "green",
+}
+
+
+def event_text(event: Event) -> str:
+    """What the filter searches."""
+    return " ".join(filter(None, (event.kind.value, event.host, str(event.replica or ""), event.message)))
+
+
+class EventsScreen(LiveScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "back", "Back / clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter = ""
+        self._seen = 0  # app.event_count when last drawn
+
+    def compose_body(self) -> ComposeResult:
+        yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter events: substring or regex over kind, host, replica and message", id="filter")
+
+    def on_mount(self) -> None:
+        table: DataTable[Any] = self.query_one("#events", DataTable)
+        for label, key, width in (
+            ("TIME", "time", 8),
+            ("EVENT", "kind", 17),
+            ("HOST", "host", 10),
+            ("MESSAGE", "msg", 70),
+        ):
+            table.add_column(label, key=key, width=width)
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#events", DataTable)
+
+    def show(self, snapshot: Snapshot) -> None:
+        app = self.loadmaster
+        fresh = app.event_count - self._seen
+        if not fresh:
+            return
+        if self._seen == 0 or fresh > len(app.events) or self.table.row_count > 2 * len(app.events):
+            self._rebuild()
+            return
+        self._append(list(app.events)[-fresh:])
+        self._seen = app.event_count
+
+    def _rebuild(self) -> None:
+        self.table.clear()
+        self._seen = self.loadmaster.event_count
+        self._append(list(self.loadmaster.events))
+
+    def _append(self, events: list[Event]) -> None:
+        table = self.table
+        follow = table.cursor_row >= table.row_count - 1
+        matches = host_matcher(self._filter)
+        for event in events:
+            if not matches(event_text(event)):
+                continue
+            table.add_row(
+                clock(event.at),
+                Text(event.kind.value, style=KIND_STYLE.get(event.kind, "")),
+                event.host or "",
+                event.message,
+            )
+        if follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.value != self._filter:
+            self._filter = event.value
+            self._rebuild()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+        if not event.value:
+            event.input.display = False
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self._filter:
+            box.value = ""
+            box.display = False
+            self.table.focus()
+        else:
+            super().action_back()

@@ -1,0 +1,136 @@
+"""One host: resources, its replicas with request against actual use, its recent events and its failover plan."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Static
+
+from console.derive import HostLoad, capacity, mem_used
+from console.formatting import age, clock, cores, cpu_bar, mem_bar, percent, size, sparkline
+from console.screens.base import LiveScreen
+from console.screens.fleet import STATE_STYLE
+from console.widgets.failover_text import failover_text
+from core.engine.api import Snapshot
+from core.model import HostState, ReplicaId, ReplicaStatus
+
+RECENT_EVENTS = 8
+
+
+class HostScreen(LiveScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "what_if", "What if"),
+        Binding("k", "demo_toggle", "Demo stop/start"),
+    ]
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="host-info")
+        yield DataTable(id="host-replicas", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="host-bottom"):
+            yield Static(id="host-failover", classes="panel")
+            yield Static(id="host-events", classes="panel")
+
+    def on_mount(self) -> None:
+        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
+        for label, key, width in (
+            ("REPLICA", "replica", 12),
+            ("STATE", "state", 9),
+            ("CPU REQ", "cpu_req", 7),
+            ("CPU USED", "cpu_used", 8),
+            ("MEM REQ", "mem_req", 8),
+            ("MEM RSS", "mem_rss", 8),
+            ("PID", "pid", 7),
+            ("UP", "up", 5),
+        ):
+            table.add_column(label, key=key, width=width)
+
+    def show(self, snapshot: Snapshot) -> None:
+        app = self.loadmaster
+        try:
+            host = snapshot.config.host(self.host)
+        except KeyError:
+            self.query_one("#host-info", Static).update(f"{self.host} is no longer in the cluster")
+            return
+        obs = snapshot.hosts.get(self.host)
+        state = obs.state if obs else HostState.UNKNOWN
+        cap = capacity(snapshot, self.host)
+        load = app.loads.get(self.host, HostLoad())
+        info = Text()
+        info.append(f" {self.host} ", style="bold reverse")
+        info.append(f"  {state.value}", style=STATE_STYLE.get(state, ""))
+        info.append(f"   {host.address}:{host.port}   " + " ".join(f"{k}={v}" for k, v in host.labels.items()))
+        if obs is not None and obs.error:
+            info.append(f"   {obs.error}", style="red")
+        info.append("\n requested  cpu ")
+        info.append_text(cpu_bar(load.cpu, cap.cpu, width=12))
+        info.append("   mem ")
+        info.append_text(mem_bar(load.mem, cap.mem, width=12))
+        info.append(f"   {load.replicas} replicas")
+        info.append("\n live       cpu ")
+        info.append(f"{percent(obs.cpu_percent if obs else None):>4} ")
+        info.append(sparkline(app.history.samples(self.host), 16), style="cyan")
+        info.append(f"   mem {size(mem_used(obs))} used")
+        seen = None if obs is None or obs.last_seen is None else snapshot.at - obs.last_seen
+        info.append(f"   last seen {age(seen)} ago")
+        self.query_one("#host-info", Static).update(info)
+        self._show_replicas(snapshot)
+        plan = next((p for p in snapshot.failover if p.scope == "host" and p.target == self.host), None)
+        self.query_one("#host-failover", Static).update(
+            failover_text(plan) if plan else Text("No failover plan computed for this host yet.", style="dim")
+        )
+        self._show_events()
+
+    def _show_replicas(self, snapshot: Snapshot) -> None:
+        obs = snapshot.hosts.get(self.host)
+        reported: dict[ReplicaId, ReplicaStatus] = {s.replica: s for s in (obs.replicas if obs else ())}
+        placed = snapshot.placement.on_host(self.host)
+        resources = {s.name: s.resources for s in snapshot.config.services}
+        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
+        table.clear()
+        for replica in sorted(set(placed) | set(reported)):
+            status = reported.get(replica)
+            req = resources.get(replica.service)
+            if status is None:
+                state = Text("unknown", style="dim")
+            elif status.running:
+                state = Text("running", style="green")
+            else:
+                state = Text("stopped", style="red")
+            used = None if status is None or status.cpu_percent is None else round(status.cpu_percent * 10)
+            started = None if status is None or status.started_at is None else snapshot.at - status.started_at
+            table.add_row(
+                str(replica),
+                state,
+                cores(req.cpu if req else None),
+                cores(used),
+                size(req.mem if req else None),
+                size(status.rss if status else None),
+                str(status.pid) if status and status.pid else "—",
+                age(started),
+                key=str(replica),
+            )
+
+    def _show_events(self) -> None:
+        events = [e for e in self.loadmaster.events if e.host == self.host][-RECENT_EVENTS:]
+        text = Text("Recent events\n", style="bold")
+        if not events:
+            text.append("none", style="dim")
+        for event in events:
+            text.append(f"{clock(event.at)} ", style="dim")
+            text.append(f"{event.kind.value:<16} ", style="cyan")
+            text.append(event.message + "\n")
+        self.query_one("#host-events", Static).update(text)
+
+    def action_what_if(self) -> None:
+        self.loadmaster.what_if(self.host)
+
+    def action_demo_toggle(self) -> None:
+        self.loadmaster.toggle_demo_host(self.host)

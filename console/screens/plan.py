@@ -1,0 +1,246 @@
+"""The pending plan: its actions, per-host utilization before → after, the solver's account, and apply progress."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import DataTable, ProgressBar, Static
+
+from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
+from console.formatting import age
+from console.screens.base import LiveScreen
+from console.screens.confirm import ConfirmScreen
+from console.screens.export import ExportScreen
+from console.widgets.spinner import Spinner
+from core.engine.api import ApplyProgress, Snapshot
+from core.model import Action, ActionKind, Plan
+
+
+def confirm_text(plan: Plan) -> str:
+    counts = action_counts(plan)
+    return (
+        f"Approve and apply this plan now?\n\n"
+        f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, {counts[ActionKind.STOP]} stops\n"
+        f"services touched: {', '.join(services_touched(plan)) or 'none'}"
+    )
+
+
+def action_status(action: Action, progress: ApplyProgress | None) -> Text:
+    if progress is None:
+        return Text("pending", style="dim")
+    if action in progress.failed:
+        return Text(f"✗ {progress.failed[action]}", style="bold red")
+    if action in progress.done:
+        return Text("✓ done", style="green")
+    if action in progress.running:
+        return Text("⟳ running", style="cyan")
+    return Text("waiting", style="dim")
+
+
+def _percent(used: int, cap: int) -> str:
+    return f"{100 * used / cap:.0f}%" if cap else "—"
+
+
+def utilization_cells(row: Utilization, freed: bool) -> tuple[object, ...]:
+    cpu = f"{_percent(row.before.cpu, row.capacity.cpu):>4} → {_percent(row.after.cpu, row.capacity.cpu):>4}"
+    mem = f"{_percent(row.before.mem, row.capacity.mem):>4} → {_percent(row.after.mem, row.capacity.mem):>4}"
+    style = "green" if freed else ("bold" if row.before != row.after else "dim")
+    return (
+        Text(row.host, style=style),
+        Text(cpu, style=style),
+        Text(mem, style=style),
+        Text(f"{row.before.replicas:>2} → {row.after.replicas:>2}", style=style),
+        Text("freed" if freed else "", style="bold green"),
+    )
+
+
+class PlanScreen(LiveScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "approve", "Approve"),
+        Binding("r", "reject", "Reject"),
+        Binding("e", "export", "Export"),
+        Binding("p", "replan", "Re-plan"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plan: Plan | None = None
+        self._statuses: dict[int, Text] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="plan-summary")
+        yield Spinner(id="solving")
+        with Horizontal(id="plan-body"):
+            yield DataTable(id="plan-actions", cursor_type="row", zebra_stripes=True)
+            yield DataTable(id="plan-util", cursor_type="row", zebra_stripes=True)
+        yield Static(id="plan-unplaced")
+        with Horizontal(id="apply-row"):
+            yield ProgressBar(id="apply-progress", show_eta=False)
+            yield Static(id="apply-label")
+
+    def on_mount(self) -> None:
+        actions: DataTable[Any] = self.query_one("#plan-actions", DataTable)
+        for label, key, width in (("#", "n", 3), ("ACTION", "action", 30), ("STATUS", "status", 18)):
+            actions.add_column(label, key=key, width=width)
+        util: DataTable[Any] = self.query_one("#plan-util", DataTable)
+        for label, key, width in (("HOST", "host", 10), ("CPU", "cpu", 11), ("MEM", "mem", 11), ("REPL", "repl", 7)):
+            util.add_column(label, key=key, width=width)
+        util.add_column("", key="freed", width=5)
+        self.query_one("#solving", Spinner).display = False
+
+    @property
+    def plan(self) -> Plan | None:
+        """The plan on screen: the pending one, else the one being (or last) applied."""
+        snapshot = self.loadmaster.snapshot
+        if snapshot.pending is not None:
+            return snapshot.pending
+        return snapshot.applying.plan if snapshot.applying is not None else None
+
+    def show(self, snapshot: Snapshot) -> None:
+        plan = self.plan
+        progress = snapshot.applying if plan is not None and snapshot.applying is not None else None
+        if progress is not None and plan is not None and progress.plan.basis != plan.basis:
+            progress = None
+        if plan is not self._plan:
+            self._plan = plan
+            self._fill(snapshot, plan)
+        self._show_summary(snapshot, plan)
+        self._show_statuses(plan, progress)
+        self._show_progress(progress)
+        self._show_solving(snapshot)
+
+    def _fill(self, snapshot: Snapshot, plan: Plan | None) -> None:
+        actions: DataTable[Any] = self.query_one("#plan-actions", DataTable)
+        util: DataTable[Any] = self.query_one("#plan-util", DataTable)
+        actions.clear()
+        util.clear()
+        self._statuses = {}
+        unplaced = self.query_one("#plan-unplaced", Static)
+        if plan is None:
+            unplaced.update("")
+            return
+        for i, action in enumerate(plan.actions):
+            actions.add_row(str(i + 1), str(action), action_status(action, None), key=str(i))
+        freed = set(hosts_freed(plan))
+        for row in plan_utilization(snapshot, plan):
+            util.add_row(*utilization_cells(row, row.host in freed), key=row.host)
+        text = Text()
+        if plan.unplaced:
+            text.append(f"{len(plan.unplaced)} replicas stay unplaced:\n", style="bold red")
+            for replica, why in sorted(plan.unplaced.items()):
+                text.append(f"  {replica}: {why}\n", style="red")
+        unplaced.update(text)
+
+    def _show_summary(self, snapshot: Snapshot, plan: Plan | None) -> None:
+        text = Text()
+        if plan is None:
+            text.append("No pending plan.", style="bold")
+            text.append("  Press p to compute one now.", style="dim")
+        else:
+            counts = action_counts(plan)
+            freed = hosts_freed(plan)
+            pending = snapshot.pending is plan
+            text.append(f"{'Pending plan' if pending else 'Last applied plan'} ({plan.reason})", style="bold")
+            text.append(f"  computed {age(snapshot.at - plan.created_at)} ago\n", style="dim")
+            text.append(f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, ")
+            text.append(f"{counts[ActionKind.STOP]} stops · services: {', '.join(services_touched(plan)) or 'none'}\n")
+            style = "green" if plan.status.value == "OPTIMAL" else "yellow"
+            text.append("solver ")
+            text.append(plan.status.value, style=f"bold {style}")
+            text.append(f" · uses {plan.hosts_used} hosts · bound {plan.lower_bound} · gap {plan.gap:.0%}")
+            text.append(f" · frees {len(freed)} hosts", style="bold green" if freed else "")
+            if freed:
+                text.append(f" ({', '.join(freed)})", style="green")
+        self.query_one("#plan-summary", Static).update(text)
+
+    def _show_statuses(self, plan: Plan | None, progress: ApplyProgress | None) -> None:
+        if plan is None:
+            return
+        actions: DataTable[Any] = self.query_one("#plan-actions", DataTable)
+        for i, action in enumerate(plan.actions):
+            status = action_status(action, progress)
+            if self._statuses.get(i) != status:
+                self._statuses[i] = status
+                actions.update_cell(str(i), "status", status)
+
+    def _show_progress(self, progress: ApplyProgress | None) -> None:
+        row = self.query_one("#apply-row")
+        row.display = progress is not None
+        if progress is None:
+            return
+        finished = len(progress.done) + len(progress.failed)
+        self.query_one("#apply-progress", ProgressBar).update(total=progress.total, progress=finished)
+        label = Text(f" {finished}/{progress.total} actions")
+        if progress.failed:
+            label.append(f" · {len(progress.failed)} failed", style="bold red")
+        label.append(" · finished" if progress.finished else " · applying…", style="dim")
+        self.query_one("#apply-label", Static).update(label)
+
+    def _show_solving(self, snapshot: Snapshot) -> None:
+        spinner = self.query_one("#solving", Spinner)
+        if not (snapshot.solving or self.loadmaster.planning):
+            spinner.stop()
+            return
+        message = "solving…"
+        progress = snapshot.solve_progress
+        if progress is not None:
+            message += f" {progress.elapsed:.1f}s"
+            if progress.best_hosts is not None:
+                message += f" · best so far {progress.best_hosts} hosts"
+            if progress.lower_bound is not None:
+                message += f" · bound {progress.lower_bound}"
+            message += f" · {progress.solutions} solutions"
+        spinner.start(message)
+
+    # --- keys
+
+    def binding_state(self) -> tuple[object, ...]:
+        return (self.loadmaster.planning, self.loadmaster.snapshot.solving)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        allowed = super().check_action(action, parameters)
+        if not allowed:
+            return allowed
+        snapshot = self.loadmaster.snapshot
+        applying = snapshot.applying is not None and not snapshot.applying.finished
+        if action in ("approve", "reject"):
+            return True if snapshot.pending is not None and not applying else None
+        if action == "export":
+            return True if self.plan is not None else None
+        if action == "replan":
+            return None if snapshot.solving or self.loadmaster.planning or applying else True
+        return True
+
+    def action_approve(self) -> None:
+        plan = self.loadmaster.snapshot.pending
+        if plan is None:
+            return
+
+        def approved(yes: bool | None) -> None:
+            if yes:
+                self.loadmaster.approve(plan)
+
+        self.app.push_screen(ConfirmScreen(confirm_text(plan), confirm="Approve"), approved)
+
+    def action_reject(self) -> None:
+        plan = self.loadmaster.snapshot.pending
+        if plan is not None:
+            self.loadmaster.reject(plan)
+
+    def action_export(self) -> None:
+        plan = self.plan
+        if plan is None:
+            return
+
+        def chosen(choice: tuple[str, str] | None) -> None:
+            if choice is not None:
+                self.loadmaster.export(plan, *choice)
+
+        self.app.push_screen(ExportScreen(f"{plan.cluster}-plan"), chosen)
+
+    def action_replan(self) -> None:
+        self.loadmaster.replan()

@@ -1,0 +1,54 @@
+"""The cluster summary under the title: host states, requested/capacity bars, bound, plan and mode badges."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.derive import FleetSummary
+from console.formatting import cpu_bar, mem_bar
+from core.engine.api import Snapshot
+
+
+def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool) -> Text:
+    text = Text()
+    text.append(f" {snapshot.config.name} ", style="bold reverse")
+    text.append("  hosts ")
+    text.append(f"{summary.up} up", style="green")
+    text.append(" · ")
+    text.append(f"{summary.suspect} suspect", style="yellow" if summary.suspect else "")
+    text.append(" · ")
+    text.append(f"{summary.down} down", style="bold red" if summary.down else "")
+    text.append("   cpu ")
+    text.append_text(cpu_bar(summary.requested.cpu, summary.capacity.cpu, width=10))
+    text.append("   mem ")
+    text.append_text(mem_bar(summary.requested.mem, summary.capacity.mem, width=10))
+    text.append("\n ")
+    fits = "?" if snapshot.fits_on is None else str(snapshot.fits_on)
+    text.append(f"fits on {fits} hosts, runs on {snapshot.runs_on}", style="bold")
+    text.append("   ")
+    if snapshot.applying is not None and not snapshot.applying.finished:
+        progress = snapshot.applying
+        text.append(f" applying {len(progress.done) + len(progress.failed)}/{progress.total} ", style="black on cyan")
+    elif snapshot.pending is not None:
+        text.append(f" plan pending: {len(snapshot.pending.actions)} actions ", style="black on yellow")
+    else:
+        text.append("no pending plan", style="dim")
+    if snapshot.solving:
+        text.append("  solving…", style="cyan")
+    text.append("   auto-apply ")
+    text.append("on" if snapshot.auto_apply else "off", style="bold" if snapshot.auto_apply else "dim")
+    if snapshot.demo:
+        text.append("   ")
+        text.append(" DEMO ", style="black on magenta")
+    if read_only:
+        text.append("   ")
+        text.append(" READ-ONLY ", style="bold white on red")
+    return text
+
+
+class ClusterSummary(Static):
+    """Redrawn by its screen whenever a new snapshot arrives."""
+
+    def show(self, snapshot: Snapshot, summary: FleetSummary, *, read_only: bool) -> None:
+        self.update(summary_text(snapshot, summary, read_only=read_only))
