@@ -124,7 +124,7 @@ def _did_you_mean(word: str, known: Iterable[str]) -> str:
 
 def _kind(value: Any) -> str:
     return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)  # fmt: skip
+            float: "a number"}.get(type(value), f"a {type(value).__name__}")  # fmt: skip
 
 
 def _got(value: Any) -> str:

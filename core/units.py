@@ -142,8 +142,10 @@ def human_cpu(millicores: int) -> str:
 
 def parse_quantity(value: object) -> int:
     """A further resource dimension (gpu, …): a non-negative whole number."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise UnitError(f"{literal(value)} is not a whole number of units (use e.g. 1 or 8)")
+    if value < 0:
+        raise UnitError(f"{literal(value)} is negative (use e.g. 1 or 8)")
     return _bounded(value, value, "1 or 8")
 
 

@@ -122,7 +122,7 @@ def test_size_examples(text: object, expected: int) -> None:
         ("9" * 400, parse_duration, "too long"),
         (10**400, parse_duration, "too long"),
         ({}, parse_duration, "is not a duration"),
-        (-1, parse_quantity, "whole number of units"),
+        (-1, parse_quantity, "is negative"),
         (1.5, parse_quantity, "whole number of units"),
         (2**60, parse_quantity, "larger than any machine"),
     ],
