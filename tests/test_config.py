@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -289,6 +291,44 @@ def test_any_document_gives_a_config_or_config_errors(document: dict) -> None:
         assert err.problems and all(p.file == "f.toml" and p.message for p in err.problems)
     else:
         assert isinstance(cfg, ClusterConfig) and cfg.hosts
+
+
+ROOT_DOCUMENT = tomllib.loads((ROOT / "cluster.toml").read_text())
+
+
+@st.composite
+def mutated_root(draw: st.DrawFn) -> dict:
+    """The root file with a few values replaced, deleted or added anywhere in it."""
+    document = copy.deepcopy(ROOT_DOCUMENT)
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        node = document
+        while True:
+            keys = list(range(len(node))) if isinstance(node, list) else list(node)
+            if not keys:
+                break
+            key = draw(st.sampled_from(keys))
+            if isinstance(node[key], dict | list) and draw(st.booleans()):
+                node = node[key]
+                continue
+            action = draw(st.sampled_from(["replace", "delete", "add"]))
+            if action == "replace":
+                node[key] = draw(values)
+            elif action == "delete":
+                del node[key]
+            elif isinstance(node, dict):
+                node[draw(st.sampled_from(KEYS))] = draw(values)
+            break
+    return document
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_root())
+def test_any_change_to_the_root_file_gives_a_config_or_config_errors(document: dict) -> None:
+    text = "".join(f"{k} = {literal(v)}\n" for k, v in document.items())
+    try:
+        config.parse(text, "f.toml")
+    except ConfigError as err:
+        assert err.problems and all(p.file == "f.toml" and p.message for p in err.problems)
 
 
 # -- README documents every key --
