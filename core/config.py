@@ -291,7 +291,8 @@ class _Reader:
             reserve = self.read_resources(t, "reserve", e, dimensions=dimensions) if "reserve" in t else Resources()
             if capacity is not None and reserve is not None and not reserve.fits(capacity):
                 over = [d for d in reserve.dimensions if reserve.get(d) > capacity.get(d)]
-                self.problem(e, "reserve", f"is larger than capacity in {', '.join(over)}")
+                shown = f"{literal(t['reserve'])} is larger than capacity {literal(t['capacity'])}"
+                self.problem(e, "reserve", f"{shown} in {', '.join(over)}; a reserve is kept free out of the capacity")
             host = Host(
                 name=self.take(t, "name", e, _name, example='name = "node-a"') or "",
                 address=address,
