@@ -210,7 +210,7 @@ def test_validate_warns_about_what_cannot_fit(tmp_path: Path, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize(
-    "argv", [["nosuch"], ["validate", "--bogus"], ["validate", "-c"], ["validate", "extra"], []], ids=str
+    "argv", [["nosuch"], ["validate", "--bogus"], ["validate", "-c"], ["validate", "extra"]], ids=str
 )
 def test_wrong_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     try:
