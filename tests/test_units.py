@@ -146,7 +146,7 @@ def test_parsers_raise_only_unit_errors(value: object) -> None:
 
 
 def test_literal_writes_toml() -> None:
-    value = {"a": 'x"y', "b": [1, 2.5, True], "c": {}}
+    value = {"a": 'x"y', "b": [1, 2.5, True], "c": {}, "d e": {"é": -1}}
     assert tomllib.loads(f"v = {literal(value)}")["v"] == value
     assert literal("12XB") == '"12XB"'
     assert literal(False) == "false"
@@ -157,3 +157,18 @@ def test_human_labels() -> None:
     assert human_size(1536 * 2**20) == "1.5GiB"
     assert human_size(200 * 2**30) == "200GiB"
     assert human_cpu(3500) == "3.5"
+
+
+toml_values = st.recursive(
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(st.characters(blacklist_categories=("Cs",))),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(toml_values)
+def test_literal_reads_back_as_the_same_value(value: object) -> None:
+    assert tomllib.loads(f"v = {literal(value)}")["v"] == value
