@@ -1,0 +1,22 @@
+"""Placement optimizer: pure functions from (services, hosts, what runs now) to a placement.
+
+No I/O, no globals; the only clock read is the solver's wall-clock budget.
+"""
+
+from core.optimizer.bounds import lower_bound
+from core.optimizer.failover import FailoverSummary, failover_for, failover_plans, summarize
+from core.optimizer.problem import HostSpec, PlacementProblem, PlacementResult
+from core.optimizer.solve import greedy, solve
+
+__all__ = [
+    "FailoverSummary",
+    "HostSpec",
+    "PlacementProblem",
+    "PlacementResult",
+    "failover_for",
+    "failover_plans",
+    "greedy",
+    "lower_bound",
+    "solve",
+    "summarize",
+]

@@ -1,0 +1,259 @@
+"""The CP-SAT counts model and its lexicographic objective, solved in sequential stages.
+
+Variables: x[s,h] = how many replicas of service s run on host h, only for hosts where s may
+run (its upper bound already holds require, state, max_per_host and the per-replica fit).
+
+Objective, lexicographic, as three sequential solves rather than one weighted sum: each
+later stage fixes the earlier optimum as a constraint. Weights would have to span
+priority × replicas × moves × hosts and overflow or hurt the LP relaxation at
+10,000 replicas, while sequential solves keep each objective small and let every stage
+stop as soon as it meets its own bound.
+  A. most priority-weighted replicas placed; ties broken by the least spread excess
+     (max - min - 1 of a spread service's per-group counts): both in one objective,
+     placed_weight * (E + 1) - excess, safe because excess <= E;
+  B. fewest moves (= most replicas left on the host they run on);
+  C. binpack: fewest hosts used; spread: lowest worst load (per mille of a host dimension).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from ortools.sat.python import cp_model
+
+from core.optimizer.compiled import Compiled, Counts, spread_excess, weights
+
+@dataclass(slots=True)
+class Budget:
+    """Wall-clock budget shared by the sequential solves (the only clock the optimizer reads)."""
+
+    limit: float
+    start: float = field(default_factory=time.monotonic)
+
+    def left(self) -> float:
+        return max(0.0, self.limit - (time.monotonic() - self.start))
+
+
+@dataclass(slots=True)
+class StageResult:
+    x: Counts
+    proven: bool  # the stage's objective is optimal for its constraints
+    bound: float | None = None  # the solver's best bound on the stage objective
+
+
+def run(model: cp_model.CpModel, *, seconds: float, seed: int, workers: int) -> tuple[cp_model.CpSolver, int]:
+    """Solve reproducibly on `workers` threads; returns the solver whose answer counts, and its status.
+
+    CP-SAT's own multi-worker portfolio races its threads, and its reproducible mode
+    (`interleave_search`) was several times slower here, so instead each worker is a
+    single-thread search (reproducible under `max_deterministic_time`) with its own seed;
+    worker 0 searches the default way, the others by large-neighbourhood search around the
+    hint. Worker 0 is never interrupted: when it proves its answer optimal, the others are
+    stopped and ignored; otherwise every worker runs to its own limit and the best answer
+    wins (ties go to the lower worker). Either way the result depends only on the inputs, as
+    long as a search ends by proof or by its deterministic limit; the equal wall-clock limit
+    only keeps the time budget on a machine slower than CP-SAT's deterministic clock assumes.
+    """
+    solvers = []
+    for k in range(max(1, workers)):
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.num_workers = 1
+        p.random_seed = seed + k
+        p.max_deterministic_time = max(0.01, seconds)
+        p.max_time_in_seconds = max(0.05, seconds)
+        if k:
+            p.use_lns_only = True
+        solvers.append(solver)
+    statuses: list[int] = [cp_model.UNKNOWN] * len(solvers)
+
+    def work(k: int) -> None:
+        statuses[k] = solvers[k].solve(model)
+        if k == 0 and statuses[0] in (cp_model.OPTIMAL, cp_model.INFEASIBLE):
+            for other in solvers[1:]:
+                other.stop_search()
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(1, len(solvers))]
+    for t in threads:
+        t.start()
+    work(0)
+    for t in threads:
+        t.join()
+    if statuses[0] in (cp_model.OPTIMAL, cp_model.INFEASIBLE) or len(solvers) == 1:
+        return solvers[0], statuses[0]
+    found = [k for k, st in enumerate(statuses) if st in (cp_model.OPTIMAL, cp_model.FEASIBLE)]
+    if not found:
+        return solvers[0], statuses[0]
+    sign = -1 if model.proto.objective.scaling_factor < 0 else 1  # maximisation is stored negated
+    best = min(found, key=lambda k: (sign * solvers[k].objective_value, k))
+    return solvers[best], statuses[best]
+
+
+class CountsModel:
+    def __init__(self, c: Compiled, *, binpack: bool, hosts: Collection[int] | None = None):
+        """`hosts`: the only hosts that may receive replicas (all when None)."""
+        self.c, self.binpack = c, binpack
+        allowed = set(range(c.n_hosts)) if hosts is None else set(hosts)
+        m = self.model = cp_model.CpModel()
+        n_s, n_h = c.n_services, c.n_hosts
+        self.x: dict[tuple[int, int], cp_model.IntVar] = {}
+        for s in range(n_s):
+            for h in range(n_h):
+                if c.ub[s][h] > 0 and h in allowed:
+                    self.x[s, h] = m.new_int_var(0, c.ub[s][h], f"x{s}_{h}")
+        self.by_host: list[list[int]] = [[] for _ in range(n_h)]
+        self.by_service: list[list[int]] = [[] for _ in range(n_s)]
+        for s, h in self.x:
+            self.by_host[h].append(s)
+            self.by_service[s].append(h)
+        self.placed = [sum(self.x[s, h] for h in self.by_service[s]) for s in range(n_s)]
+        for s in range(n_s):
+            if self.by_service[s]:
+                m.add(self.placed[s] <= c.replicas[s])
+
+        self.used: dict[int, cp_model.IntVar] = {}
+        for h in range(n_h):
+            if not self.by_host[h]:
+                continue
+            y = self.used[h] = m.new_bool_var(f"used{h}")
+            for d in range(len(c.dims)):
+                terms = [c.demand[s][d] * self.x[s, h] for s in self.by_host[h] if c.demand[s][d]]
+                if terms:
+                    m.add(sum(terms) <= c.cap[h][d] * y)
+            for s in self.by_host[h]:
+                m.add(self.x[s, h] <= c.ub[s][h] * y)
+        self._break_symmetry()
+
+        self.on: dict[tuple[int, int], cp_model.IntVar] = {}
+        for s, t in c.avoid_pairs:
+            for h in range(n_h):
+                if (s, h) in self.x and (t, h) in self.x:
+                    m.add_bool_or([self._on(s, h).Not(), self._on(t, h).Not()])
+
+        self.excess = []
+        for s, groups in enumerate(c.zones):
+            if not groups or len(groups) < 2:
+                continue
+            counts = [sum(self.x[s, h] for h in g) for g in groups]
+            hi = m.new_int_var(0, c.replicas[s], f"hi{s}")
+            lo = m.new_int_var(0, c.replicas[s], f"lo{s}")
+            ex = m.new_int_var(0, c.replicas[s], f"ex{s}")
+            for n in counts:
+                m.add(hi >= n)
+                m.add(lo <= n)
+            m.add(ex >= hi - lo - 1)
+            self.excess.append(ex)
+
+        self.stay = []
+        for (s, h), var in self.x.items():
+            if c.cur[s][h]:
+                st = m.new_int_var(0, c.cur[s][h], f"stay{s}_{h}")
+                m.add(st <= var)
+                self.stay.append(st)
+
+        self.worst = m.new_int_var(0, 1000, "worst")
+        self.fixed: set[str] = set()
+        w = weights(c)
+        self.placed_weight = sum(w[s] * self.placed[s] for s in range(n_s))
+
+    def _on(self, s: int, h: int) -> cp_model.IntVar:
+        if (s, h) not in self.on:
+            b = self.on[s, h] = self.model.new_bool_var(f"on{s}_{h}")
+            self.model.add(self.x[s, h] <= self.c.ub[s][h] * b)
+        return self.on[s, h]
+
+    def _break_symmetry(self) -> None:
+        """Interchangeable hosts are used in order: host i used >= host i+1 used."""
+        for members in identical_groups(self.c, list(self.used)):
+            for a, b in itertools.pairwise(members):
+                self.model.add(self.used[a] >= self.used[b])
+
+    # -- stages ----------------------------------------------------------------------------
+
+    def hint(self, x: Counts) -> None:
+        m = self.model
+        m.clear_hints()
+        for (s, h), var in self.x.items():
+            m.add_hint(var, x[s][h])
+        for h, y in self.used.items():
+            m.add_hint(y, int(any(x[s][h] for s in self.by_host[h])))
+        for (s, h), b in self.on.items():
+            m.add_hint(b, int(x[s][h] > 0))
+
+    def solve_stage(
+        self, stage: str, x0: Counts, *, seconds: float, seed: int, workers: int, lb: int = 0
+    ) -> StageResult:
+        m, c = self.model, self.c
+        if stage == "A":
+            bound_e = sum(c.replicas[s] for s, g in enumerate(c.zones) if g)
+            m.maximize(self.placed_weight * (bound_e + 1) - sum(self.excess))
+        elif stage == "B":
+            m.maximize(sum(self.stay))
+        elif self.binpack:
+            total = sum(self.used.values())
+            m.add(total >= lb)
+            m.minimize(total)
+        else:
+            for h in self.used:
+                for d in range(len(c.dims)):
+                    if c.cap[h][d] and c.takes_new[h]:
+                        load = sum(c.demand[s][d] * self.x[s, h] for s in self.by_host[h] if c.demand[s][d])
+                        m.add(1000 * load <= c.cap[h][d] * self.worst)
+            m.minimize(self.worst)
+        self.hint(x0)
+        solver, status = run(m, seconds=seconds, seed=seed, workers=workers)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return StageResult(x0, False)
+        x = [[0] * c.n_hosts for _ in range(c.n_services)]
+        for (s, h), var in self.x.items():
+            x[s][h] = solver.value(var)
+        return StageResult(x, status == cp_model.OPTIMAL, solver.best_objective_bound)
+
+    def fix_to(self, x: Counts, stage: str) -> None:
+        """Keep the value `x` reached in `stage` while later stages run (once per stage)."""
+        if stage in self.fixed:
+            return
+        self.fixed.add(stage)
+        m, c = self.model, self.c
+        if stage == "A":
+            for s in range(c.n_services):
+                if self.by_service[s]:
+                    m.add(self.placed[s] == sum(x[s]))
+            if self.excess:
+                m.add(sum(self.excess) <= spread_excess(c, x))
+        elif stage == "B" and self.stay:
+            m.add(sum(self.stay) >= sum(min(c.cur[s][h], x[s][h]) for s, h in self.x))
+
+
+def identical_groups(c: Compiled, hosts: Collection[int]) -> list[list[int]]:
+    """Hosts that are interchangeable: same capacity, labels, state and bounds, nothing running now."""
+    groups: dict[tuple, list[int]] = {}
+    for h in sorted(hosts):
+        if any(c.cur[s][h] for s in range(c.n_services)):
+            continue
+        spec = c.problem.hosts[h]
+        key = (c.cap[h], tuple(spec.labels.items()), spec.state, tuple(c.ub[s][h] for s in range(c.n_services)))
+        groups.setdefault(key, []).append(h)
+    return list(groups.values())
+
+
+def hosts_worth_modelling(c: Compiled, x: Counts) -> list[int]:
+    """Hosts a placement with fewer hosts than `x` could need.
+
+    Such a placement uses fewer than hosts_used(x) hosts, so from a group of interchangeable
+    hosts it never needs more than that many; the hosts x uses are kept, then the group's first
+    unused ones. This keeps "unlimited identical hosts" from blowing up the model.
+    """
+    used = {h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))}
+    keep = set(used)
+    grouped: set[int] = set()
+    for members in identical_groups(c, range(c.n_hosts)):
+        grouped.update(members)
+        room = len(used) - sum(1 for h in members if h in used)
+        keep.update([h for h in members if h not in used][: max(0, room)])
+    keep.update(h for h in range(c.n_hosts) if h not in grouped)
+    return sorted(keep)

@@ -1,0 +1,133 @@
+"""First-fit decreasing over several dimensions, on counts.
+
+It is the solver's warm start, its fallback when CP-SAT finds nothing in time,
+and the baseline of the benchmarks. Replicas that run now stay where they are
+when they still fit; the rest go, largest first and higher priority first, to
+the first host with room (hosts largest first). Replicas of one service are
+interchangeable, so first fit places a whole run of them on a host at once,
+which keeps it fast at thousands of replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from core.optimizer.compiled import Compiled, Counts
+
+ORDERS = ("max", "sum", "first")  # dimension that ranks "largest": the worst one, all of them, the first
+
+
+def size_key(c: Compiled, order: str) -> Callable[[int], float]:
+    mean_cap = [max(1.0, sum(row[d] for row in c.cap) / max(1, c.n_hosts)) for d in range(len(c.dims))]
+
+    def key(s: int) -> float:
+        shares = [c.demand[s][d] / mean_cap[d] for d in range(len(c.dims))] or [0.0]
+        if order == "sum":
+            return sum(shares)
+        if order == "first":
+            return shares[0]
+        return max(shares)
+
+    return key
+
+
+def greedy_counts(c: Compiled, *, order: str = "max", binpack: bool = True) -> Counts:
+    n_s, n_h = c.n_services, c.n_hosts
+    x = [[0] * n_h for _ in range(n_s)]
+    residual = [list(row) for row in c.cap]
+    present: list[set[int]] = [set() for _ in range(n_h)]
+    conflicts: list[set[int]] = [set() for _ in range(n_s)]
+    for s, t in c.avoid_pairs:
+        conflicts[s].add(t)
+        conflicts[t].add(s)
+
+    def room(s: int, h: int) -> int:
+        if conflicts[s] & present[h]:
+            return 0
+        return min(c.ub[s][h] - x[s][h], c.fits_count(s, residual[h]))
+
+    def put(s: int, h: int, n: int) -> None:
+        x[s][h] += n
+        present[h].add(s)
+        for d, need in enumerate(c.demand[s]):
+            residual[h][d] -= need * n
+
+    key = size_key(c, order)
+    by_priority = sorted(range(n_s), key=lambda s: (-c.problem.services[s].priority, s))
+    for s in by_priority:  # keep what runs, most important services first
+        for h in range(n_h):
+            if c.cur[s][h]:
+                n = min(c.cur[s][h], room(s, h))
+                if n > 0:
+                    put(s, h, n)
+
+    host_size = size_key_hosts(c)
+    host_order = sorted(range(n_h), key=lambda h: (-host_size[h], h))
+    rank = {h: i for i, h in enumerate(host_order)}
+    for s in sorted(range(n_s), key=lambda s: (-c.problem.services[s].priority, -key(s), s)):
+        left = c.replicas[s] - sum(x[s])
+        if left <= 0:
+            continue
+        groups = c.zones[s]
+        if groups:
+            _place_spread(c, s, left, [sorted(g, key=rank.__getitem__) for g in groups], x, room, put)
+        elif binpack:
+            for h in host_order:
+                n = min(left, room(s, h))
+                if n > 0:
+                    put(s, h, n)
+                    left -= n
+                    if not left:
+                        break
+        else:
+            for _ in range(left):
+                best = min(
+                    (h for h in range(n_h) if room(s, h) > 0),
+                    key=lambda h: (_load_after(c, residual[h], h, s), rank[h]),
+                    default=None,
+                )
+                if best is None:
+                    break
+                put(s, best, 1)
+    return x
+
+
+def size_key_hosts(c: Compiled) -> list[float]:
+    mean_cap = [max(1.0, sum(row[d] for row in c.cap) / max(1, c.n_hosts)) for d in range(len(c.dims))]
+    return [sum(c.cap[h][d] / mean_cap[d] for d in range(len(c.dims))) for h in range(c.n_hosts)]
+
+
+def _load_after(c: Compiled, residual: list[int], h: int, s: int) -> float:
+    return max(
+        ((c.cap[h][d] - residual[d] + c.demand[s][d]) / c.cap[h][d] for d in range(len(c.dims)) if c.cap[h][d]),
+        default=0.0,
+    )
+
+
+def _place_spread(
+    c: Compiled,
+    s: int,
+    left: int,
+    groups: list[list[int]],
+    x: Counts,
+    room: Callable[[int, int], int],
+    put: Callable[[int, int, int], None],
+) -> None:
+    """One replica at a time into the group that has the fewest so far, first fit inside it.
+
+    A host that cannot take a replica of s now never can later (its room only shrinks while
+    s is placed), so each group keeps a cursor instead of rescanning from its first host.
+    """
+    cursor = [0] * len(groups)
+    per_group = [sum(x[s][h] for h in g) for g in groups]
+    for _ in range(left):
+        for gi in sorted(range(len(groups)), key=lambda g: (per_group[g], g)):
+            g = groups[gi]
+            while cursor[gi] < len(g) and room(s, g[cursor[gi]]) <= 0:
+                cursor[gi] += 1
+            if cursor[gi] < len(g):
+                put(s, g[cursor[gi]], 1)
+                per_group[gi] += 1
+                break
+        else:
+            return

@@ -1,0 +1,203 @@
+"""The placement pipeline: greedy, bounds, then CP-SAT stages that each stop at their bound.
+
+1. greedy first-fit decreasing under a few size orders; the best is the incumbent and hint;
+2. a stage is skipped when the incumbent already meets that stage's bound (all placeable
+   replicas placed and spread even; every replica that may stay stays; hosts = lower bound);
+3. otherwise the CP-SAT counts model solves the stage from the incumbent; for "fewest hosts"
+   over identical hosts in one dimension with no constraints between replicas the arc-flow
+   model takes over, since it is much stronger there.
+`time_limit` is shared by all stages; each stage gets a share of what is left.
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.model import Placement, ReplicaId, SolverStatus, Strategy
+from core.optimizer import arcflow
+from core.optimizer.bounds import hosts_lower_bound
+from core.optimizer.compiled import (
+    Compiled,
+    Counts,
+    compile_problem,
+    hosts_used,
+    max_load_permille,
+    moves_of,
+    objective_terms,
+    spread_excess,
+    to_placement,
+    weights,
+)
+from core.optimizer.cpsat import Budget, CountsModel, hosts_worth_modelling
+from core.optimizer.explain import explain
+from core.optimizer.greedy import ORDERS, greedy_counts
+from core.optimizer.problem import PlacementProblem, PlacementResult
+
+
+def greedy(problem: PlacementProblem) -> PlacementResult:
+    """First-fit decreasing alone: the baseline (and what `solve` starts from)."""
+    start = time.monotonic()
+    c = compile_problem(problem)
+    binpack = problem.strategy is Strategy.BINPACK
+    x = greedy_counts(c, order=ORDERS[0], binpack=binpack)
+    proven = {"A": _placed_at_bound(c, x), "B": _stay_at_bound(c, x)}
+    return _result(c, x, proven, hosts_bound=None, binpack=binpack, start=start, seed=0)
+
+
+def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0, workers: int = 2) -> PlacementResult:
+    budget = Budget(time_limit)
+    c = compile_problem(problem)
+    binpack = problem.strategy is Strategy.BINPACK
+    x = min((greedy_counts(c, order=o, binpack=binpack) for o in ORDERS), key=lambda x: _rank(c, x, binpack))
+    proven: dict[str, bool] = {}
+    model: CountsModel | None = None
+
+    def get_model(only_fewer_hosts: bool = False) -> CountsModel:
+        nonlocal model
+        if model is None:
+            hosts = hosts_worth_modelling(c, x) if only_fewer_hosts else None
+            model = CountsModel(c, binpack=binpack, hosts=hosts)
+        return model
+
+    proven["A"] = _placed_at_bound(c, x)
+    if not proven["A"] and budget.left() > 0:
+        r = get_model().solve_stage("A", x, seconds=budget.left() * 0.3, seed=seed, workers=workers)
+        x, proven["A"] = r.x, r.proven
+
+    proven["B"] = _stay_at_bound(c, x)
+    if not proven["B"] and budget.left() > 0:
+        m = get_model()
+        m.fix_to(x, "A")
+        r = m.solve_stage("B", x, seconds=budget.left() * 0.4, seed=seed, workers=workers)
+        x, proven["B"] = r.x, r.proven
+
+    placed = [sum(x[s]) for s in range(c.n_services)]
+    hosts_bound: float | None = hosts_lower_bound(c, placed) if binpack else None
+    stage_c_done = binpack and hosts_used(c, x) <= (hosts_bound or 0)
+    proven["C"] = stage_c_done
+    if not stage_c_done and budget.left() > 0:
+        flow = _arcflow_shape(c, x) if binpack else None
+        if flow is not None:
+            x, proven["C"], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
+        else:
+            m = get_model(only_fewer_hosts=binpack)
+            m.fix_to(x, "A")
+            m.fix_to(x, "B")
+            r = m.solve_stage("C", x, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0))
+            x, proven["C"] = r.x, r.proven
+            if binpack and r.bound is not None:
+                hosts_bound = max(hosts_bound or 0, r.bound)
+    return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
+
+
+def _rank(c: Compiled, x: Counts, binpack: bool) -> tuple[int, int, int, int]:
+    w = weights(c)
+    placed_weight = sum(w[s] * sum(x[s]) for s in range(c.n_services))
+    last = hosts_used(c, x) if binpack else max_load_permille(c, x)
+    return (-placed_weight, spread_excess(c, x), moves_of(c, x), last)
+
+
+def _placed_at_bound(c: Compiled, x: Counts) -> bool:
+    best = all(sum(x[s]) >= min(c.replicas[s], sum(c.ub[s])) for s in range(c.n_services))
+    return best and spread_excess(c, x) == 0
+
+
+def _stay_at_bound(c: Compiled, x: Counts) -> bool:
+    for s in range(c.n_services):
+        could = sum(min(c.cur[s][h], c.ub[s][h]) for h in range(c.n_hosts))
+        stay = sum(min(c.cur[s][h], x[s][h]) for h in range(c.n_hosts))
+        if stay < min(could, sum(x[s])):
+            return False
+    return True
+
+
+def _arcflow_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
+    """(dimension, hosts) when fewest hosts is plain 1-D bin packing over identical hosts, else None."""
+    if c.avoid_pairs or any(c.zones) or any(any(row) for row in c.cur) or any(c.displaced):
+        return None
+    active = [d for d in range(len(c.dims)) if any(c.demand[s][d] for s in range(c.n_services))]
+    services = [s for s in range(c.n_services) if sum(x[s])]
+    if len(active) != 1 or not services:
+        return None
+    d = active[0]
+    hosts = [h for h in range(c.n_hosts) if any(c.ub[s][h] for s in services)]
+    if any(not c.takes_new[h] or c.cap[h] != c.cap[hosts[0]] for h in hosts):
+        return None
+    for s in services:
+        if c.max_per_host[s] < c.replicas[s] or any(c.ub[s][h] != c.ub[s][hosts[0]] for h in hosts):
+            return None
+    return d, hosts
+
+
+def _solve_arcflow(
+    c: Compiled, x: Counts, shape: tuple[int, list[int]], lb: float, budget: Budget, seed: int, workers: int
+) -> tuple[Counts, bool, float]:
+    d, hosts = shape
+    services = [s for s in range(c.n_services) if sum(x[s])]
+    hint = [[x[s][h] for s in services] for h in hosts if any(x[s][h] for s in services)]
+    found = arcflow.pack(
+        [c.demand[s][d] for s in services],
+        [sum(x[s]) for s in services],
+        c.cap[hosts[0]][d],
+        hint=hint,
+        lb=int(lb),
+        seconds=budget.left(),
+        seed=seed,
+        workers=workers,
+    )
+    if found is None or len(found[0]) > len(hint):
+        return x, False, lb
+    bins, proven = found
+    out = [[0] * c.n_hosts for _ in range(c.n_services)]
+    for h, contents in zip(hosts, bins, strict=False):
+        for i, s in enumerate(services):
+            out[s][h] = contents[i]
+    return out, proven, (len(bins) if proven else lb)
+
+
+def _result(
+    c: Compiled,
+    x: Counts,
+    proven: dict[str, bool],
+    *,
+    hosts_bound: float | None,
+    binpack: bool,
+    start: float,
+    seed: int,
+) -> PlacementResult:
+    placement = to_placement(c, x)
+    unplaced = _unplaced(c, x, placement, seed)
+    used = hosts_used(c, x)
+    bound = hosts_lower_bound(c, [sum(x[s]) for s in range(c.n_services)])
+    if hosts_bound is not None:
+        bound = max(bound, int(-(-hosts_bound // 1)))
+    bound = min(bound, used)
+    if unplaced:
+        status = SolverStatus.INFEASIBLE if proven.get("A") else SolverStatus.UNKNOWN
+    elif all(proven.get(k, False) for k in ("A", "B")) and (used <= bound or proven.get("C", False)):
+        status = SolverStatus.OPTIMAL
+    else:
+        status = SolverStatus.FEASIBLE
+    if binpack and proven.get("C") and proven.get("A") and proven.get("B"):
+        bound = used
+    return PlacementResult(
+        placement=placement,
+        unplaced=unplaced,
+        status=status,
+        objective=objective_terms(c, x, binpack),
+        hosts_used=used,
+        lower_bound=bound,
+        gap=(used - bound) / used if used else 0.0,
+        wall_time=time.monotonic() - start,
+        seed=seed,
+    )
+
+
+def _unplaced(c: Compiled, x: Counts, placement: Placement, seed: int) -> dict[ReplicaId, str]:
+    reasons = explain(c, x, seed=seed)
+    out: dict[ReplicaId, str] = {}
+    for s, service in enumerate(c.problem.services):
+        for replica in service.replica_ids():
+            if placement.host_of(replica) is None:
+                out[replica] = reasons.get(s, "not placed")
+    return out
