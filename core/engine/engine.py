@@ -268,6 +268,8 @@ class Engine:
             return
         if drift == self._drift_seen or self._solving_since is not None:
             return
+        if self._pending is not None and not self.check_stale(self._pending):
+            return  # the operator is already looking at a plan for this very state
         self._drift_seen = drift
         plan = await self._compute(reason="drift")
         if not plan.actions:
@@ -381,7 +383,8 @@ class Engine:
             or not all(states.get(h, HostState.UNKNOWN).accepts_work for h in ready.moves.values())
         ):
             ready = await asyncio.to_thread(optimizer.failover_for, self._problem(), current, [host])
-        target = {r: h for r, h in current.assignments.items() if r not in displaced}
+        # Replicas with nowhere to go stay assigned to the lost host: stopping them there is moot.
+        target = dict(current.assignments)
         target.update(ready.moves)
         fp, basis = self._basis()
         return Plan(

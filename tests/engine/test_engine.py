@@ -61,10 +61,11 @@ async def test_auto_apply_places_everything_and_fails_over(engine_of, small_conf
     await until(lambda: set(fleet.running()) == desired(small_config))
     await engine.wait_failover()
     victim = fleet.running()[ReplicaId("db", 0)][0]
-    lost = {r for r, hosts in fleet.running().items() if victim in hosts}
+    ready = engine.what_if(victim)
+    assert ReplicaId("db", 0) in ready.moves and "web" in ready.degraded  # web: 3 hosts, max_per_host=1
     queue = engine.subscribe()
     fleet.states[victim] = HostState.DOWN
-    await until(lambda: all(any(h != victim for h in fleet.running().get(r, [])) for r in lost))
+    await until(lambda: all(fleet.running().get(r, []) == [victim, h] for r, h in ready.moves.items()))
     kinds = []
     while not queue.empty():
         kinds.append(queue.get_nowait().kind)
