@@ -6,11 +6,11 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from console.commands import demo, hosts, validate
+from console.commands import apply, console, demo, hosts, plan, run, status, validate
 from core.errors import LoadmasterError
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (validate, hosts, demo)
+COMMANDS = (console, demo, hosts, status, plan, apply, run, validate)
 
 
 def _version() -> str:
@@ -34,10 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
+    argv = sys.argv[1:] if argv is None else argv
+    # Like k9s, the bare command opens the console.
+    args = parser.parse_args(argv or ["console"])
     try:
         return int(args.run(args) or 0)
     except LoadmasterError as exc:

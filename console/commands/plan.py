@@ -40,7 +40,8 @@ async def _run(args: argparse.Namespace) -> int:
             print(action)
         for replica, why in sorted(plan.unplaced.items()):
             print(f"unplaced {replica}: {why}")
-        gap = "optimal" if plan.hosts_used == plan.lower_bound else f"at most {plan.hosts_used - plan.lower_bound} above optimal"
+        above = plan.hosts_used - plan.lower_bound
+        gap = "optimal" if above == 0 else f"at most {above} above optimal"
         print(
             f"{len(plan.actions)} actions; {plan.hosts_used} hosts ({gap}); "
             f"solver {plan.status.value}, lower bound {plan.lower_bound}, gap {plan.gap:.1%}"

@@ -59,7 +59,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         })  # fmt: skip
     services = []
     for s in cfg.services:
-        running = [r for r in s.replica_ids() if r in snap.placement.assignments and _up(snap, snap.placement.assignments[r])]
+        where = snap.placement.assignments
+        running = [r for r in s.replica_ids() if r in where and _up(snap, where[r])]
         services.append({
             "name": s.name,
             "desired": s.replicas,

@@ -1,0 +1,57 @@
+"""Builds the engine the commands drive: the fleet (real or the local demo's), the journal, the policy."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from core.engine.engine import DemoControl, Engine
+from core.engine.journal import Journal
+from core.hostlink.demo import default_workdir
+from core.hostlink.fleet import Fleet
+from core.model import ClusterConfig
+
+
+def journal_path(config: ClusterConfig) -> Path:
+    return Path(os.path.expanduser(f"~/.loadmaster/{config.name}/journal.db"))
+
+
+def fleet_for(config: ClusterConfig, demo_workdir: Path | None = None) -> Fleet:
+    """A demo cluster is reached with the keys its demo fleet wrote; any other with the user's own."""
+    workdir = demo_workdir or default_workdir(config.name)
+    if config.demo and (workdir / "known_hosts").exists():
+        return Fleet(config, known_hosts=str(workdir / "known_hosts"), client_keys=[str(workdir / "client_key")])
+    return Fleet(config)
+
+
+def make_engine(
+    config: ClusterConfig,
+    *,
+    read_only: bool = False,
+    auto_apply: bool | None = None,
+    failover_auto: bool | None = None,
+    demo: DemoControl | None = None,
+    demo_workdir: Path | None = None,
+) -> Engine:
+    return Engine(
+        config,
+        fleet_for(config, demo_workdir),
+        Journal(journal_path(config)),
+        read_only=read_only,
+        auto_apply=auto_apply,
+        failover_auto=failover_auto,
+        demo=demo,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_engine(config: ClusterConfig, *, read_only: bool) -> AsyncIterator[Engine]:
+    """An engine that has looked at every host once, for one-shot commands."""
+    engine = make_engine(config, read_only=read_only)
+    try:
+        await engine.start(run_loop=False)
+        yield engine
+    finally:
+        await engine.close()
