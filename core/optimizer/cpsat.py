@@ -27,6 +27,7 @@ from ortools.sat.python import cp_model
 
 from core.optimizer.compiled import Compiled, Counts, spread_excess, weights
 
+
 @dataclass(slots=True)
 class Budget:
     """Wall-clock budget shared by the sequential solves (the only clock the optimizer reads)."""

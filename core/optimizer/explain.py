@@ -68,7 +68,7 @@ def _precheck(c: Compiled, x: Counts, s: int) -> str | None:
             largest = max((c.cap[h][d] for h in live), default=0)
             if c.demand[s][d] > largest:
                 return (
-                    f"{name} needs {amount(dim, c.demand[s][d])} of {dim} per replica "
+                    f"{name} needs {amount(dim, c.demand[s][d])} per replica "
                     f"but the largest host it may use has {amount(dim, largest)}"
                 )
     eligible = [h for h in range(c.n_hosts) if c.ub[s][h] > 0]
@@ -92,7 +92,7 @@ def _precheck(c: Compiled, x: Counts, s: int) -> str | None:
         have = sum(c.cap[h][d] for h in eligible)
         if need > have:
             return (
-                f"{name} needs {amount(dim, need)} of {dim} in total "
+                f"{name} needs {amount(dim, need)} in total "
                 f"but the {len(eligible)} hosts it may use have {amount(dim, have)}"
             )
     avoided = [t for a, b in c.avoid_pairs for t in ((b,) if a == s else (a,) if b == s else ())]
@@ -133,15 +133,15 @@ def _core_reasons(
     core = []
     if status == cp_model.INFEASIBLE:
         core = sorted({names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names})
-    dims = " and ".join(c.dims) or "room"
     for s in short:
         service = c.problem.services[s]
         per = ", ".join(amount(dim, c.demand[s][d]) for d, dim in enumerate(c.dims) if c.demand[s][d])
         if len(core) > 1 and s in core:
-            together = ", ".join(c.problem.services[t].name for t in core)
-            reasons[s] = (
-                f"{together} cannot all be placed together: the hosts they may use run out of {dims} "
-                f"with their max_per_host/avoid/require limits; {service.name} has priority {service.priority}"
+            names = [c.problem.services[t].name for t in core]
+            together = ", ".join(names[:-1]) + " and " + names[-1]
+            limits = "; ".join(_limits(c, t) for t in core if _limits(c, t))
+            reasons[s] = f"{together} cannot all be placed together: the hosts they may use run out of room" + (
+                f" ({limits})" if limits else ""
             )
         else:
             reasons[s] = (
@@ -149,3 +149,17 @@ def _core_reasons(
                 f"after services of higher priority were placed"
             )
     return reasons
+
+
+def _limits(c: Compiled, s: int) -> str:
+    service = c.problem.services[s]
+    parts = []
+    if service.max_per_host is not None:
+        parts.append(f"max_per_host={service.max_per_host}")
+    if service.require:
+        parts.append(_require_text(c, s))
+    if service.avoid:
+        parts.append("avoids " + ", ".join(service.avoid))
+    if service.spread_over:
+        parts.append(f"spread_over={service.spread_over}")
+    return f"{service.name} " + ", ".join(parts) if parts else ""
