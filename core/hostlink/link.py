@@ -190,11 +190,13 @@ class SshLink(Link):
             self.conn = None
 
     async def connection(self, timeout: float) -> asyncssh.SSHClientConnection:
-        """The live connection, waiting up to `timeout` while a first connect is in progress."""
+        """The live connection, waiting up to `timeout` while a first connect is in progress;
+        HostUnreachable when there is none or the host is down."""
         if self.conn is None and self.observation.state is HostState.UNKNOWN:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._connected.wait(), timeout)
-        if self.conn is None:
+        # A host gone silent may keep a half-dead connection: refuse at once rather than hang on it.
+        if self.conn is None or self.observation.state is HostState.DOWN:
             raise HostUnreachable(self.host.name, self.observation.error or "not connected")
         return self.conn
 

@@ -1,0 +1,258 @@
+"""Hostlink against real OpenSSH sshd servers on loopback (tests/sshd.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import psutil
+import pytest
+
+from console.cli import main as cli
+from core.errors import HostCommandFailed, HostUnreachable
+from core.hostlink import records, scripts
+from core.hostlink.fleet import Fleet
+from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Resources, Service, SshDefaults
+from tests.hostlink.helpers import until, until_state
+from tests.sshd import Sshd, free_port
+
+pytestmark = pytest.mark.sshd
+
+HOSTILE = '\'; $(touch {canary}) "x y"'
+
+
+@pytest.fixture
+def name(sshd: Sshd) -> Iterator[str]:
+    """A cluster name of its own, so each test has its own state directory in the test user's home."""
+    cluster = f"t{uuid.uuid4().hex[:10]}"
+    yield cluster
+    state = sshd.home / ".loadmaster" / cluster
+    for record in records.read_records(state):
+        records.kill(record)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def cluster(name: str, *hosts: Host, policy: HostKeyPolicy = HostKeyPolicy.STRICT) -> ClusterConfig:
+    defaults = SshDefaults(host_key_policy=policy, connect_timeout=3.0)
+    return ClusterConfig(name, hosts, (), poll_interval=0.5, failure_timeout=1.5, defaults=defaults)
+
+
+def fleet_for(sshd: Sshd, cfg: ClusterConfig, known_hosts: str | None = None, **kwargs: object) -> Fleet:
+    return Fleet(cfg, known_hosts=known_hosts or sshd.known_hosts, client_keys=[sshd.client_key], **kwargs)  # type: ignore[arg-type]
+
+
+def service(name: str, command: str) -> Service:
+    return Service(name, command, 1, Resources(100, 1 << 20))
+
+
+def alive(pid: int | None) -> bool:
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_probe_streams_what_the_real_host_has(sshd: Sshd, name: str) -> None:
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a")))
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 10)
+        await until(lambda: fleet.observations()["a"].cpu_percent is not None, 3, "a second frame")
+        obs = fleet.observations()["a"]
+        assert obs.ncpu == os.cpu_count() and obs.mem_total == psutil.virtual_memory().total
+        assert obs.capacity == Resources(1000 * (os.cpu_count() or 0), psutil.virtual_memory().total)
+        assert 0 <= (obs.cpu_percent or 0) <= 100 and obs.mem_available and obs.load1 is not None
+        assert obs.uptime == pytest.approx(psutil.boot_time() and (obs.at - psutil.boot_time()), abs=3)
+    finally:
+        await fleet.close()
+
+
+async def test_start_list_stop_run_hostile_names_and_commands_exactly_as_written(
+    sshd: Sshd, name: str, tmp_path: Path
+) -> None:
+    canary = f"/tmp/pwned-{uuid.uuid4().hex[:8]}"
+    hostile = HOSTILE.format(canary=canary)
+    svc = service(hostile, f"printf '%s\\n' {scripts.shlex.quote(hostile)} > out.txt; exec sleep 60")
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a")))
+    await fleet.start()
+    try:
+        started = await fleet.start_replica("a", svc, 0, "gen 'one'")
+        assert started.running and started.generation == "gen 'one'" and started.replica == ReplicaId(hostile, 0)
+        assert psutil.Process(started.pid).username() == sshd.user
+        again = await fleet.start_replica("a", svc, 0, "gen 'two'")
+        assert again.pid == started.pid  # idempotent: the live record wins
+        (listed,) = await fleet.list_replicas("a")
+        assert listed.replica == ReplicaId(hostile, 0) and listed.running and listed.pid == started.pid
+        await until(lambda: any(r.running for r in fleet.observations()["a"].replicas), 3, "replica in the frames")
+        state = sshd.home / ".loadmaster" / name
+        assert (state / "out.txt").read_text() == hostile + "\n"
+        log = state / "logs" / f"{scripts.hexed(hostile)}.0.log"
+        assert log.exists()
+        await fleet.stop_replica("a", ReplicaId(hostile, 0), grace=2)
+        await fleet.stop_replica("a", ReplicaId(hostile, 0), grace=2)
+        assert not alive(started.pid) and await fleet.list_replicas("a") == ()
+        assert not os.path.exists(canary)
+    finally:
+        await fleet.close()
+
+
+async def test_a_reused_pid_is_never_taken_for_the_replica_nor_killed(sshd: Sshd, name: str) -> None:
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a")))
+    await fleet.start()
+    try:
+        old = await fleet.start_replica("a", service("old", "exec sleep 60"), 0, "g")
+        other = await fleet.start_replica("a", service("other", "exec sleep 60"), 0, "g")
+        await fleet.stop_replica("a", ReplicaId("other", 0), grace=1)
+        bystander = await fleet.start_replica("a", service("bystander", "exec sleep 60"), 0, "g")
+        # `old` died and the kernel handed its pid to an unrelated process: forge exactly that.
+        record = sshd.home / ".loadmaster" / name / "replicas" / f"{scripts.hexed('old')}.0.rec"
+        fields = record.read_text().split()
+        os.kill(old.pid or 0, 9)
+        fields[5] = str(bystander.pid)
+        record.write_text(" ".join(fields) + "\n")
+        listed = {r.replica.service: r for r in await fleet.list_replicas("a")}
+        assert not listed["old"].running and listed["old"].pid == bystander.pid
+        assert listed["bystander"].running
+        await fleet.stop_replica("a", ReplicaId("old", 0), grace=1)
+        assert alive(bystander.pid)  # stop did not signal the process that reused the pid
+        restarted = await fleet.start_replica("a", service("old", "exec sleep 60"), 0, "g2")
+        assert restarted.running and restarted.pid != bystander.pid and restarted.generation == "g2"
+        assert other.pid != restarted.pid or not alive(other.pid)
+    finally:
+        await fleet.close()
+
+
+async def test_changed_host_key_is_refused_as_key_mismatch_with_both_fingerprints(
+    sshd: Sshd, name: str, tmp_path: Path
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{sshd.address}]:{sshd.port} {impostor.export_public_key().decode()}")
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a"), policy=HostKeyPolicy.ACCEPT_NEW), str(known))
+    await fleet.start()
+    try:
+        obs = await until_state(fleet, "a", HostState.KEY_MISMATCH, 10)
+        assert impostor.get_fingerprint() in (obs.error or "") and sshd.fingerprint in (obs.error or "")
+        with pytest.raises(HostUnreachable, match="host key changed"):
+            await fleet.list_replicas("a")
+    finally:
+        await fleet.close()
+
+
+async def test_accept_new_records_the_key_in_loadmasters_own_known_hosts(sshd: Sshd, name: str, tmp_path: Path) -> None:
+    empty, own = tmp_path / "empty", tmp_path / "lm" / "known_hosts"
+    empty.write_text("")
+    cfg = cluster(name, sshd.host("a"), policy=HostKeyPolicy.ACCEPT_NEW)
+    fleet = fleet_for(sshd, cfg, str(empty), own_known_hosts=str(own))
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 10)
+        assert any("recorded new host key" in n and sshd.fingerprint in n for n in fleet.notices)
+    finally:
+        await fleet.close()
+    assert own.read_text() == f"[{sshd.address}]:{sshd.port} {sshd.host_key.export_public_key().decode().strip()}\n"
+    assert empty.read_text() == ""  # the user's file is never written
+    strict = fleet_for(sshd, cluster(name, sshd.host("a")), str(empty), own_known_hosts=str(own))
+    await strict.start()
+    try:
+        await until_state(strict, "a", HostState.UP, 10)  # recorded once, trusted from then on
+    finally:
+        await strict.close()
+
+
+async def test_strict_policy_refuses_an_unknown_key(sshd: Sshd, name: str, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a")), str(empty), own_known_hosts=str(tmp_path / "own"))
+    await fleet.start()
+    try:
+        obs = await until_state(fleet, "a", HostState.DOWN, 10)
+        assert sshd.fingerprint in (obs.error or "") and "accept-new" in (obs.error or "")
+    finally:
+        await fleet.close()
+
+
+async def test_unreachable_host_is_reported_down_and_refuses_work(sshd: Sshd, name: str) -> None:
+    nowhere = Host("gone", "127.0.0.9", free_port("127.0.0.9"), user=sshd.user)
+    fleet = fleet_for(sshd, cluster(name, sshd.host("a"), nowhere))
+    await fleet.start()
+    try:
+        obs = await until_state(fleet, "gone", HostState.DOWN, 10)
+        assert "refused" in (obs.error or "")
+        await until_state(fleet, "a", HostState.UP, 10)
+        with pytest.raises(HostUnreachable, match="gone: unreachable: connection refused"):
+            await fleet.start_replica("gone", service("x", "sleep 1"), 0, "g")
+    finally:
+        await fleet.close()
+
+
+async def test_a_failing_command_is_a_typed_error(sshd: Sshd, name: str) -> None:
+    cfg = cluster(name, sshd.host("a"))
+    fleet = fleet_for(sshd, ClusterConfig(**{**_fields(cfg), "state_dir": "/proc/not-writable"}))
+    await fleet.start()
+    try:
+        with pytest.raises(HostCommandFailed, match="a: start x/0 failed"):
+            await fleet.start_replica("a", service("x", "sleep 1"), 0, "g")
+    finally:
+        await fleet.close()
+
+
+async def test_jump_host_tunnels_through_the_bastion(sshd_factory, tmp_path: Path) -> None:
+    bastion = sshd_factory("127.0.0.2", extra_config=("LogLevel DEBUG1",))
+    target = sshd_factory("127.0.0.3")
+    known = tmp_path / "known_hosts"
+    known.write_text(Path(bastion.known_hosts).read_text() + Path(target.known_hosts).read_text())
+    cfg = cluster(f"t{uuid.uuid4().hex[:10]}", bastion.host("bastion"), target.host("target", jump="bastion"))
+    fleet = Fleet(cfg, known_hosts=str(known), client_keys=[bastion.client_key, target.client_key])
+    await fleet.start()
+    try:
+        await until_state(fleet, "target", HostState.UP, 10)
+    finally:
+        await fleet.close()
+    assert f"server_request_direct_tcpip: originator  port 0, target {target.address} port {target.port}" in (
+        bastion.log_text()
+    )
+
+
+async def test_users_ssh_config_is_honoured(sshd: Sshd, name: str, tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(
+        f"Host lm-alias\n  HostName {sshd.address}\n  Port {sshd.port}\n  User {sshd.user}\n"
+        f"  IdentityFile {sshd.client_key}\n  IdentitiesOnly yes\n"
+    )
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    host = Host("a", "lm-alias")  # port 22 and no user: both come from ~/.ssh/config
+    fleet = Fleet(cluster(name, host), known_hosts=sshd.known_hosts)
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 10)
+    finally:
+        await fleet.close()
+
+
+def test_hosts_command_reports_state_capacity_and_replicas(sshd: Sshd, name: str, tmp_path: Path, capsys) -> None:
+    toml = tmp_path / "cluster.toml"
+    toml.write_text(
+        f'[cluster]\nname = "{name}"\npoll_interval = "500ms"\n'
+        f'[defaults]\nuser = "{sshd.user}"\nknown_hosts = "{sshd.known_hosts}"\nidentity_file = "{sshd.client_key}"\n'
+        f'[[hosts]]\nname = "a"\naddress = "{sshd.address}"\nport = {sshd.port}\n'
+        f'[[hosts]]\nname = "gone"\naddress = "127.0.0.9"\nport = {free_port("127.0.0.9")}\n'
+    )
+    assert cli(["hosts", "--json", "-c", str(toml)]) == 1  # one host is down
+    hosts = {h["host"]: h for h in json.loads(capsys.readouterr().out)}
+    assert hosts["a"]["state"] == "up" and hosts["a"]["capacity"]["cpu"] == 1000 * (os.cpu_count() or 0)
+    assert hosts["a"]["cpu_percent"] is not None and hosts["a"]["replicas"] == []
+    assert hosts["gone"]["state"] == "down" and "refused" in hosts["gone"]["error"]
+    assert cli(["hosts", "-c", str(toml)]) == 1
+    table = capsys.readouterr().out
+    assert table.startswith("HOST") and "\ngone  down " in table and "connection refused" in table
+
+
+def _fields(cfg: ClusterConfig) -> dict[str, object]:
+    return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
