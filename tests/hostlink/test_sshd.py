@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -256,3 +257,50 @@ def test_hosts_command_reports_state_capacity_and_replicas(sshd: Sshd, name: str
 
 def _fields(cfg: ClusterConfig) -> dict[str, object]:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
+
+
+async def test_replicas_outlive_the_connection_and_a_new_fleet_finds_them(sshd: Sshd, name: str) -> None:
+    svc = service("long", "exec sleep 60")
+    first = fleet_for(sshd, cluster(name, sshd.host("a")))
+    await first.start()
+    try:
+        started = await first.start_replica("a", svc, 0, "g1")
+    finally:
+        await first.close()
+    await asyncio.sleep(0.3)
+    assert alive(started.pid)  # detached into its own session: the SSH session's end does not touch it
+    second = fleet_for(sshd, cluster(name, sshd.host("a")))
+    await second.start()
+    try:
+        await until(lambda: [r.pid for r in second.observations()["a"].replicas] == [started.pid], 5, "re-read")
+        again = await second.start_replica("a", svc, 0, "g2")
+        assert again.pid == started.pid and again.generation == "g1"  # never started twice
+    finally:
+        await second.close()
+
+
+async def test_keys_from_the_users_ssh_agent(sshd: Sshd, name: str, tmp_path: Path, monkeypatch) -> None:
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("no ssh-agent")
+    sock = tmp_path / "agent.sock"
+    agent = await asyncio.create_subprocess_exec("ssh-agent", "-D", "-a", str(sock), stdout=asyncio.subprocess.DEVNULL)
+    try:
+        await until(sock.exists, 5, "ssh-agent socket")
+        add = await asyncio.create_subprocess_exec(
+            "ssh-add",
+            sshd.client_key,
+            env={**os.environ, "SSH_AUTH_SOCK": str(sock)},
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert await add.wait() == 0
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ssh keys: only the agent can log in
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        fleet = Fleet(cluster(name, sshd.host("a")), known_hosts=sshd.known_hosts)
+        await fleet.start()
+        try:
+            await until_state(fleet, "a", HostState.UP, 10)
+        finally:
+            await fleet.close()
+    finally:
+        agent.terminate()
+        await agent.wait()
