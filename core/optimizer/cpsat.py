@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
-from core.optimizer.compiled import Compiled, Counts, spread_excess, weights
+from core.optimizer.compiled import Compiled, Counts, moves_of, spread_excess, weights
+
+DETERMINISTIC_PER_SECOND = 0.25
+MAX_EXACT_VARS = 20_000  # above this, the fewest-hosts stage searches a neighbourhood of the incumbent
 
 
 @dataclass(slots=True)
@@ -56,8 +59,11 @@ def run(model: cp_model.CpModel, *, seconds: float, seed: int, workers: int) -> 
     hint. Worker 0 is never interrupted: when it proves its answer optimal, the others are
     stopped and ignored; otherwise every worker runs to its own limit and the best answer
     wins (ties go to the lower worker). Either way the result depends only on the inputs, as
-    long as a search ends by proof or by its deterministic limit; the equal wall-clock limit
-    only keeps the time budget on a machine slower than CP-SAT's deterministic clock assumes.
+    long as each search ends by proof or by its deterministic limit. That limit is
+    `seconds * DETERMINISTIC_PER_SECOND`: CP-SAT's deterministic clock ran at 0.3-0.45 units per
+    wall second on these models on a 2-core machine, so the deterministic limit normally binds
+    first and the wall-clock limit (`seconds`) only keeps the budget on a busy machine, where
+    a cut-short search may then differ between runs.
     """
     solvers = []
     for k in range(max(1, workers)):
@@ -65,7 +71,7 @@ def run(model: cp_model.CpModel, *, seconds: float, seed: int, workers: int) -> 
         p = solver.parameters
         p.num_workers = 1
         p.random_seed = seed + k
-        p.max_deterministic_time = max(0.01, seconds)
+        p.max_deterministic_time = max(0.01, seconds * DETERMINISTIC_PER_SECOND)
         p.max_time_in_seconds = max(0.05, seconds)
         if k:
             p.use_lns_only = True
@@ -149,17 +155,36 @@ class CountsModel:
             m.add(ex >= hi - lo - 1)
             self.excess.append(ex)
 
-        self.stay = []
-        for (s, h), var in self.x.items():
-            if c.cur[s][h]:
-                st = m.new_int_var(0, c.cur[s][h], f"stay{s}_{h}")
-                m.add(st <= var)
-                self.stay.append(st)
+        # moves of s = min(running, placed) - stayed: a running replica that is not kept either
+        # moves (when a replica is placed for it) or stops
+        stay = []
+        kept_or_moved = []
+        for s in range(n_s):
+            running = sum(c.cur[s]) + c.displaced[s]
+            if not running or not self.by_service[s]:
+                continue
+            r = m.new_int_var(0, running, f"movable{s}")
+            m.add_min_equality(r, [running, self.placed[s]])
+            kept_or_moved.append(r)
+            for h in self.by_service[s]:
+                if c.cur[s][h]:
+                    st = m.new_int_var(0, c.cur[s][h], f"stay{s}_{h}")
+                    m.add(st <= self.x[s, h])
+                    stay.append(st)
+        self.moves = sum(kept_or_moved) - sum(stay)
 
         self.worst = m.new_int_var(0, 1000, "worst")
         self.fixed: set[str] = set()
         w = weights(c)
         self.placed_weight = sum(w[s] * self.placed[s] for s in range(n_s))
+        # placed weight first, spread excess as tie-break: safe because excess <= excess_bound
+        self.excess_bound = sum(c.replicas[s] for s, g in enumerate(c.zones) if g)
+        self.stage_a = self.placed_weight * (self.excess_bound + 1) - sum(self.excess)
+
+    def stage_a_value(self, x: Counts) -> int:
+        w = weights(self.c)
+        placed_weight = sum(w[s] * sum(x[s]) for s in range(self.c.n_services))
+        return placed_weight * (self.excess_bound + 1) - spread_excess(self.c, x)
 
     def _on(self, s: int, h: int) -> cp_model.IntVar:
         if (s, h) not in self.on:
@@ -190,10 +215,9 @@ class CountsModel:
     ) -> StageResult:
         m, c = self.model, self.c
         if stage == "A":
-            bound_e = sum(c.replicas[s] for s, g in enumerate(c.zones) if g)
-            m.maximize(self.placed_weight * (bound_e + 1) - sum(self.excess))
+            m.maximize(self.stage_a)
         elif stage == "B":
-            m.maximize(sum(self.stay))
+            m.minimize(self.moves)
         elif self.binpack:
             total = sum(self.used.values())
             m.add(total >= lb)
@@ -221,13 +245,13 @@ class CountsModel:
         self.fixed.add(stage)
         m, c = self.model, self.c
         if stage == "A":
+            m.add(self.stage_a >= self.stage_a_value(x))
+        elif stage == "B":
+            m.add(self.moves <= moves_of(c, x))
+        elif stage == "counts":
             for s in range(c.n_services):
                 if self.by_service[s]:
                     m.add(self.placed[s] == sum(x[s]))
-            if self.excess:
-                m.add(sum(self.excess) <= spread_excess(c, x))
-        elif stage == "B" and self.stay:
-            m.add(sum(self.stay) >= sum(min(c.cur[s][h], x[s][h]) for s, h in self.x))
 
 
 def identical_groups(c: Compiled, hosts: Collection[int]) -> list[list[int]]:
@@ -258,3 +282,18 @@ def hosts_worth_modelling(c: Compiled, x: Counts) -> list[int]:
         keep.update([h for h in members if h not in used][: max(0, room)])
     keep.update(h for h in range(c.n_hosts) if h not in grouped)
     return sorted(keep)
+
+
+def neighbourhood(c: Compiled, x: Counts) -> list[int]:
+    """The hosts `x` uses plus one spare of each kind: a search around `x` that a model over every
+    host would be too large for. Its optimum is not a proof for the whole fleet."""
+    used = {h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))}
+    keep = set(used)
+    for members in identical_groups(c, range(c.n_hosts)):
+        keep.update([h for h in members if h not in used][:1])
+    return sorted(keep)
+
+
+def model_size(c: Compiled, hosts: Collection[int]) -> int:
+    """Number of count variables a model over `hosts` would have."""
+    return sum(1 for s in range(c.n_services) for h in hosts if c.ub[s][h] > 0)

@@ -5,7 +5,8 @@ so one plan costs a pass over the candidate hosts per displaced service. Greedy 
 first (hosts already in use, fullest that still fits first, so spare hosts stay free);
 when it leaves replicas over, a small CP-SAT model over the displaced replicas alone tries
 again; only if that fails too, and the cluster is small enough to re-solve quickly, are
-other replicas allowed to move.
+other replicas allowed to move, or to stop for replicas of higher priority. Such a plan
+counts them in `others_moved`, and lists the stopped ones in `unplaced` with the reason.
 """
 
 from __future__ import annotations
@@ -114,18 +115,23 @@ class _Context:
                 moves[replica] = c.problem.hosts[h].name
                 left[self.service_index[replica.service]].remove(replica)
             left = {s: rs for s, rs in left.items() if rs}
+        evicted: list[ReplicaId] = []
         if left and len(self.placement.assignments) <= FULL_RESOLVE_MAX_REPLICAS:
-            resolved = self._resolve_moving_others(lost_set)
-            if resolved is not None:
-                new_moves, others_moved, still = resolved
-                moves = new_moves
-                left = still
-                status = SolverStatus.FEASIBLE
+            new_moves, moved, still, dropped = self._resolve_moving_others(lost_set)
+            out_before = sum(self.weight[s] * len(rs) for s, rs in left.items())
+            out_after = sum(self.weight[s] * len(rs) for s, rs in still.items())
+            out_after += sum(self.weight[self.service_index[r.service]] for r in dropped)
+            if out_after < out_before:
+                moves, left, evicted = new_moves, still, dropped
+                others_moved, status = moved + len(dropped), SolverStatus.FEASIBLE
         unplaced = {}
         for s, replicas in left.items():
             why = self._why(s, lost_set)
             for r in replicas:
                 unplaced[r] = why
+        lost_names = ", ".join(c.problem.hosts[h].name for h in lost)
+        for r in evicted:
+            unplaced[r] = f"stopped to make room for higher-priority replicas from {lost_names}"
         if unplaced:
             status = SolverStatus.INFEASIBLE
         degraded = tuple(
@@ -239,7 +245,9 @@ class _Context:
 
     def _resolve_moving_others(
         self, lost: set[int]
-    ) -> tuple[dict[ReplicaId, str], int, dict[int, list[ReplicaId]]] | None:
+    ) -> tuple[dict[ReplicaId, str], int, dict[int, list[ReplicaId]], list[ReplicaId]]:
+        """Re-solve the whole placement without the lost hosts: (moves, others moved, lost replicas
+        left over by service, other replicas stopped to make room for more important ones)."""
         p = self.problem
         hosts = tuple(
             HostSpec(h.name, h.capacity, h.labels, HostState.DOWN if i in lost else h.state)
@@ -247,20 +255,24 @@ class _Context:
         )
         result = solve(PlacementProblem(hosts, p.services, self.placement, p.strategy), time_limit=1.0, workers=1)
         lost_names = {p.hosts[h].name for h in lost}
-        moves, others = {}, 0
-        for replica, host in self.placement.assignments.items():
-            new = result.placement.host_of(replica)
-            if host in lost_names:
-                if new is not None:
-                    moves[replica] = new
-            elif new is not None and new != host:
-                moves[replica] = new
-                others += 1
+        moves: dict[ReplicaId, str] = {}
+        others = 0
         left: dict[int, list[ReplicaId]] = {}
+        dropped: list[ReplicaId] = []
         for replica, host in self.placement.assignments.items():
-            if host in lost_names and result.placement.host_of(replica) is None:
-                left.setdefault(self.service_index[replica.service], []).append(replica)
-        return moves, others, left
+            s = self.service_index.get(replica.service)
+            if s is None or replica.index >= self.c.replicas[s]:
+                continue
+            new = result.placement.host_of(replica)
+            if new is None:
+                if host in lost_names:
+                    left.setdefault(s, []).append(replica)
+                else:
+                    dropped.append(replica)
+            elif new != host:
+                moves[replica] = new
+                others += host not in lost_names
+        return moves, others, left, dropped
 
     def _why(self, s: int, lost: set[int]) -> str:
         c = self.c

@@ -28,7 +28,14 @@ from core.optimizer.compiled import (
     to_placement,
     weights,
 )
-from core.optimizer.cpsat import Budget, CountsModel, hosts_worth_modelling
+from core.optimizer.cpsat import (
+    MAX_EXACT_VARS,
+    Budget,
+    CountsModel,
+    hosts_worth_modelling,
+    model_size,
+    neighbourhood,
+)
 from core.optimizer.explain import explain
 from core.optimizer.greedy import ORDERS, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
@@ -52,10 +59,16 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
     proven: dict[str, bool] = {}
     model: CountsModel | None = None
 
+    exact = True  # False when the fewest-hosts stage only searched around the incumbent
+
     def get_model(only_fewer_hosts: bool = False) -> CountsModel:
-        nonlocal model
+        nonlocal model, exact
         if model is None:
-            hosts = hosts_worth_modelling(c, x) if only_fewer_hosts else None
+            hosts = None
+            if only_fewer_hosts:
+                hosts = hosts_worth_modelling(c, x)
+                if model_size(c, hosts) > MAX_EXACT_VARS:
+                    hosts, exact = neighbourhood(c, x), False
             model = CountsModel(c, binpack=binpack, hosts=hosts)
         return model
 
@@ -83,9 +96,10 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
             m = get_model(only_fewer_hosts=binpack)
             m.fix_to(x, "A")
             m.fix_to(x, "B")
+            m.fix_to(x, "counts")
             r = m.solve_stage("C", x, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0))
-            x, proven["C"] = r.x, r.proven
-            if binpack and r.bound is not None:
+            x, proven["C"] = r.x, r.proven and exact
+            if binpack and r.bound is not None and exact:
                 hosts_bound = max(hosts_bound or 0, r.bound)
     return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
 
@@ -103,12 +117,22 @@ def _placed_at_bound(c: Compiled, x: Counts) -> bool:
 
 
 def _stay_at_bound(c: Compiled, x: Counts) -> bool:
+    """True when no placement of the same weight moves fewer replicas than `x`.
+
+    When every service has as many replicas placed as it can have at all, every placement of
+    equal weight places the same counts, and then a running replica that may stay where it
+    is (its host keeps it and has room for it alone) is the only kind that need not move.
+    """
+    if moves_of(c, x) == 0:
+        return True
+    if not all(sum(x[s]) == min(c.replicas[s], sum(c.ub[s])) for s in range(c.n_services)):
+        return False
+    least = 0
     for s in range(c.n_services):
-        could = sum(min(c.cur[s][h], c.ub[s][h]) for h in range(c.n_hosts))
-        stay = sum(min(c.cur[s][h], x[s][h]) for h in range(c.n_hosts))
-        if stay < min(could, sum(x[s])):
-            return False
-    return True
+        running = sum(c.cur[s]) + c.displaced[s]
+        may_stay = sum(min(c.cur[s][h], c.ub[s][h]) for h in range(c.n_hosts))
+        least += max(0, min(running, sum(x[s])) - may_stay)
+    return moves_of(c, x) <= least
 
 
 def _arcflow_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
