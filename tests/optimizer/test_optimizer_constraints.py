@@ -243,3 +243,25 @@ def test_bad_problems_name_what_to_fix() -> None:
         PlacementProblem((host("a", 1, 1),), (service("w", 1, 1, avoid=("nope",)),))
     with pytest.raises(InvalidProblem, match="negative capacity in cpu"):
         PlacementProblem((HostSpec("a", Resources(-1, 0)),), ())
+
+
+def test_same_seed_same_plan_even_when_the_search_is_cut_short() -> None:
+    # 45 three-dimensional items: CP-SAT cannot prove the fewest hosts within the budget, so the
+    # answer depends on where the search stops; that must be the deterministic limit, not the clock
+    rng = random.Random(1)
+    hosts = tuple(HostSpec(f"h{i:02d}", Resources(1000, 1000, {"gpu": 1000})) for i in range(45))
+    services = tuple(
+        Service(
+            f"s{i:02d}",
+            "true",
+            1,
+            Resources(rng.randint(100, 400), rng.randint(100, 400), {"gpu": rng.randint(100, 400)}),
+        )
+        for i in range(45)
+    )
+    problem = PlacementProblem(hosts, services)
+    first = solve(problem, time_limit=3.0, seed=5, workers=2)
+    second = solve(problem, time_limit=3.0, seed=5, workers=2)
+    assert first.status is SolverStatus.FEASIBLE  # the search was cut short, not finished
+    assert first.placement == second.placement and dict(first.objective) == dict(second.objective)
+    assert violations(problem, first) == []
