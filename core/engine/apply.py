@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from core.engine.api import ApplyProgress
 from core.engine.basis import generation
 from core.engine.journal import Journal
-from core.engine.ports import FleetPort
+from core.engine.ports import ReplicaRuntime
 from core.errors import LoadmasterError
 from core.model import Action, ActionKind, ClusterConfig, HostState, Plan
 
@@ -51,7 +51,7 @@ async def apply_plan(
     plan: Plan,
     config: ClusterConfig,
     states: Mapping[str, HostState],
-    fleet: FleetPort,
+    fleet: ReplicaRuntime,
     journal: Journal,
     notify: Callable[[ApplyProgress, Action, str, str | None], None],
     *,

@@ -22,7 +22,7 @@ from core.engine.basis import basis_of, fingerprint, generation, what_changed
 from core.engine.events import Event, EventKind
 from core.engine.journal import Journal
 from core.engine.planfile import failover_document, plan_document, write
-from core.engine.ports import FleetPort
+from core.engine.ports import FleetPort, ReplicaRuntime
 from core.engine.reconcile import reconcile
 from core.errors import LoadmasterError, ReadOnly, StalePlan
 from core.model import (
@@ -37,6 +37,7 @@ from core.model import (
     ReplicaId,
     ReplicaStatus,
     Resources,
+    Service,
     SolverStatus,
     diff_actions,
 )
@@ -58,6 +59,22 @@ class DemoControl(Protocol):
     async def crash(self, host: str) -> None: ...
 
     async def restore(self, host: str) -> None: ...
+
+
+class _Expecting:
+    """Every start and stop the engine makes goes through here, so it is remembered until seen."""
+
+    def __init__(self, fleet: ReplicaRuntime, expect: Callable[[str, ReplicaId, ReplicaStatus | None], None]):
+        self._fleet, self._expect = fleet, expect
+
+    async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus:
+        status = await self._fleet.start_replica(host, service, index, generation)
+        self._expect(host, status.replica, status if status.running else None)
+        return status
+
+    async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
+        await self._fleet.stop_replica(host, replica, grace)
+        self._expect(host, replica, None)
 
 
 def plan_id(plan: Plan) -> str:
@@ -95,6 +112,9 @@ class Engine:
         self._back_since: dict[str, float] = {}  # host → when it came back after being lost
         self._ever_lost: set[str] = set()
         self._records: dict[str, tuple[ReplicaStatus, ...]] = {}
+        # host → replica → (status after our start, or None after our stop; when), until a frame shows it
+        self._expected: dict[str, dict[ReplicaId, tuple[ReplicaStatus | None, float]]] = {}
+        self._runtime = _Expecting(fleet, self._expect)
         self._rec = reconcile(config, {}, {})
         self._intended: Placement | None = None
         self._pending: Plan | None = None
@@ -188,12 +208,39 @@ class Engine:
                     detail = f": {obs.error}" if obs.error else ""
                     self._emit(kind, f"{name} is {obs.state.value}{detail}", host=name)
             if obs.state.reachable:
-                self._note_replica_changes(name, obs.replicas)
-                self._records[name] = obs.replicas
+                replicas = self._with_expected(name, obs.replicas, now)
+                if before.reachable:  # a host that just came back reports its dead, not crashed, replicas
+                    self._note_replica_changes(name, replicas)
+                self._records[name] = replicas
         self._rec = reconcile(
             self._config, self._planning_states(), self._records, self._intended, frozenset(self._given_up)
         )
         return transitions
+
+    def _with_expected(self, host: str, reported: tuple[ReplicaStatus, ...], now: float) -> tuple[ReplicaStatus, ...]:
+        """The host's report, corrected by our own starts and stops that its probe has not shown yet.
+
+        Without this, the frame that left the host just before a start lands would make the
+        replica look missing, and the next plan would start it a second time elsewhere.
+        """
+        expected = self._expected.get(host)
+        if not expected:
+            return reported
+        replicas = {r.replica: r for r in reported}
+        horizon = self._config.failure_timeout + 3 * self._config.poll_interval
+        for replica, (status, at) in list(expected.items()):
+            seen = replicas.get(replica)
+            confirmed = seen is None if status is None else seen is not None and seen.running
+            if confirmed or now - at > horizon:
+                del expected[replica]
+            elif status is None:
+                replicas.pop(replica, None)
+            else:
+                replicas[replica] = status
+        return tuple(replicas.values())
+
+    def _expect(self, host: str, replica: ReplicaId, status: ReplicaStatus | None) -> None:
+        self._expected.setdefault(host, {})[replica] = (status, self._clock())
 
     def _note_replica_changes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> None:
         before = {r.replica: r for r in self._records.get(host, ())}
@@ -218,16 +265,16 @@ class Engine:
     async def _tidy(self) -> None:
         """Exactly-once repair that needs no plan: extra copies, dead records, crashed replicas."""
         for replica, host in self._rec.duplicates:
-            await self._quietly(self._fleet.stop_replica(host, replica, self._limits.stop_grace))
+            await self._quietly(self._runtime.stop_replica(host, replica, self._limits.stop_grace))
             self._emit(EventKind.REPLICA_STOPPED, f"{replica} also ran on {host}: stopped that copy", host, replica)
         for replica, host in self._rec.stale:
-            await self._quietly(self._fleet.stop_replica(host, replica, 0))
+            await self._quietly(self._runtime.stop_replica(host, replica, 0))
         now = self._clock()
         services = {s.name: s for s in self._config.services}
         for replica, host in self._rec.crashed:
             service = services.get(replica.service)
             if service is None or replica.index >= service.replicas:
-                await self._quietly(self._fleet.stop_replica(host, replica, 0))
+                await self._quietly(self._runtime.stop_replica(host, replica, 0))
                 continue
             attempts, not_before = self._restarts.get((replica, host), (0, 0.0))
             if now < not_before:
@@ -237,7 +284,7 @@ class Engine:
                 self._emit(EventKind.REPLICA_CRASHED, f"{replica} keeps crashing on {host}: moving it", host, replica)
                 continue
             self._restarts[(replica, host)] = (attempts + 1, now + RESTART_BACKOFF[attempts])
-            status = await self._quietly(self._fleet.start_replica(host, service, replica.index, generation(service)))
+            status = await self._quietly(self._runtime.start_replica(host, service, replica.index, generation(service)))
             if isinstance(status, ReplicaStatus) and status.running:
                 self._emit(EventKind.REPLICA_STARTED, f"{replica} restarted in place on {host}", host, replica)
 
@@ -453,7 +500,7 @@ class Engine:
             self._journal.begin_plan(pid, plan.reason, plan.basis, plan.actions)
             self._applying = ApplyProgress(plan=plan, total=len(plan.actions))
             progress = await apply_plan(
-                pid, plan, self._config, self._planning_states(), self._fleet, self._journal,
+                pid, plan, self._config, self._planning_states(), self._runtime, self._journal,
                 self._on_progress, limits=self._limits, stopping=lambda: self._closing,
             )  # fmt: skip
             self._applying = progress
@@ -491,7 +538,7 @@ class Engine:
             done = frozenset(a.seq for a in actions if a.state == "done")
             async with self._apply_lock:
                 progress = await apply_plan(
-                    pid, plan, self._config, self._planning_states(), self._fleet, self._journal,
+                    pid, plan, self._config, self._planning_states(), self._runtime, self._journal,
                     self._on_progress, limits=self._limits, already_done=done, stopping=lambda: self._closing,
                 )  # fmt: skip
                 self._applying = progress

@@ -10,6 +10,8 @@ Faults, for tests, benchmarks and the console's demo keys:
   cut_off  the server stops answering (reads paused, nothing written) while its
            replicas keep running, as in a partition: clients only notice by silence
            and keepalive, and new connections hang in the handshake;
+  power_off  silent as in cut_off, and its replicas' processes end, as when a machine
+           loses power: clients only notice by silence;
   restore  the host is back on the same port, host key and state directory.
 """
 
@@ -320,6 +322,13 @@ class DemoFleet:
 
     async def cut_off(self, host: str) -> None:
         self._host(host).set_cut(True)
+
+    async def power_off(self, host: str) -> None:
+        """The machine loses power: it goes silent (no reset reaches the client) and its processes end."""
+        demo = self._host(host)
+        demo.set_cut(True)
+        for record in records.read_records(demo.state_dir):
+            records.kill(record)
 
     async def restore(self, host: str) -> None:
         demo = self._host(host)
