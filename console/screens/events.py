@@ -44,6 +44,7 @@ class EventsScreen(LiveScreen):
         super().__init__()
         self._filter = ""
         self._seen = 0  # app.event_count when last drawn
+        self._rows = 0  # row keys: a running number
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
@@ -91,7 +92,9 @@ class EventsScreen(LiveScreen):
                 Text(event.kind.value, style=KIND_STYLE.get(event.kind, "")),
                 event.host or "",
                 event.message,
+                key=str(self._rows),
             )
+            self._rows += 1
         if follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fake_engine  # noqa: E402
+import fake_engine
 
-from console.app import LoadmasterApp  # noqa: E402
+from console.app import LoadmasterApp
 
 
 class TickingApp(LoadmasterApp):

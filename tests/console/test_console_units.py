@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from console.derive import hosts_freed, host_matcher, requests_by_host, service_views, services_touched, summarize
+from console.derive import host_matcher, hosts_freed, requests_by_host, service_views, services_touched, summarize
 from console.formatting import age, bar, sparkline
 from console.history import CpuHistory
 from core.model import ReplicaId

@@ -1,0 +1,534 @@
+"""Pilot tests: every screen and key of the console, driven against the in-memory engine."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tomllib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
+
+from console.app import LoadmasterApp
+from console.screens.confirm import ConfirmScreen
+from console.screens.events import EventsScreen
+from console.screens.export import ExportScreen
+from console.screens.failover import FailoverScreen
+from console.screens.fleet import COLUMNS, FleetScreen
+from console.screens.help import HelpScreen
+from console.screens.host import HostScreen
+from console.screens.plan import PlanScreen
+from console.screens.services import ServicesScreen
+from console.screens.whatif import WhatIfScreen
+from console.widgets.spinner import Spinner
+from core.engine.events import EventKind
+from core.model import HostState, ReplicaId
+
+SIZE = (120, 40)
+
+
+def rows(table: DataTable[Any]) -> list[str]:
+    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+
+
+def cell(table: DataTable[Any], row: str, column: str) -> str:
+    value = table.get_cell(row, column)
+    return getattr(value, "plain", str(value))
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def settle(app: LoadmasterApp, pilot: Pilot[None]) -> None:
+    """Wait for the engine calls in flight (the event follower runs for the app's lifetime)."""
+    busy = [w for w in app.workers if w.group != "engine-events"]
+    if busy:  # an empty list would mean "all workers", the follower included
+        await app.workers.wait_for_complete(busy)
+    await pilot.pause()
+    await pilot.pause()
+
+
+def notifications(app: LoadmasterApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+# --- fleet
+
+
+async def test_fleet_lists_every_host_with_requested_capacity_and_live_use(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        table = app.screen.table
+        assert rows(table) == [f"node-{c}" for c in "abcdefgh"]
+        assert cell(table, "node-c", "cpu_req").endswith("4.8/8.0")  # 4750m of 8 cores
+        assert cell(table, "node-c", "mem_req").endswith("6.0/16.0G")
+        assert cell(table, "node-h", "state") == "down"
+        assert cell(table, "node-h", "seen") == "40s"
+        assert cell(table, "node-c", "replicas").strip() == "5"
+        summary = text_of(app.screen.query_one("#summary", Static))
+        assert "6 up · 1 suspect · 1 down" in summary
+        assert "fits on 3 hosts, runs on 7" in summary
+        assert "plan pending: 3 actions" in summary
+        assert "auto-apply off" in summary
+        assert "READ-ONLY" not in summary
+
+
+async def test_fleet_updates_changed_cells_in_place_without_rebuilding(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.screen.table
+        rebuilt: list[str] = []
+        updated: list[tuple[str, str]] = []
+        original_update = table.update_cell
+        table.clear = lambda *a, **k: rebuilt.append("clear")  # type: ignore[method-assign]
+        table.add_row = lambda *a, **k: rebuilt.append("add")  # type: ignore[method-assign]
+
+        def spy(row: str, column: str, value: object, **kw: object) -> None:
+            updated.append((row, column))
+            original_update(row, column, value, **kw)
+
+        table.update_cell = spy  # type: ignore[method-assign]
+        before = cell(table, "node-a", "cpu")
+        engine.tick()
+        await pilot.pause()
+        assert rebuilt == []
+        assert cell(table, "node-a", "cpu") != before
+        columns = {c for _, c in updated}
+        assert {"cpu", "trend"} <= columns
+        assert not columns & {"host", "labels", "cpu_req", "mem_req", "mem", "replicas"}  # unchanged: untouched
+        assert ("node-h", "cpu") not in updated  # a down host has no new figures
+
+
+async def test_filter_by_substring_regex_and_label(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        table = app.screen.table
+        await pilot.press("slash")
+        assert app.focused is app.screen.query_one("#filter", Input)
+        await pilot.press(*"eu-2")
+        assert rows(table) == ["node-c", "node-d", "node-h"]
+        app.screen.query_one("#filter", Input).value = "^node-[ab] "
+        await pilot.pause()
+        assert rows(table) == ["node-a", "node-b"]
+        app.screen.query_one("#filter", Input).value = "disk=ssd"
+        await pilot.pause()
+        assert rows(table) == ["node-a", "node-c", "node-e", "node-g"]
+        await pilot.press("enter")  # keeps the filter, back to the table
+        assert app.focused is table and table.row_count == 4
+        await pilot.press("escape")  # clears it
+        assert table.row_count == 8
+        assert not app.screen.query_one("#filter", Input).display
+
+
+async def test_sort_by_key_reverse_and_header_click(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        table = screen.table
+        await pilot.press("o")  # next column: state
+        assert rows(table)[-2:] == ["node-g", "node-h"]  # up, …, suspect, down
+        assert "STATE ▲" in str(table.columns["state"].label)
+        await pilot.press("O")
+        assert rows(table)[:2] == ["node-h", "node-g"]
+        # click the REPL header: sort by replica count
+        x = sum(c.width + 2 for c in COLUMNS[: [c.key for c in COLUMNS].index("replicas")]) + 2
+        await pilot.click("#fleet", offset=(x, 0))
+        counts = [int(cell(table, r, "replicas")) for r in rows(table)]
+        assert counts == sorted(counts)
+        await pilot.click("#fleet", offset=(x, 0))
+        counts = [int(cell(table, r, "replicas")) for r in rows(table)]
+        assert counts == sorted(counts, reverse=True)
+
+
+async def test_sorted_order_follows_live_updates(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.screen.sort_by("cpu", reverse=True)
+        for _ in range(3):
+            engine.tick()
+            await pilot.pause()
+            cpu = [engine.snapshot().hosts[h].cpu_percent or -1 for h in rows(app.screen.table)]
+            assert cpu == sorted(cpu, reverse=True)
+
+
+async def test_enter_drills_down_to_host_detail_and_escape_returns(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot(), fake.small_events()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "enter")  # node-c
+        assert isinstance(app.screen, HostScreen) and app.screen.host == "node-c"
+        replicas: DataTable[Any] = app.screen.query_one("#host-replicas", DataTable)
+        assert rows(replicas) == ["api/1", "db/0", "web/1", "web/4", "worker/2"]
+        assert cell(replicas, "db/0", "cpu_req") == "2.0"
+        assert cell(replicas, "db/0", "state") == "running"
+        info = text_of(app.screen.query_one("#host-info", Static))
+        assert "node-c" in info and "4.8/8.0" in info
+        assert "node-c is up" in text_of(app.screen.query_one("#host-events", Static))
+        failover = text_of(app.screen.query_one("#host-failover", Static))
+        assert "db degraded" in failover and "db/0 unplaced" in failover
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+async def test_what_if_shows_the_plan_and_changes_nothing(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    before = engine.snapshot()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("down", "down", "s")  # node-c
+        await settle(app, pilot)
+        assert isinstance(app.screen, WhatIfScreen)
+        assert app.screen.plan.target == "node-c" and not app.screen.plan.survives
+        assert engine.calls == [("what_if", "node-c")]
+        assert engine.snapshot() is before
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+# --- services, failover, events
+
+
+async def test_services_screen_shows_counts_placement_and_unplaced_reasons(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        assert isinstance(app.screen, ServicesScreen)
+        table: DataTable[Any] = app.screen.query_one("#services", DataTable)
+        assert rows(table) == ["web", "api", "db", "cache", "worker", "batch"]
+        assert cell(table, "worker", "healthy") == "7"
+        assert cell(table, "web", "zones") == "eu-1:2, eu-2:2, eu-3:2"
+        detail = app.screen.query_one("#service-detail", Static)
+        assert "node-c       web/1, web/4" in text_of(detail)
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert "batch/0: no host has label gpu=yes" in text_of(detail)
+        assert "requires gpu=yes" in text_of(detail)
+
+
+async def test_failover_screen_highlights_degrading_hosts_and_zones(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        screen = app.screen
+        assert isinstance(screen, FailoverScreen)
+        table: DataTable[Any] = screen.query_one("#failover", DataTable)
+        assert len(rows(table)) == 8 + 3
+        assert cell(table, "host:node-c", "survives") == "NO"
+        assert "red" in str(table.get_cell("host:node-c", "target").style)
+        assert cell(table, "host:node-a", "survives") == "yes"
+        headline = text_of(screen.query_one("#failover-headline", Static))
+        assert "Losing any of node-c, node-e degrades a service" in headline
+        await pilot.press("down", "down", "s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, WhatIfScreen) and app.screen.plan.target == "node-c"
+        await pilot.press("escape", "ctrl+end")
+        await pilot.pause()
+        assert screen.selected is not None and screen.selected.scope == "zone"
+        assert "s" not in {k for k, b in screen.active_bindings.items() if b.enabled}  # no what-if for a zone
+        await pilot.press("ctrl+home", "enter")
+        assert isinstance(app.screen, HostScreen) and app.screen.host == "node-a"
+
+
+async def test_events_screen_follows_the_stream_and_filters(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(), fake.small_events())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        assert isinstance(app.screen, EventsScreen)
+        table = app.screen.table
+        assert table.row_count == 7
+        engine.emit(EventKind.HOST_DOWN, "node-b is down: connection lost", host="node-b")
+        await pilot.pause()
+        await pilot.pause()
+        assert table.row_count == 8
+        assert cell(table, rows(table)[-1], "msg") == "node-b is down: connection lost"
+        assert "node-b is down: connection lost" in notifications(app)
+        await pilot.press("slash", *"host.down")
+        assert table.row_count == 2
+        app.screen.query_one("#filter", Input).value = "node-[bh]"
+        await pilot.pause()
+        assert table.row_count == 2
+        await pilot.press("escape")
+        assert table.row_count == 8
+        await pilot.press("escape")
+        assert isinstance(app.screen, FleetScreen)
+
+
+# --- plan: approve, reject, export, re-plan
+
+
+async def test_approve_asks_first_and_cancel_changes_nothing(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        assert isinstance(app.screen, PlanScreen)
+        actions: DataTable[Any] = app.screen.query_one("#plan-actions", DataTable)
+        assert [cell(actions, str(i), "action") for i in range(3)] == [
+            "move cache/2 node-d → node-f",
+            "move worker/3 node-d → node-a",
+            "move worker/6 node-g → node-a",
+        ]
+        util: DataTable[Any] = app.screen.query_one("#plan-util", DataTable)
+        assert cell(util, "node-d", "cpu") == " 50% →   0%" and cell(util, "node-d", "freed") == "freed"
+        summary = text_of(app.screen.query_one("#plan-summary", Static))
+        assert "FEASIBLE · uses 5 hosts · bound 3 · gap 40% · frees 2 hosts (node-d, node-g)" in summary
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "3 moves, 0 starts, 0 stops" in app.screen.question
+        assert "services touched: cache, worker" in app.screen.question
+        await pilot.press("enter")  # the focused button is Cancel
+        await settle(app, pilot)
+        assert isinstance(app.screen, PlanScreen)
+        await pilot.press("a", "n")
+        await pilot.press("a", "escape")
+        await settle(app, pilot)
+        assert engine.calls == []
+        assert engine.snapshot().pending is not None
+
+
+async def test_approve_applies_with_per_action_progress(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(), apply_delay=0.05, failing=[ReplicaId("worker", 3)])
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "a", "y")
+        await pilot.pause(0.07)
+        assert app.screen.query_one("#apply-row").display
+        await settle(app, pilot)
+        assert [c[0] for c in engine.calls] == ["approve"]
+        actions: DataTable[Any] = app.screen.query_one("#plan-actions", DataTable)
+        assert [cell(actions, str(i), "status") for i in range(3)] == [
+            "✓ done",
+            "✗ exit status 1: address in use",
+            "✓ done",
+        ]
+        label = text_of(app.screen.query_one("#apply-label", Static))
+        assert "3/3 actions · 1 failed · finished" in label
+        assert "Last applied plan" in text_of(app.screen.query_one("#plan-summary", Static))
+        assert engine.snapshot().placement.host_of(ReplicaId("cache", 2)) == "node-f"
+        assert "a" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
+
+
+async def test_stale_plan_is_reported_not_crashed(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "a")
+        # the fleet moves on while the dialog is open: a newer plan replaces the one on screen
+        newer = engine.snapshot().pending
+        engine.publish(engine.snapshot().__class__(**{**_fields(engine.snapshot()), "pending": _rebased(newer)}))
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert app.is_running
+        assert any("plan is stale" in m for m in notifications(app))
+        assert engine.snapshot().pending is not None
+
+
+def _fields(snapshot: object) -> dict[str, object]:
+    return {name: getattr(snapshot, name) for name in snapshot.__slots__}  # type: ignore[attr-defined]
+
+
+def _rebased(plan: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(plan, basis=plan.basis + "-newer")
+
+
+async def test_reject_drops_the_pending_plan(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "r")
+        await settle(app, pilot)
+        assert [c[0] for c in engine.calls] == ["reject"]
+        assert engine.snapshot().pending is None
+        assert "No pending plan." in text_of(app.screen.query_one("#plan-summary", Static))
+        enabled = {k for k, b in app.screen.active_bindings.items() if b.enabled}
+        assert {"a", "r", "e"}.isdisjoint(enabled) and "p" in enabled
+
+
+async def test_export_writes_a_valid_file_in_each_format(fake: ModuleType, tmp_path: Path) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        for fmt in ("json", "csv", "toml"):
+            await pilot.press("e")
+            assert isinstance(app.screen, ExportScreen)
+            path_box = app.screen.query_one("#export-path", Input)
+            assert path_box.value == "prod-eu-plan.json"
+            await pilot.click(f"#fmt-{fmt}")
+            assert path_box.value == f"prod-eu-plan.{fmt}"  # the suffix follows the format
+            path_box.value = str(tmp_path / f"plan.{fmt}")
+            path_box.focus()
+            await pilot.press("enter")
+            await settle(app, pilot)
+            assert isinstance(app.screen, PlanScreen)
+        data = json.loads((tmp_path / "plan.json").read_text())
+        assert [a["replica"] for a in data["actions"]] == ["cache/2", "worker/3", "worker/6"]
+        with (tmp_path / "plan.csv").open() as f:
+            assert [r["to"] for r in csv.DictReader(f)] == ["node-f", "node-a", "node-a"]
+        toml = tomllib.loads((tmp_path / "plan.toml").read_text())
+        assert toml["cluster"] == "prod-eu" and len(toml["actions"]) == 3
+        assert [c for c in engine.calls if c[0] == "export"] == [
+            ("export", (str(tmp_path / f"plan.{fmt}"), fmt)) for fmt in ("json", "csv", "toml")
+        ]
+        await pilot.press("e", "escape")
+        assert isinstance(app.screen, PlanScreen)
+
+
+async def test_export_error_is_a_notification(fake: ModuleType, tmp_path: Path) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "e")
+        app.screen.query_one("#export-path", Input).value = str(tmp_path / "missing-dir" / "plan.json")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.is_running
+        assert any("No such file or directory" in m for m in notifications(app))
+
+
+async def test_replan_runs_in_a_worker_with_a_spinner(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(), plan_delay=1.0)
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "r")
+        await settle(app, pilot)
+        await pilot.press("p")
+        await pilot.pause(0.7)  # the solver is past halfway: the UI still answers keys
+        spinner = app.screen.query_one("#solving", Spinner)
+        assert spinner.display
+        assert "solving… 0.5s · best so far 6 hosts · bound 4 · 2 solutions" in text_of(spinner)
+        assert "p" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
+        await pilot.press("1")
+        assert isinstance(app.screen, FleetScreen)
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert not spinner.display
+        assert engine.snapshot().pending is not None
+        assert "Pending plan" in text_of(app.screen.query_one("#plan-summary", Static))
+
+
+# --- read-only, demo, help, palette, escape
+
+
+async def test_read_only_hides_and_refuses_every_change(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(demo=True))
+    app = LoadmasterApp(engine, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "READ-ONLY" in text_of(app.screen.query_one("#summary", Static))
+        assert "k" not in app.screen.active_bindings
+        await pilot.press("k")
+        await pilot.press("3")
+        shown = app.screen.active_bindings
+        assert "a" not in shown and "r" not in shown
+        assert {"e", "p"} <= set(shown)  # exporting or computing a plan changes no host
+        await pilot.press("a", "r")
+        await settle(app, pilot)
+        assert isinstance(app.screen, PlanScreen)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Approve" not in titles and "Reject" not in titles and "Export" in titles
+        app.approve(engine.snapshot().pending)  # even called directly, the app refuses
+        await settle(app, pilot)
+        assert engine.calls == []
+        assert any("--read-only" in m for m in notifications(app))
+
+
+async def test_engine_side_read_only_is_honoured(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(read_only=True))
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        assert app.read_only and "a" not in app.screen.active_bindings
+
+
+async def test_demo_key_stops_and_restarts_a_demo_host(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot(demo=True))
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("k")  # on node-a
+        await settle(app, pilot)
+        table = app.screen.table
+        assert engine.calls[0] == ("stop_demo_host", "node-a")
+        assert cell(table, "node-a", "state") == "down"
+        assert engine.snapshot().placement.on_host("node-a") == ()  # failed over
+        assert any("failover of node-a" in m for m in notifications(app))
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert engine.calls[-1] == ("restore_demo_host", "node-a")
+        assert engine.snapshot().hosts["node-a"].state is HostState.UP
+
+
+async def test_demo_key_is_absent_outside_the_demo(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "k" not in app.screen.active_bindings
+        await pilot.press("k")
+        await settle(app, pilot)
+        assert engine.calls == []
+
+
+async def test_help_lists_the_keys_of_every_screen(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen.sections[0][0] == "Plan"
+        text = "\n".join(str(s.render()) for s in app.screen.query(Static))
+        for expected in ("Approve", "Reject", "Export", "Re-plan", "Filter", "Sort", "What if", "Help", "Events"):
+            assert expected in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, PlanScreen)
+
+
+async def test_palette_offers_every_action_and_runs_it(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Fleet", "Services", "Plan", "Failover", "Events", "Help", "Filter", "Sort", "What if"} <= titles
+        await pilot.press("3")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Approve", "Reject", "Export", "Re-plan"} <= titles
+        await pilot.press("ctrl+p", *"Failover")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, FailoverScreen)
+
+
+async def test_escape_goes_back_from_everywhere(fake: ModuleType) -> None:
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        for key in "2345":
+            await pilot.press(key)
+            assert not isinstance(app.screen, FleetScreen)
+            await pilot.press("escape")
+            assert isinstance(app.screen, FleetScreen), key
+        await pilot.press("enter")
+        assert isinstance(app.screen, HostScreen)
+        await pilot.press("s")
+        await settle(app, pilot)
+        for expected in (HostScreen, FleetScreen):
+            await pilot.press("escape")
+            assert isinstance(app.screen, expected)
+        await pilot.press("question_mark", "escape", "3", "e", "escape", "escape")
+        assert isinstance(app.screen, FleetScreen)
