@@ -8,6 +8,7 @@ exponential backoff and jitter, and is UP again with the next frame.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -74,7 +75,7 @@ class LinkContext:
     notice: Callable[[str], None]
 
 
-class Link:
+class Link(abc.ABC):
     """What the fleet needs of a host, whether reached over SSH or locally."""
 
     def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None]) -> None:
@@ -98,12 +99,13 @@ class Link:
                 await self._task
             self._task = None
 
+    @abc.abstractmethod
     async def _main(self) -> None:
-        raise NotImplementedError
+        """Produce frames until cancelled."""
 
+    @abc.abstractmethod
     async def run(self, command: str, timeout: float, what: str) -> str:
         """Run a runtime command on the host; its stdout, or HostUnreachable / HostCommandFailed."""
-        raise NotImplementedError
 
     # -- observations --------------------------------------------------------------
 
