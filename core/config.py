@@ -83,7 +83,7 @@ def load(path: str | os.PathLike[str]) -> ClusterConfig:
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, "", "", f"cannot be read: {exc.strerror or exc}")]) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         byte = raw[exc.start]

@@ -197,6 +197,15 @@ def test_validate_summarises_the_root_file(monkeypatch: pytest.MonkeyPatch, caps
     assert "requested /" in out and "warning" not in out
 
 
+def test_validate_notes_probed_hosts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.encode())  # with the byte-order mark some editors write
+    assert main(["validate", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  hosts:    2 (1 with pinned capacity)\n" in out
+    assert "  note: hosts without a capacity pin (1) are probed when connected\n" in out
+
+
 def test_validate_warns_about_what_cannot_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = edit('name = "h2"', 'name = "h2"\ncapacity = { cpu = 1, mem = "1GiB" }').replace("cpu = 1\n", "cpu = 8\n")
     path = tmp_path / "c.toml"

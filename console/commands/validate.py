@@ -38,7 +38,9 @@ def summary(cfg: ClusterConfig) -> list[str]:
     for dim in sorted(set(requested.extra) | set(capacity.extra)):
         lines.append(f"  {dim + ':':<9} {requested.get(dim)} requested / {capacity.get(dim)} declared")
     if len(pinned) < len(cfg.hosts):
-        return lines  # probed hosts may hold more than the file says: nothing more to judge offline
+        # Probed hosts may hold more than the file says: nothing more to judge offline.
+        lines.append(f"  note: hosts without a capacity pin ({len(cfg.hosts) - len(pinned)}) are probed when connected")
+        return lines
     if not requested.fits(capacity):
         short = [d for d in requested.dimensions if requested.get(d) > capacity.get(d)]
         lines.append(f"  warning: requests exceed declared capacity in {', '.join(short)}; some replicas stay unplaced")
