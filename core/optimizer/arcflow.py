@@ -15,9 +15,16 @@ from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
-from core.optimizer.cpsat import run
+from core.optimizer.cpsat import Budget, run
 
 Bins = list[list[int]]  # per host: how many replicas of each type
+
+# Measured on Falkenauer T and Schwerin: the LP relaxation drives arc-flow search, so both
+# workers use the full linearisation; worker 0 also probes the objective from the lower bound up.
+FLAVOURS = (
+    {"linearization_level": 2, "use_objective_lb_search": True},
+    {"linearization_level": 2, "search_branching": cp_model.PSEUDO_COST_SEARCH},
+)
 
 
 def _graph(
@@ -42,6 +49,30 @@ def _graph(
     return sorted(arcs)
 
 
+def _compress(
+    arcs: list[tuple[int, int, int]], sizes: Sequence[int], capacity: int
+) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
+    """Brandão & Pedroso's main compression: move every node as far right as its continuations allow.
+
+    label(capacity) = capacity; label(u) = min over item arcs u -> v of label(v) - size. Nodes
+    with equal labels merge, which shrinks the graph several-fold while every path still fits
+    (each arc spans at least its item's size) and every packing still has a path.
+    """
+    out: dict[int, list[tuple[int, int]]] = {}
+    nodes: set[int] = set()
+    for a, b, t in arcs:
+        nodes.update((a, b))
+        if t >= 0:
+            out.setdefault(a, []).append((b, t))
+    label = {capacity: capacity}
+    for u in sorted(nodes, reverse=True):
+        if u != capacity:
+            label[u] = min([capacity] + [label[v] - sizes[t] for v, t in out.get(u, ())])
+    merged = {(label[a], label[b], t) for a, b, t in arcs if t >= 0}
+    merged.update((label[u], capacity, -1) for u in nodes if label[u] != capacity)
+    return sorted(merged), label
+
+
 def _path_of(
     bin_counts: Sequence[int], sizes: Sequence[int], order: Sequence[int], capacity: int
 ) -> list[tuple[int, int, int]]:
@@ -62,7 +93,7 @@ def pack(
     *,
     hint: Bins,
     lb: int,
-    seconds: float,
+    budget: Budget,
     seed: int,
     workers: int,
 ) -> tuple[Bins, bool] | None:
@@ -70,9 +101,16 @@ def pack(
 
     Returns the bins and whether they are proven fewest.
     """
+    best: Bins = [b for b in hint if any(b)]
+    if len(best) <= lb:
+        return best, True
+    seconds = budget.left()
+    if seconds <= 0:
+        return (best, False) if len(best) < len(hint) else None
     order = sorted(range(len(sizes)), key=lambda t: (-sizes[t], t))
-    arcs = _graph(sizes, counts, capacity, order)
-    ub = len(hint)
+    arcs, label = _compress(_graph(sizes, counts, capacity, order), sizes, capacity)
+    source = label[0]
+    ub = len(best)
     m = cp_model.CpModel()
     flow = {}
     for a, b, t in arcs:
@@ -86,32 +124,34 @@ def pack(
         if t >= 0:
             by_type.setdefault(t, []).append(v)
     for node in set(into) | set(out):
-        if node not in (0, capacity):
+        if node not in (source, capacity):
             m.add(sum(into.get(node, [])) == sum(out.get(node, [])))
     for t, vs in by_type.items():
         m.add(sum(vs) == counts[t])
-    hosts = sum(out[0])
+    hosts = sum(out[source])
     m.add(hosts >= lb)
     m.add(hosts <= ub)
     m.minimize(hosts)
     used: dict[tuple[int, int, int], int] = {}
-    for bin_counts in hint:
+    for bin_counts in best:
         if any(bin_counts):
-            for arc in _path_of(bin_counts, sizes, order, capacity):
-                used[arc] = used.get(arc, 0) + 1
+            for a, b, t in _path_of(bin_counts, sizes, order, capacity):
+                if label[a] != label[b]:
+                    arc = (label[a], label[b], t)
+                    used[arc] = used.get(arc, 0) + 1
     for arc, v in flow.items():
         m.add_hint(v, used.get(arc, 0))
 
-    solver, status = run(m, seconds=seconds, seed=seed, workers=workers)
+    solver, status = run(m, seconds=seconds, seed=seed, workers=workers, flavours=FLAVOURS)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None
+        return (best, False) if len(best) < len(hint) else None
     left = {arc: solver.value(v) for arc, v in flow.items() if solver.value(v)}
     succ: dict[int, list[tuple[int, int, int]]] = {}
     for arc in sorted(left):
         succ.setdefault(arc[0], []).append(arc)
     bins: Bins = []
     for _ in range(solver.value(hosts)):
-        node, contents = 0, [0] * len(sizes)
+        node, contents = source, [0] * len(sizes)
         while node != capacity:
             arc = next(a for a in succ[node] if left[a] > 0)
             left[arc] -= 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
@@ -49,14 +49,24 @@ class StageResult:
     bound: float | None = None  # the solver's best bound on the stage objective
 
 
-def run(model: cp_model.CpModel, *, seconds: float, seed: int, workers: int) -> tuple[cp_model.CpSolver, int]:
+GENERAL = ({}, {"use_lns_only": True})  # worker 0 searches normally, the others improve the hint by LNS
+
+
+def run(
+    model: cp_model.CpModel,
+    *,
+    seconds: float,
+    seed: int,
+    workers: int,
+    flavours: Sequence[Mapping[str, object]] = GENERAL,
+) -> tuple[cp_model.CpSolver, int]:
     """Solve reproducibly on `workers` threads; returns the solver whose answer counts, and its status.
 
     CP-SAT's own multi-worker portfolio races its threads, and its reproducible mode
     (`interleave_search`) was several times slower here, so instead each worker is a
-    single-thread search (reproducible under `max_deterministic_time`) with its own seed;
-    worker 0 searches the default way, the others by large-neighbourhood search around the
-    hint. Worker 0 is never interrupted: when it proves its answer optimal, the others are
+    single-thread search (reproducible under `max_deterministic_time`) with its own seed and
+    parameters (`flavours[k]`, the last one repeated for further workers). Worker 0 is never
+    interrupted: when it proves its answer optimal, the others are
     stopped and ignored; otherwise every worker runs to its own limit and the best answer
     wins (ties go to the lower worker). Either way the result depends only on the inputs, as
     long as each search ends by proof or by its deterministic limit. That limit is
@@ -73,8 +83,8 @@ def run(model: cp_model.CpModel, *, seconds: float, seed: int, workers: int) -> 
         p.random_seed = seed + k
         p.max_deterministic_time = max(0.01, seconds * DETERMINISTIC_PER_SECOND)
         p.max_time_in_seconds = max(0.05, seconds)
-        if k:
-            p.use_lns_only = True
+        for key, value in flavours[min(k, len(flavours) - 1)].items():
+            setattr(p, key, value)
         solvers.append(solver)
     statuses: list[int] = [cp_model.UNKNOWN] * len(solvers)
 

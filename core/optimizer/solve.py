@@ -165,7 +165,7 @@ def _solve_arcflow(
         c.cap[hosts[0]][d],
         hint=hint,
         lb=int(lb),
-        seconds=budget.left(),
+        budget=budget,
         seed=seed,
         workers=workers,
     )
