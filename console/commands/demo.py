@@ -1,4 +1,4 @@
-"""`loadmaster demo --serve`: the embedded demo fleet alone, until interrupted."""
+"""`loadmaster demo`: the console on the embedded demo fleet; `--serve`: the fleet alone, until interrupted."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from console.commands.options import add_config, load_config
+from console.commands.console import run_console
+from console.commands.options import add_config, add_read_only, load_config
+from console.commands.runtime import make_engine
 from core.errors import LoadmasterError
 from core.hostlink.demo import DemoFleet, default_workdir
 
@@ -15,12 +17,13 @@ from core.hostlink.demo import DemoFleet, default_workdir
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="serve the embedded demo fleet (SSH hosts on loopback running real processes)",
-        description="Serve the demo hosts of the cluster file, one SSH server per host on loopback, "
-        "and print an ssh command line for each. --serve is the only mode for now: "
-        "the console on top of the demo fleet comes later.",
+        help="the console on the embedded demo fleet (SSH hosts on loopback running real processes)",
+        description="Start the demo hosts of the cluster file, one SSH server per host on loopback running "
+        "real processes, and open the console on them (press k on a host to stop or restart it). "
+        "With --serve, only serve the fleet and print an ssh command line per host.",
     )
     add_config(p)
+    add_read_only(p)
     p.add_argument("--serve", action="store_true", help="run only the fleet (no console) until interrupted")
     p.add_argument("--hosts", type=int, metavar="N", help="serve N demo hosts in all, adding hosts beyond the file's")
     p.add_argument("--workdir", metavar="DIR", help="keys, known_hosts, host homes (default ~/.loadmaster/demo/NAME)")
@@ -28,8 +31,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.serve:
-        raise LoadmasterError("demo: only --serve is available for now (loadmaster demo --serve)")
     cfg = load_config(args)
     declared = sum(1 for h in cfg.hosts if h.demo)
     if declared == 0 and not args.hosts:
@@ -40,7 +41,19 @@ def run(args: argparse.Namespace) -> int:
             raise LoadmasterError(f"--hosts {args.hosts}: {cfg.source} has {declared} demo hosts; use at least that")
         extra = args.hosts - declared
     workdir = Path(args.workdir) if args.workdir else default_workdir(cfg.name)
-    return asyncio.run(_serve(DemoFleet(cfg, workdir, extra_hosts=extra)))
+    fleet = DemoFleet(cfg, workdir, extra_hosts=extra)
+    if args.serve:
+        return asyncio.run(_serve(fleet))
+    return asyncio.run(_console(fleet, workdir, read_only=args.read_only))
+
+
+async def _console(demo: DemoFleet, workdir: Path, *, read_only: bool) -> int:
+    await demo.start()
+    try:
+        engine = make_engine(demo.config, read_only=read_only, demo=demo, demo_workdir=workdir)
+        return await run_console(engine, read_only=read_only)
+    finally:
+        await demo.stop()
 
 
 async def _serve(fleet: DemoFleet) -> int:

@@ -1,0 +1,82 @@
+"""`loadmaster demo` in a real terminal (tmux): the fleet appears, a host is stopped, failover shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.sshd import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def need_tmux() -> str:
+    path = shutil.which("tmux")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tmux is missing: .ci/run must install it (apt-get install tmux)")
+        pytest.skip("tmux is not installed")
+    return path
+
+
+def screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True).stdout
+
+
+def wait_screen(session: str, pattern: str, timeout: float) -> tuple[str, float]:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        text = screen(session)
+        if re.search(pattern, text, re.MULTILINE):
+            return text, time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not on screen after {timeout}s:\n{screen(session)}")
+
+
+def test_demo_in_tmux_shows_failover_within_the_failure_timeout(tmp_path):
+    tmux = need_tmux()
+    text = (ROOT / "cluster.toml").read_text()
+    for port in range(22201, 22208):  # the embedded fleet's ports, moved to free ones
+        text = text.replace(f"port = {port}\n", f"port = {free_port('127.0.0.1')}\n")
+    config = tmp_path / "cluster.toml"
+    config.write_text(text)
+    session = f"lm{os.getpid()}"
+    # pytest exports COLUMNS=80/LINES=24, which Textual would obey over the real terminal size
+    command = f"env -u COLUMNS -u LINES HOME={tmp_path} {sys.executable} -m console.cli demo -c {config}"
+    subprocess.run([tmux, "new-session", "-d", "-s", session, "-x", "160", "-y", "45", "-c", str(ROOT), command],
+                   check=True)  # fmt: skip
+    try:
+        wait_screen(session, r"hosts 7 up · 0 suspect · 0 down", 30)
+        # the demo places every replica by itself (auto_apply in the demo file): node-c gets some
+        wait_screen(session, r"^ node-c\s+up\s.*\s[1-9]\d*\s+\d+s\s*$", 30)
+        pressed = time.monotonic()
+        subprocess.run([tmux, "send-keys", "-t", session, "Down", "Down", "k"], check=True)
+        wait_screen(session, r"^ node-c\s+down\s", 10)
+        # failover: node-c holds no replica any more, the rest of the fleet runs them
+        text, _ = wait_screen(session, r"^ node-c\s+down\s.*\s0\s+\d+s\s*$", 10)
+        moved_after = time.monotonic() - pressed
+        assert moved_after <= 3 + 1 + 2, moved_after  # failure_timeout + one poll + slack
+        assert "hosts 6 up · 0 suspect · 1 down" in text
+        subprocess.run([tmux, "send-keys", "-t", session, "k"], check=True)
+        wait_screen(session, r"hosts 7 up · 0 suspect · 0 down", 15)
+        subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            alive = subprocess.run([tmux, "has-session", "-t", session], capture_output=True).returncode == 0
+            if not alive:
+                break
+            time.sleep(0.2)
+        assert not alive, "the console did not exit on q"
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["pkill", "-f", f"HOME={tmp_path}"], capture_output=True)
+    # quitting the demo ends its replicas: nothing of this fleet is left running
+    leftover = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True).stdout.split()
+    assert leftover == [], leftover
