@@ -123,7 +123,10 @@ class Engine:
         self._solving_since: float | None = None
         self._failover: tuple[FailoverPlan, ...] = ()
         self._failover_basis = ""
-        self._fits_on: int | None = None
+        # Fewest hosts that could hold the desired state: the quick bound, raised by a solve's proven
+        # bound for the same hosts and config (moves don't change it, host states and the file do).
+        self._quick_bound: int | None = None
+        self._solved_bound: tuple[object, int] | None = None
         self._restarts: dict[tuple[ReplicaId, str], tuple[int, float]] = {}
         self._given_up: set[tuple[ReplicaId, str]] = set()
         self._drift_seen = ""
@@ -395,7 +398,7 @@ class Engine:
             )
         finally:
             self._solving_since = None
-        self._fits_on = result.lower_bound
+        self._solved_bound = (self._bound_key(), result.lower_bound)
         plan = Plan(
             cluster=self._config.name,
             basis=fp,
@@ -443,7 +446,7 @@ class Engine:
             actions=diff_actions(current, Placement(target)),
             status=ready.status,
             hosts_used=len(set(target.values())),
-            lower_bound=self._fits_on or 0,
+            lower_bound=self._fits_on() or 0,
             gap=0.0,
             unplaced=ready.unplaced,
             reason=f"failover:{host}",
@@ -461,10 +464,18 @@ class Engine:
         async def run() -> None:
             plans = await asyncio.to_thread(optimizer.failover_plans, problem, current)
             bound = await asyncio.to_thread(optimizer.lower_bound, problem)
-            self._failover, self._fits_on = plans, bound
+            self._failover, self._quick_bound = plans, bound
             self._emit(EventKind.STATE_UPDATED, "")
 
         self._spawn(run(), "failover")
+
+    def _bound_key(self) -> object:
+        return (id(self._config), tuple(sorted(self._planning_states().items())))
+
+    def _fits_on(self) -> int | None:
+        solved = self._solved_bound[1] if self._solved_bound and self._solved_bound[0] == self._bound_key() else None
+        bounds = [b for b in (self._quick_bound, solved) if b is not None]
+        return max(bounds) if bounds else None
 
     def _spawn(self, coro: object, name: str) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
@@ -564,7 +575,7 @@ class Engine:
             pending=pending,
             applying=self._applying,
             unplaced=pending.unplaced if pending else {},
-            fits_on=self._fits_on,
+            fits_on=self._fits_on(),
             runs_on=len({h for h in self._rec.current.assignments.values() if h in reachable}),
             auto_apply=self.auto_apply,
             read_only=self.read_only,
