@@ -155,7 +155,7 @@ class CountsModel:
         for s, groups in enumerate(c.zones):
             if not groups or len(groups) < 2:
                 continue
-            counts = [sum(self.x[s, h] for h in g) for g in groups]
+            counts = [sum(self.x[s, h] for h in g if (s, h) in self.x) for g in groups]
             hi = m.new_int_var(0, c.replicas[s], f"hi{s}")
             lo = m.new_int_var(0, c.replicas[s], f"lo{s}")
             ex = m.new_int_var(0, c.replicas[s], f"ex{s}")
