@@ -6,7 +6,7 @@ import math
 import tomllib
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.units import (
@@ -169,6 +169,7 @@ toml_values = st.recursive(
 )
 
 
+@example({"\x7f": "\x00\x1f\x7f"})
 @given(toml_values)
 def test_literal_reads_back_as_the_same_value(value: object) -> None:
     assert tomllib.loads(f"v = {literal(value)}")["v"] == value
