@@ -131,3 +131,68 @@ def _place_spread(
                 break
         else:
             return
+
+
+def consolidate(c: Compiled, x: Counts) -> Counts:
+    """Empty hosts one at a time, least loaded first, into the room other used hosts have left.
+
+    A host is emptied only if every replica on it finds a place, so the host count only goes
+    down. Replicas that run on the host now are never moved (that would add moves); a replica of
+    a spread service moves only within its group, so the per-group counts stay as they are.
+    """
+    x = [row[:] for row in x]
+    n_h = c.n_hosts
+    load = [
+        [sum(c.demand[s][d] * x[s][h] for s in range(c.n_services)) for d in range(len(c.dims))] for h in range(n_h)
+    ]
+    conflicts: list[set[int]] = [set() for _ in range(c.n_services)]
+    for s, t in c.avoid_pairs:
+        conflicts[s].add(t)
+        conflicts[t].add(s)
+    group_of: list[dict[int, int]] = [
+        {h: gi for gi, g in enumerate(groups) for h in g} if groups else {} for groups in c.zones
+    ]
+
+    def fullness(h: int) -> float:
+        return sum(load[h][d] / c.cap[h][d] for d in range(len(c.dims)) if c.cap[h][d])
+
+    def used(h: int) -> bool:
+        return any(x[s][h] for s in range(c.n_services))
+
+    for victim in sorted((h for h in range(n_h) if used(h)), key=lambda h: (fullness(h), h)):
+        if any(x[s][victim] and c.cur[s][victim] for s in range(c.n_services)):
+            continue
+        receivers = sorted((h for h in range(n_h) if h != victim and used(h)), key=lambda h: (-fullness(h), h))
+        trial: list[tuple[int, int, int]] = []  # (service, host, replicas) moved so far
+        ok = True
+        for s in sorted(range(c.n_services), key=lambda s: -sum(c.demand[s])):
+            need = x[s][victim]
+            for h in receivers if need else ():
+                if group_of[s].get(h) != group_of[s].get(victim) or any(x[t][h] for t in conflicts[s]):
+                    continue
+                n = min(need, c.ub[s][h] - x[s][h])
+                for d in range(len(c.dims)):
+                    if c.demand[s][d]:
+                        n = min(n, (c.cap[h][d] - load[h][d]) // c.demand[s][d])
+                if n <= 0:
+                    continue
+                x[s][victim] -= n
+                x[s][h] += n
+                for d in range(len(c.dims)):
+                    load[victim][d] -= c.demand[s][d] * n
+                    load[h][d] += c.demand[s][d] * n
+                trial.append((s, h, n))
+                need -= n
+                if not need:
+                    break
+            if need:
+                ok = False
+                break
+        if not ok:
+            for s, h, n in reversed(trial):  # undo: the victim stays in use
+                x[s][h] -= n
+                x[s][victim] += n
+                for d in range(len(c.dims)):
+                    load[h][d] -= c.demand[s][d] * n
+                    load[victim][d] += c.demand[s][d] * n
+    return x

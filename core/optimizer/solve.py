@@ -1,6 +1,7 @@
 """The placement pipeline: greedy, bounds, then CP-SAT stages that each stop at their bound.
 
-1. greedy first-fit decreasing under a few size orders; the best is the incumbent and hint;
+1. greedy first-fit decreasing under a few size orders, then emptying the least loaded hosts
+   into the others' room (binpack); the best is the incumbent and hint;
 2. a stage is skipped when the incumbent already meets that stage's bound (all placeable
    replicas placed and spread even; every replica that may stay stays; hosts = lower bound);
 3. otherwise the CP-SAT counts model solves the stage from the incumbent; for "fewest hosts"
@@ -37,7 +38,7 @@ from core.optimizer.cpsat import (
     neighbourhood,
 )
 from core.optimizer.explain import explain
-from core.optimizer.greedy import ORDERS, greedy_counts
+from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
 
 
@@ -56,6 +57,8 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK
     x = min((greedy_counts(c, order=o, binpack=binpack) for o in ORDERS), key=lambda x: _rank(c, x, binpack))
+    if binpack:
+        x = min((x, consolidate(c, x)), key=lambda x: _rank(c, x, binpack))
     proven: dict[str, bool] = {}
     model: CountsModel | None = None
 
