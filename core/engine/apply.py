@@ -58,11 +58,13 @@ async def apply_plan(
     limits: Limits | None = None,
     already_done: frozenset[int] = frozenset(),
     stopping: Callable[[], bool] = lambda: False,
+    running: Mapping[str, int] | None = None,
 ) -> ApplyProgress:
     """Apply `plan`; returns the final progress (failures are recorded in it, never raised).
 
     Once `stopping()` is true no further action begins; those left pending keep the plan
-    open in the journal, and the next start rolls it forward.
+    open in the journal, and the next start rolls it forward. `running` (service → live
+    replicas now) lets a plain stop refuse to take a service below its min_healthy.
     """
     limits = limits or Limits()
     services = {s.name: s for s in config.services}
@@ -82,14 +84,32 @@ async def apply_plan(
             status = await fleet.start_replica(action.to_host, service, action.replica.index, generation(service))
         if not status.running:
             raise LoadmasterError(f"{action.replica} did not stay up on {action.to_host}")
+        if action.kind is ActionKind.START:
+            live[service.name] = live.get(service.name, 0) + 1
+
+    live = dict(running or {})
 
     async def stop(action: Action) -> None:
         assert action.from_host is not None
+        service = services.get(action.replica.service)
+        if (
+            action.kind is ActionKind.STOP
+            and running is not None
+            and service is not None
+            and action.replica.index < service.replicas  # scaling down is the file's own decision
+            and live.get(service.name, 0) - 1 < service.min_healthy
+        ):
+            raise LoadmasterError(
+                f"refused: stopping {action.replica} would leave {service.name} with "
+                f"{live.get(service.name, 0) - 1} running, below min_healthy = {service.min_healthy}"
+            )
         if not states.get(action.from_host, HostState.UNKNOWN).reachable:
             # Unreachable: the copy there is stopped as a duplicate once the host returns.
             return
         async with total, host_slot(action.from_host):
             await fleet.stop_replica(action.from_host, action.replica, limits.stop_grace)
+        if action.kind is ActionKind.STOP:
+            live[action.replica.service] = live.get(action.replica.service, 0) - 1
 
     async def one(seq: int, action: Action) -> None:
         if seq in already_done:

@@ -512,7 +512,7 @@ class Engine:
             self._applying = ApplyProgress(plan=plan, total=len(plan.actions))
             progress = await apply_plan(
                 pid, plan, self._config, self._planning_states(), self._runtime, self._journal,
-                self._on_progress, limits=self._limits, stopping=lambda: self._closing,
+                self._on_progress, limits=self._limits, stopping=lambda: self._closing, running=self._rec.running,
             )  # fmt: skip
             self._applying = progress
             self._intended = plan.target

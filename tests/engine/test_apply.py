@@ -140,3 +140,23 @@ async def test_stopping_leaves_the_rest_pending_for_roll_forward(tmp_path, small
     assert len(fleet.starts) - before == 3 - len(done)
     assert journal.plan_status("p") == "done"
     assert all(len(hosts) == 1 for hosts in fleet.running().values()) and len(fleet.running()) == 3
+
+
+async def test_a_stop_never_takes_a_service_below_min_healthy(tmp_path, small_config):
+    fleet = FakeFleet(small_config)
+    svc = small_config.service("web")  # replicas 3, min_healthy 2
+    for i, host in enumerate("ab"):
+        await fleet.start_replica(host, svc, i, "g")
+    journal = Journal(tmp_path / "j")
+    plan = plan_of(Action(ActionKind.STOP, W[0], from_host="a"))
+    journal.begin_plan("p", "test", "b", plan.actions)
+    states = {h: UP for h in "abc"}
+    progress = await apply_plan("p", plan, small_config, states, fleet, journal, lambda *a: None, running={"web": 2})
+    assert "below min_healthy = 2" in next(iter(progress.failed.values()))
+    assert sorted(fleet.running()) == [W[0], W[1]]
+    # a replica beyond the declared count (the file scaled down) may always go
+    extra = ReplicaId("web", 5)
+    await fleet.start_replica("c", svc, 5, "g")
+    plan = plan_of(Action(ActionKind.STOP, extra, from_host="c"))
+    await apply_plan("q", plan, small_config, states, fleet, journal, lambda *a: None, running={"web": 2})
+    assert extra not in fleet.running()
