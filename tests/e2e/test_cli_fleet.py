@@ -22,6 +22,19 @@ def test_plan_apply_runs_every_replica_where_the_plan_says(tmp_path):
         status = json.loads(fleet.run("status", "--json").stdout)
         where = {r: h["name"] for h in status["hosts"] for r in h["replicas"]}
         assert where == plan["target"]
+        failover = fleet.run("plan", "--failover", "-o", str(tmp_path / "failover.json"))
+        assert failover.returncode == 0, failover.stderr
+        doc = json.loads((tmp_path / "failover.json").read_text())
+        assert doc["schema"] == "loadmaster.failover/1"
+        assert [(p["scope"], p["target"]) for p in doc["plans"]] == [
+            *(("host", f"h{i}") for i in range(1, 5)),
+            ("zone", "z1"),
+            ("zone", "z2"),
+        ]
+        for p in doc["plans"]:
+            lost = set(p["lost_hosts"])
+            assert all(host not in lost for host in p["moves"].values())
+            assert set(p["moves"]) | set(p["unplaced"]) == {r for r, h in plan["target"].items() if h in lost}
         # applying the same file again: the fleet moved on, so it is refused with the reason
         again = fleet.run("apply", str(tmp_path / "plan.json"))
         assert again.returncode == 3
