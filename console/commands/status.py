@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from typing import Any
 
 from console.commands.options import add_config, load_config
 from console.commands.runtime import open_engine
 from core.engine.api import Snapshot
 from core.engine.planfile import utilization
+from core.model import HostState
 from core.units import human_cpu, human_size
 
 
@@ -34,7 +36,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _snapshot(args: argparse.Namespace) -> Snapshot:
-    async with open_engine(load_config(args), read_only=True) as engine:
+    cfg = load_config(args)
+    async with open_engine(cfg, read_only=True) as engine:
+        # cpu% needs two frames from a host; wait for them, but not for silent hosts
+        deadline = time.monotonic() + 2 * cfg.poll_interval + 0.5
+        while time.monotonic() < deadline and any(
+            o.state is HostState.UP and o.cpu_percent is None for o in engine.snapshot().hosts.values()
+        ):
+            await asyncio.sleep(0.1)
         return engine.snapshot()
 
 
