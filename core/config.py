@@ -48,7 +48,7 @@ SERVICE_KEYS = (
 POLICY_KEYS = ("strategy", "auto_apply", "max_moves_per_cycle", "cooldown", "solver_time_limit", "settle")
 
 LOCAL_ADDRESS = "local"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 _MISSING = object()
 _BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
@@ -494,7 +494,7 @@ def _nonempty(value: Any) -> str:
 
 
 def _name(value: Any) -> str:
-    if not _NAME_RE.match(_string(value)):
+    if not _NAME_RE.fullmatch(_string(value)):
         raise ValueError(f'{literal(value)} is not a valid name (use letters, digits, ".", "_" and "-", e.g. "web-1")')
     return value
 

@@ -16,7 +16,7 @@ from fractions import Fraction
 
 _NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
 _CPU_RE = re.compile(rf"^\s*{_NUMBER}\s*(m?)\s*$")
-_BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 _SIZE_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]*)\s*$")
 _DURATION_RE = re.compile(rf"^\s*{_NUMBER}\s*([A-Za-z]*)\s*$")
 
@@ -57,7 +57,7 @@ def literal(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(literal(v) for v in value) + "]"
     if isinstance(value, dict):
-        pairs = (f"{k if _BARE_KEY_RE.match(k) else literal(k)} = {literal(v)}" for k, v in value.items())
+        pairs = (f"{k if _BARE_KEY_RE.fullmatch(k) else literal(k)} = {literal(v)}" for k, v in value.items())
         return "{ " + ", ".join(pairs) + " }" if value else "{}"
     return str(value)
 

@@ -164,6 +164,7 @@ def test_demo_hosts_need_a_pinned_capacity_on_loopback() -> None:
     [
         ('[cluster]\npoll_interval = "5s"\nfailure_timeout = "5s"\n', ("cluster", "failure_timeout", "longer than")),
         ('[cluster]\nname = "a b"\n', ("cluster", "name", '"a b" is not a valid name')),
+        ('[cluster]\nname = "a\\n"\n', ("cluster", "name", '"a\\n" is not a valid name')),
         ("[cluster]\npoll_interval = 0\n", ("cluster", "poll_interval", "must be more than zero")),
         ('[defaults]\nport = "22"\n', ("defaults", "port", 'must be a whole number, got a string "22"')),
         ("[defaults]\nuser = 5\n", ("defaults", "user", "must be a string, got an integer 5")),

@@ -169,7 +169,7 @@ toml_values = st.recursive(
 )
 
 
-@example({"\x7f": "\x00\x1f\x7f"})
+@example({"\x7f": "\x00\x1f\x7f", "0\n": 1})
 @given(toml_values)
 def test_literal_reads_back_as_the_same_value(value: object) -> None:
     assert tomllib.loads(f"v = {literal(value)}")["v"] == value
