@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
@@ -152,6 +152,7 @@ class CountsModel:
                     m.add_bool_or([self._on(s, h).Not(), self._on(t, h).Not()])
 
         self.excess = []
+        self.derived: list[tuple[cp_model.IntVar, Callable[[Counts], int]]] = []  # hinted from x
         for s, groups in enumerate(c.zones):
             if not groups or len(groups) < 2:
                 continue
@@ -164,6 +165,9 @@ class CountsModel:
                 m.add(lo <= n)
             m.add(ex >= hi - lo - 1)
             self.excess.append(ex)
+            self.derived.append((hi, lambda x, s=s, g=groups: max(_group_counts(self, x, s, g))))
+            self.derived.append((lo, lambda x, s=s, g=groups: min(_group_counts(self, x, s, g))))
+            self.derived.append((ex, lambda x, s=s, g=groups: _excess(_group_counts(self, x, s, g))))
 
         # moves of s = min(running, placed) - stayed: a running replica that is not kept either
         # moves (when a replica is placed for it) or stops
@@ -176,11 +180,13 @@ class CountsModel:
             r = m.new_int_var(0, running, f"movable{s}")
             m.add_min_equality(r, [running, self.placed[s]])
             kept_or_moved.append(r)
+            self.derived.append((r, lambda x, s=s, running=running: min(running, sum(x[s]))))
             for h in self.by_service[s]:
                 if c.cur[s][h]:
                     st = m.new_int_var(0, c.cur[s][h], f"stay{s}_{h}")
                     m.add(st <= self.x[s, h])
                     stay.append(st)
+                    self.derived.append((st, lambda x, s=s, h=h: min(c.cur[s][h], x[s][h])))
         self.moves = sum(kept_or_moved) - sum(stay)
 
         self.worst = m.new_int_var(0, 1000, "worst")
@@ -219,6 +225,8 @@ class CountsModel:
             m.add_hint(y, int(any(x[s][h] for s in self.by_host[h])))
         for (s, h), b in self.on.items():
             m.add_hint(b, int(x[s][h] > 0))
+        for var, value in self.derived:
+            m.add_hint(var, value(x))
 
     def solve_stage(
         self, stage: str, x0: Counts, *, seconds: float, seed: int, workers: int, lb: int = 0
@@ -307,3 +315,11 @@ def neighbourhood(c: Compiled, x: Counts) -> list[int]:
 def model_size(c: Compiled, hosts: Collection[int]) -> int:
     """Number of count variables a model over `hosts` would have."""
     return sum(1 for s in range(c.n_services) for h in hosts if c.ub[s][h] > 0)
+
+
+def _group_counts(model: CountsModel, x: Counts, s: int, groups: Sequence[Sequence[int]]) -> list[int]:
+    return [sum(x[s][h] for h in g if (s, h) in model.x) for g in groups]
+
+
+def _excess(counts: list[int]) -> int:
+    return max(0, max(counts) - min(counts) - 1)
