@@ -2,7 +2,8 @@
 
     python benchmarks/fleet.py --hosts 500 --seconds 60
 
-The demo servers run in other processes (`loadmaster demo --serve`), so their CPU
+The demo servers run in other processes (`loadmaster demo --serve`, on ports from
+--base-port, away from cluster.toml's demo ports), so their CPU
 does not count against the client; this process holds only the `Fleet`.
 Two of the N hosts are served by single-host processes of their own: one is
 killed (a dead host: its server ends) and one is SIGSTOPped (a hung host), to time
@@ -23,6 +24,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -48,18 +50,22 @@ def _serve(args: list[str], workdir: Path) -> subprocess.Popen[str]:
 def _wait_serving(proc: subprocess.Popen[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
+    tail: list[str] = []
     for line in proc.stdout:
         if line.startswith("serving "):
             return
+        tail = [*tail[-5:], line]
         if time.monotonic() > deadline:
             break
-    raise SystemExit(f"demo server did not come up (exit {proc.poll()})")
+    raise SystemExit(f"demo server did not come up (exit {proc.poll()}): {''.join(tail)}")
 
 
-def _victim_file(directory: Path, name: str, port: int) -> Path:
+def _cluster_file(directory: Path, name: str, timing: ClusterConfig, port: int) -> Path:
+    """A one-host demo cluster file; `--hosts` scales the first one up on the following ports."""
     path = directory / f"{name}.toml"
     path.write_text(
-        f'[cluster]\nname = "{name}"\ndemo = true\n\n'
+        f'[cluster]\nname = "{name}"\ndemo = true\n'
+        f"poll_interval = {timing.poll_interval}\nfailure_timeout = {timing.failure_timeout}\n\n"
         f'[[hosts]]\nname = "{name}"\naddress = "127.0.0.1"\nport = {port}\ncapacity = {{ cpu = 4, mem = "8GiB" }}\n',
         encoding="utf-8",
     )
@@ -140,32 +146,37 @@ async def _measure(cfg: ClusterConfig, known_hosts: str, keys: list[str], second
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hosts", type=int, default=500, help="demo hosts in all (at least 9)")
+    parser.add_argument("--hosts", type=int, default=500, help="demo hosts in all (at least 3)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the measurement window")
-    parser.add_argument("-c", "--config", default=str(ROOT / "cluster.toml"), help="demo cluster file to scale")
+    parser.add_argument("--base-port", type=int, default=41000, help="first of the hosts' consecutive ports")
+    parser.add_argument("-c", "--config", default=str(ROOT / "cluster.toml"), help="poll and failure timing from here")
     args = parser.parse_args()
-    base = config_file.load(args.config)
-    declared = sum(1 for h in base.hosts if h.demo)
-    if args.hosts < declared + len(VICTIMS):
-        raise SystemExit(f"--hosts must be at least {declared + len(VICTIMS)} ({declared} in the file + 2 victims)")
-    main_hosts = args.hosts - len(VICTIMS)
-    served = demo_config(base, main_hosts - declared)
+    if args.hosts < 1 + len(VICTIMS):
+        raise SystemExit(f"--hosts must be at least {1 + len(VICTIMS)} (the fleet and {len(VICTIMS)} victims)")
+    timing = config_file.load(args.config)
+    ports = range(args.base_port, args.base_port + args.hosts)
+    taken = [p for p in ports if not _free(p)]
+    if taken:
+        raise SystemExit(f"ports {taken[:5]} are in use; pick another --base-port")
     with tempfile.TemporaryDirectory(prefix="lm-fleet-bench-") as tmp:
         work = Path(tmp)
+        names = ("fleet", *VICTIMS)
+        main_hosts = args.hosts - len(VICTIMS)
+        firsts = (args.base_port, *(args.base_port + main_hosts + i for i in range(len(VICTIMS))))
+        files = {n: _cluster_file(work, n, timing, port) for n, port in zip(names, firsts, strict=True)}
         procs: dict[str, subprocess.Popen[str]] = {}
         try:
-            procs["main"] = _serve(["-c", args.config, "--hosts", str(main_hosts)], work / "main")
-            port = max(h.port for h in served.hosts)
-            victims = []
-            for i, name in enumerate(VICTIMS, start=1):
-                victims.append(config_file.load(_victim_file(work, name, port + i)))
-                procs[name] = _serve(["-c", str(work / f"{name}.toml")], work / name)
+            procs["fleet"] = _serve(["-c", str(files["fleet"]), "--hosts", str(main_hosts)], work / "fleet")
+            for name in VICTIMS:
+                procs[name] = _serve(["-c", str(files[name])], work / name)
             for proc in procs.values():
                 _wait_serving(proc, 120.0)
-            cfg = dataclasses.replace(served, hosts=(*served.hosts, *(v.hosts[0] for v in victims)))
+            served = demo_config(config_file.load(files["fleet"]), main_hosts - 1)
+            victims = [config_file.load(files[n]).hosts[0] for n in VICTIMS]
+            cfg = dataclasses.replace(served, hosts=(*served.hosts, *victims))
             known = work / "known_hosts"
-            known.write_text("".join((work / n / "known_hosts").read_text() for n in ("main", *VICTIMS)))
-            keys = [str(work / n / "client_key") for n in ("main", *VICTIMS)]
+            known.write_text("".join((work / n / "known_hosts").read_text() for n in names))
+            keys = [str(work / n / "client_key") for n in names]
             result = asyncio.run(_measure(cfg, str(known), keys, args.seconds, procs))
         finally:
             for proc in procs.values():
@@ -178,6 +189,15 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()
     print(json.dumps(result))
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 if __name__ == "__main__":
