@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from console.derive import FleetSummary, HostLoad, requests_by_host, summarize
+from console.derive import Capacities, FleetSummary, HostLoad, requests_by_host, summarize
 from console.history import CpuHistory
 from console.messages import EngineChanged
 from console.screens.base import CHANGING_ACTIONS, LiveScreen
@@ -99,6 +99,7 @@ class LoadmasterApp(App[None]):
         self.event_count = 0  # every event ever logged, so screens can tell what is new
         self.planning = False  # a re-plan worker is waiting on the engine
         self.loads: dict[str, HostLoad] = {}
+        self.capacities = Capacities()
         self.summary: FleetSummary
         self.snapshot: Snapshot
         self._take(engine.snapshot())
@@ -142,7 +143,7 @@ class LoadmasterApp(App[None]):
         if previous is None or snapshot.placement is not previous.placement or snapshot.config is not previous.config:
             self.loads = requests_by_host(snapshot.config, snapshot.placement)
         self.snapshot = snapshot
-        self.summary = summarize(snapshot, self.loads)
+        self.summary = summarize(snapshot, self.loads, self.capacities)
         self.history.record(snapshot)
 
     def _log(self, events: Iterable[Event]) -> None:

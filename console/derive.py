@@ -11,6 +11,7 @@ from core.engine.api import Snapshot
 from core.model import (
     ActionKind,
     ClusterConfig,
+    Host,
     HostObservation,
     HostState,
     Placement,
@@ -44,10 +45,27 @@ def requests_by_host(config: ClusterConfig, placement: Placement) -> dict[str, H
     return {h: HostLoad(cpu[h], mem[h], count[h]) for h in count}
 
 
-def capacity(snapshot: Snapshot, host: str) -> Resources:
+def capacity(snapshot: Snapshot, host: Host) -> Resources:
     """What loadmaster may fill on `host`: the pinned or probed capacity minus its reserve."""
-    obs = snapshot.hosts.get(host)
-    return snapshot.config.host(host).usable(obs.capacity if obs else None)
+    obs = snapshot.hosts.get(host.name)
+    return host.usable(obs.capacity if obs else None)
+
+
+class Capacities:
+    """Usable capacity per host, recomputed only when a host's entry or its probed capacity changes."""
+
+    def __init__(self) -> None:
+        self._memo: dict[str, tuple[Host, Resources | None, Resources]] = {}
+
+    def of(self, snapshot: Snapshot, host: Host) -> Resources:
+        obs = snapshot.hosts.get(host.name)
+        probed = obs.capacity if obs else None
+        memo = self._memo.get(host.name)
+        if memo is not None and memo[0] is host and (memo[1] is probed or memo[1] == probed):
+            return memo[2]
+        usable = capacity(snapshot, host)
+        self._memo[host.name] = (host, probed, usable)
+        return usable
 
 
 def mem_used(obs: HostObservation | None) -> int | None:
@@ -65,14 +83,14 @@ class FleetSummary:
     capacity: Resources  # of the hosts that are up
 
 
-def summarize(snapshot: Snapshot, loads: Mapping[str, HostLoad]) -> FleetSummary:
+def summarize(snapshot: Snapshot, loads: Mapping[str, HostLoad], capacities: Capacities) -> FleetSummary:
     states = Counter(obs.state for obs in snapshot.hosts.values())
-    up_hosts = [h.name for h in snapshot.config.hosts if _state(snapshot, h.name) is HostState.UP]
     cap_cpu = cap_mem = 0
-    for name in up_hosts:
-        cap = capacity(snapshot, name)
-        cap_cpu += cap.cpu
-        cap_mem += cap.mem
+    for host in snapshot.config.hosts:
+        if _state(snapshot, host.name) is HostState.UP:
+            cap = capacities.of(snapshot, host)
+            cap_cpu += cap.cpu
+            cap_mem += cap.mem
     return FleetSummary(
         up=states[HostState.UP] + states[HostState.DRAINING],
         suspect=states[HostState.SUSPECT],
@@ -130,9 +148,10 @@ def plan_utilization(snapshot: Snapshot, plan: Plan) -> tuple[Utilization, ...]:
     """Per host, requested resources before → after the plan, for every host the plan touches or uses."""
     before = requests_by_host(snapshot.config, plan.current)
     after = requests_by_host(snapshot.config, plan.target)
-    names = [h.name for h in snapshot.config.hosts if h.name in before or h.name in after]
     return tuple(
-        Utilization(n, capacity(snapshot, n), before.get(n, HostLoad()), after.get(n, HostLoad())) for n in names
+        Utilization(h.name, capacity(snapshot, h), before.get(h.name, HostLoad()), after.get(h.name, HostLoad()))
+        for h in snapshot.config.hosts
+        if h.name in before or h.name in after
     )
 
 
@@ -163,13 +182,14 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
     unplaced = dict(snapshot.unplaced)
     if snapshot.pending is not None:
         unplaced.update(snapshot.pending.unplaced)
+    zone_of = {h.name: h.labels.get(ZONE_LABEL, "—") for h in snapshot.config.hosts}
     views = []
     for service in snapshot.config.services:
         mine = [r for r in running if r.service == service.name]
         by_host = {h: tuple(rs) for h, rs in sorted(placed_by_service[service.name].items())}
         zones: Counter[str] = Counter()
         for host, replicas in by_host.items():
-            zones[_label(snapshot, host, ZONE_LABEL)] += len(replicas)
+            zones[zone_of.get(host, "—")] += len(replicas)
         views.append(
             ServiceView(
                 name=service.name,
@@ -183,13 +203,6 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
             )
         )
     return tuple(views)
-
-
-def _label(snapshot: Snapshot, host: str, key: str) -> str:
-    try:
-        return snapshot.config.host(host).labels.get(key, "—")
-    except KeyError:
-        return "—"
 
 
 def constraint_lines(service: Service) -> tuple[str, ...]:

@@ -9,13 +9,14 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
-from console.derive import HostLoad, capacity, host_matcher, host_search_text, mem_used
+from console.derive import HostLoad, host_matcher, host_search_text, mem_used
 from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
 from console.screens.base import LiveScreen
+from console.widgets.keyed_table import Cell, KeyedTable, TableColumn
 from core.engine.api import Snapshot
-from core.model import HostState
+from core.model import Host, HostState, Resources
 
 TREND = 10  # samples in the sparkline
 
@@ -72,17 +73,17 @@ COLUMN_INDEX = {c.key: i for i, c in enumerate(COLUMNS)}
 Signature = tuple[Any, ...]
 
 
-def host_signature(snapshot: Snapshot, name: str, load: HostLoad | None, trend: tuple[float, ...]) -> Signature:
+def host_signature(
+    snapshot: Snapshot, host: Host, cap: Resources, load: HostLoad | None, trend: tuple[float, ...]
+) -> Signature:
     """Everything a row shows, as plain values: cells are re-rendered only when their part changes."""
-    host = snapshot.config.host(name)
-    obs = snapshot.hosts.get(name)
-    cap = capacity(snapshot, name)
+    obs = snapshot.hosts.get(host.name)
     load = load or HostLoad()
     zone = host.labels.get("zone", "—")
     others = " ".join(v for k, v in host.labels.items() if k != "zone")
     seen = None if obs is None or obs.last_seen is None else round(snapshot.at - obs.last_seen)
     return (
-        name,
+        host.name,
         obs.state if obs else HostState.UNKNOWN,
         f"{zone} {others}".strip(),
         (load.cpu, cap.cpu),
@@ -109,105 +110,93 @@ class FleetScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self._signatures: dict[str, Signature] = {}
+        self._cells: dict[str, list[Cell | None]] = {}  # rendered lazily, per changed cell
         self._search: dict[str, str] = {}
         self._filter = ""
         self._sort = "host"
         self._reverse = False
-        self._shown: list[str] = []  # host names in the table, in config order
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="fleet", cursor_type="row", zebra_stripes=True)
-        for column in COLUMNS:
-            table.add_column(column.label, key=column.key, width=column.width)
-        yield table
+        columns = [TableColumn(c.key, c.label, c.width) for c in COLUMNS]
+        yield KeyedTable(columns, self.row_cells, id="fleet")
         yield Input(placeholder="filter hosts: substring or regex over name and labels", id="filter")
 
     @property
-    def table(self) -> DataTable[Any]:
-        return self.query_one("#fleet", DataTable)
+    def table(self) -> KeyedTable:
+        return self.query_one("#fleet", KeyedTable)
 
     @property
     def selected_host(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        return self.table.cursor_key
+
+    def row_cells(self, name: str) -> list[Cell]:
+        """A host's cells, rendering only those whose part of the signature changed since last drawn."""
+        cells = self._cells[name]
+        sig = self._signatures[name]
+        for i, cell in enumerate(cells):
+            if cell is None:
+                cells[i] = COLUMNS[i].render(sig[i])
+        return cells  # type: ignore[return-value]
 
     # --- drawing
 
     def show(self, snapshot: Snapshot) -> None:
         app = self.loadmaster
-        names = [h.name for h in snapshot.config.hosts]
-        changed: dict[str, list[int]] = {}
         old = self._signatures
         new: dict[str, Signature] = {}
-        for name in names:
-            sig = host_signature(snapshot, name, app.loads.get(name), app.history.samples(name))
-            new[name] = sig
-            before = old.get(name)
-            if before != sig:
-                changed[name] = [i for i in range(len(COLUMNS)) if before is None or before[i] != sig[i]]
-        self._signatures = new
-        if list(old) != names:
-            self._search = {h.name: host_search_text(h.name, h.labels) for h in snapshot.config.hosts}
-            self._rebuild()
-            return
-        table = self.table
-        visible = set(self._shown)
+        changed: list[str] = []
         sort_index = COLUMN_INDEX[self._sort]
         resort = False
-        with self.app.batch_update():
-            for name, columns in changed.items():
-                if name not in visible:
-                    continue
-                sig = new[name]
-                for i in columns:
-                    table.update_cell(name, COLUMNS[i].key, COLUMNS[i].render(sig[i]))
-                resort = resort or sort_index in columns
-            if resort:
-                self._apply_sort()
+        for host in snapshot.config.hosts:
+            name = host.name
+            cap = app.capacities.of(snapshot, host)
+            sig = host_signature(snapshot, host, cap, app.loads.get(name), app.history.samples(name))
+            new[name] = sig
+            before = old.get(name)
+            if before is None:
+                self._cells[name] = [None] * len(COLUMNS)
+            elif before != sig:
+                cells = self._cells[name]
+                for i, (a, b) in enumerate(zip(before, sig, strict=True)):
+                    if a != b:
+                        cells[i] = None
+                        resort = resort or i == sort_index
+                changed.append(name)
+        self._signatures = new
+        if list(old) != list(new):
+            self._search = {h.name: host_search_text(h.name, h.labels) for h in snapshot.config.hosts}
+            self._cells = {name: self._cells.get(name, [None] * len(COLUMNS)) for name in new}
+            self._arrange()
+            return
+        self.table.changed(changed)
+        if resort:
+            self._arrange()
 
-    def _rebuild(self) -> None:
-        """Only when the filter or the host list changes: DataTable cannot hide rows."""
-        table = self.table
-        keep = self.selected_host
+    def _arrange(self) -> None:
+        """Filter and sort: the table shows the matching hosts in order; no row is rebuilt."""
         matches = host_matcher(self._filter)
-        self._shown = [n for n in self._signatures if matches(self._search[n])]
         index = COLUMN_INDEX[self._sort]
         key = COLUMNS[index].sort_key
-        order = sorted(self._shown, key=lambda n: (key(self._signatures[n][index]), n), reverse=self._reverse)
-        with self.app.batch_update():
-            table.clear()
-            for name in order:
-                sig = self._signatures[name]
-                table.add_row(*(c.render(v) for c, v in zip(COLUMNS, sig, strict=True)), key=name)
-            if keep in self._shown:
-                table.move_cursor(row=table.get_row_index(keep), animate=False)
-        self._label_columns()
-
-    def _apply_sort(self) -> None:
-        index = COLUMN_INDEX[self._sort]
-        key = COLUMNS[index].sort_key
+        shown = [n for n in self._signatures if matches(self._search[n])]
         signatures = self._signatures
-        keep = self.selected_host
-        self.table.sort("host", key=lambda name: (key(signatures[name][index]), name), reverse=self._reverse)
-        if keep is not None:
-            self.table.move_cursor(row=self.table.get_row_index(keep), animate=False)
-        self._label_columns()
-
-    def _label_columns(self) -> None:
+        shown.sort(key=lambda n: (key(signatures[n][index]), n), reverse=self._reverse)
+        self.table.show(shown)
         arrow = " ▼" if self._reverse else " ▲"
         for column in COLUMNS:
-            label = column.label + (arrow if column.key == self._sort else "")
-            self.table.columns[column.key].label = Text(label, style="bold" if column.key == self._sort else "")
-        self.table.refresh()
+            sorted_here = column.key == self._sort
+            label = Text(column.label + (arrow if sorted_here else ""), style="bold" if sorted_here else "")
+            self.table.set_label(column.key, label)
 
     # --- filter
+
+    @property
+    def filter(self) -> str:
+        return self._filter
 
     def set_filter(self, pattern: str) -> None:
         if pattern != self._filter:
             self._filter = pattern
-            self._rebuild()
+            self._arrange()
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -238,7 +227,7 @@ class FleetScreen(LiveScreen):
         if reverse is None:
             reverse = not self._reverse if column == self._sort else False
         self._sort, self._reverse = column, reverse
-        self._apply_sort()
+        self._arrange()
 
     def action_sort_next(self) -> None:
         keys = [c.key for c in COLUMNS]
@@ -247,13 +236,13 @@ class FleetScreen(LiveScreen):
     def action_sort_reverse(self) -> None:
         self.sort_by(self._sort, reverse=not self._reverse)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_by(str(event.column_key.value))
+    def on_keyed_table_header_selected(self, event: KeyedTable.HeaderSelected) -> None:
+        self.sort_by(event.column)
 
     # --- drill down and host actions
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.loadmaster.open_host(str(event.row_key.value))
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
+        self.loadmaster.open_host(event.key)
 
     def action_details(self) -> None:
         if (host := self.selected_host) is not None:

@@ -61,7 +61,7 @@ class HostScreen(LiveScreen):
             return
         obs = snapshot.hosts.get(self.host)
         state = obs.state if obs else HostState.UNKNOWN
-        cap = capacity(snapshot, self.host)
+        cap = capacity(snapshot, host)
         load = app.loads.get(self.host, HostLoad())
         info = Text()
         info.append(f" {self.host} ", style="bold reverse")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from console.derive import host_matcher, hosts_freed, requests_by_host, service_views, services_touched, summarize
+from console.derive import (
+    Capacities,
+    host_matcher,
+    hosts_freed,
+    requests_by_host,
+    service_views,
+    services_touched,
+    summarize,
+)
 from console.formatting import age, bar, sparkline
 from console.history import CpuHistory
 from core.model import ReplicaId
@@ -42,7 +50,7 @@ def test_requests_and_summary_follow_the_placement(fake: ModuleType) -> None:
     loads = requests_by_host(snap.config, snap.placement)
     # node-c runs web/1, web/4 (0.5 each), api/1 (1), db/0 (2), worker/2 (0.75)
     assert loads["node-c"].cpu == 4750 and loads["node-c"].replicas == 5
-    summary = summarize(snap, loads)
+    summary = summarize(snap, loads, Capacities())
     assert (summary.up, summary.suspect, summary.down) == (6, 1, 1)
     assert summary.requested.cpu == sum(x.cpu for x in loads.values())
     assert summary.capacity.cpu == (4 + 4 + 8 + 2 + 8 + 4) * 1000  # the six hosts that are up

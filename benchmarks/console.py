@@ -1,0 +1,167 @@
+"""Console benchmark: the fleet screen with a large model.
+
+    python benchmarks/console.py --hosts 1000 --replicas 10000 [--updates 30]
+
+Runs the real LoadmasterApp headless (Textual's test driver) on the in-memory
+engine from tests/console/fake_engine.py, and measures:
+
+- update_median_ms: a full snapshot update (every host reports new load, memory
+  and last-seen; a few replicas moved) from the engine's event to the fleet
+  screen's cells updated and the visible screen re-rendered by the compositor;
+- filter_ms: one filter keystroke (posted to the app as a key event) to the
+  table showing the matching rows and the screen re-rendered;
+- extra_mem_mib: resident memory the console adds on top of the model, after
+  all updates;
+- startup_s: app construction to the first full fleet view (every host a row,
+  first frame rendered). `measure_startup` takes an engine factory so the demo
+  fleet can be measured the same way.
+
+Targets (issue 6): update < 50 ms median, extra memory < 100 MiB, filter
+< 100 ms; startup on the demo fleet < 2 s. The JSON summary is the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from textual import events  # noqa: E402
+from textual.widgets import Input  # noqa: E402
+
+from console.app import LoadmasterApp  # noqa: E402
+from console.screens.fleet import FleetScreen  # noqa: E402
+from core.engine.api import EngineAPI  # noqa: E402
+
+SIZE = (120, 40)
+
+
+def load_fake_engine() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("console_bench_fake_engine", ROOT / "tests/console/fake_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def rss_mib() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 1024**2
+
+
+def render(app: LoadmasterApp) -> None:
+    """What a terminal frame costs: headless Textual skips writing, so render the visible screen ourselves."""
+    app.screen._compositor.render_update(full=True)
+
+
+async def wait_for(condition: Callable[[], bool], pilot: Any, timeout: float = 30.0) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the console did not reach the expected state")
+        await pilot.pause(0)
+
+
+def fleet_ready(app: LoadmasterApp) -> bool:
+    screen = app.screen
+    return (
+        isinstance(screen, FleetScreen)
+        and screen.is_mounted
+        and screen.table.row_count == len(app.snapshot.config.hosts)
+        and screen.table.region.height > 0
+    )
+
+
+def measure_startup(engine_factory: Callable[[], EngineAPI], repeats: int = 3) -> float:
+    """Seconds from constructing the app to the first full fleet view (median of `repeats`)."""
+
+    async def once() -> float:
+        engine = engine_factory()
+        start = time.perf_counter()
+        app = LoadmasterApp(engine)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(lambda: fleet_ready(app), pilot)
+            render(app)
+            elapsed = time.perf_counter() - start
+        return elapsed
+
+    return statistics.median(asyncio.run(once()) for _ in range(repeats))
+
+
+async def measure_fleet(fake: ModuleType, hosts: int, replicas: int, updates: int) -> dict[str, float]:
+    base = fake.big_snapshot(hosts=hosts, replicas=replicas)
+    ticks = [fake.big_tick(base, 0)]
+    for t in range(1, updates + 1):
+        ticks.append(fake.big_tick(ticks[-1], t))
+    engine = fake.FakeEngine(base)
+    before = rss_mib()
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: fleet_ready(app), pilot)
+        render(app)
+        times = []
+        for snapshot in ticks:
+            start = time.perf_counter()
+            engine.publish(snapshot)
+            await wait_for(lambda s=snapshot: app.snapshot is s, pilot)
+            render(app)
+            times.append((time.perf_counter() - start) * 1000)
+            await pilot.pause(0.05)  # let the idle frame catch up, like a 1 s poll would
+        extra = rss_mib() - before
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        await pilot.press("slash")
+        box = screen.query_one("#filter", Input)
+        filter_times = []
+        typed = ""
+        # Keys go straight into the app's queue (Pilot.press would add its own idle-detection waits).
+        for key in ("h", "o", "s", "t", "-", "0", "0", "1", "backspace", "backspace", "backspace"):
+            typed = typed[:-1] if key == "backspace" else typed + key
+            start = time.perf_counter()
+            app.post_message(events.Key(key, None if key == "backspace" else key))
+            await wait_for(lambda t=typed: box.value == t and screen.filter == t, pilot)
+            render(app)
+            filter_times.append((time.perf_counter() - start) * 1000)
+        shown = screen.table.row_count
+    return {
+        "update_median_ms": round(statistics.median(times[1:]), 2),
+        "update_max_ms": round(max(times[1:]), 2),
+        "filter_ms": round(statistics.median(filter_times), 2),
+        "filter_max_ms": round(max(filter_times), 2),
+        "extra_mem_mib": round(extra, 1),
+        "rows_after_filter": shown,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=10_000)
+    parser.add_argument("--updates", type=int, default=30)
+    args = parser.parse_args()
+    fake = load_fake_engine()
+    result: dict[str, Any] = {"hosts": args.hosts, "replicas": args.replicas}
+    result.update(asyncio.run(measure_fleet(fake, args.hosts, args.replicas, args.updates)))
+    result["startup_s"] = round(
+        measure_startup(lambda: fake.FakeEngine(fake.big_snapshot(hosts=args.hosts, replicas=args.replicas))), 3
+    )
+    result["engine"] = "in-memory fake (tests/console/fake_engine.py)"
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
