@@ -11,16 +11,23 @@ small without losing any packing.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
+from core.optimizer.bounds import l2_bound
 from core.optimizer.cpsat import Budget, run
 
 Bins = list[list[int]]  # per host: how many replicas of each type
 
 # Measured on Falkenauer T and Schwerin: the LP relaxation drives arc-flow search, so both
 # workers use the full linearisation; worker 0 also probes the objective from the lower bound up.
+REPACK_SHARE = 0.4  # of the budget, before the whole model gets the rest
+REPACK_ROUNDS = 60
+REPACK_LOOSE = 6  # bins with room left, per round
+REPACK_NEIGHBOURS = 10  # full bins added at random, per round
+REPACK_SECONDS = 0.5
 FLAVOURS = (
     {"linearization_level": 2, "use_objective_lb_search": True},
     {"linearization_level": 2, "search_branching": cp_model.PSEUDO_COST_SEARCH},
@@ -99,14 +106,69 @@ def pack(
 ) -> tuple[Bins, bool] | None:
     """Fewest bins for `counts[t]` items of size `sizes[t]`; None when nothing better than `hint` was found.
 
+    The better of `hint` and minimum bin slack starts; a repacking search over a few bins at a
+    time improves it with part of the budget; CP-SAT on the whole arc-flow model gets the rest.
     Returns the bins and whether they are proven fewest.
     """
-    best: Bins = [b for b in hint if any(b)]
+    best = min([b for b in hint if any(b)], min_slack(sizes, counts, capacity), key=len)
+    if len(best) > lb:
+        best = repack(best, sizes, capacity, lb=lb, budget=Budget(budget.left() * REPACK_SHARE), seed=seed)
     if len(best) <= lb:
         return best, True
-    seconds = budget.left()
+    found = _solve_flow(sizes, counts, capacity, best=best, lb=lb, seconds=budget.left(), seed=seed, workers=workers)
+    if found is not None:
+        return found
+    return (best, False) if len(best) < len([b for b in hint if any(b)]) else None
+
+
+def repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: Budget, seed: int) -> Bins:
+    """Large-neighbourhood search over bins: the bins with room left plus a few random full ones
+    are packed again exactly (arc-flow on a few dozen items); fewer bins replace them.
+
+    Rounds are counted, not timed, so the same input and seed give the same bins (the wall
+    budget only cuts the search short on a busy machine).
+    """
+    rng = random.Random(seed)
+    bins = [list(b) for b in bins]
+
+    def load(b: list[int]) -> int:
+        return sum(sizes[t] * n for t, n in enumerate(b))
+
+    for _ in range(REPACK_ROUNDS):
+        if len(bins) <= lb or budget.left() <= 0:
+            break
+        slack = sorted(range(len(bins)), key=lambda i: (load(bins[i]), i))
+        loose = [i for i in slack if load(bins[i]) < capacity][:REPACK_LOOSE]
+        others = [i for i in range(len(bins)) if i not in loose]
+        chosen = loose + rng.sample(others, min(len(others), REPACK_NEIGHBOURS))
+        counts = [sum(bins[i][t] for i in chosen) for t in range(len(sizes))]
+        sub_lb = l2_bound([(sizes[t], n) for t, n in enumerate(counts) if n], capacity)
+        if sub_lb >= len(chosen):
+            continue
+        found = _solve_flow(
+            sizes, counts, capacity, best=[bins[i] for i in chosen], lb=sub_lb,
+            seconds=min(budget.left(), REPACK_SECONDS), seed=seed, workers=1,
+        )  # fmt: skip
+        if found is not None and len(found[0]) < len(chosen):
+            keep = [b for i, b in enumerate(bins) if i not in set(chosen)]
+            bins = keep + found[0]
+    return bins
+
+
+def _solve_flow(
+    sizes: Sequence[int],
+    counts: Sequence[int],
+    capacity: int,
+    *,
+    best: Bins,
+    lb: int,
+    seconds: float,
+    seed: int,
+    workers: int,
+) -> tuple[Bins, bool] | None:
+    """CP-SAT on the arc-flow model, hinted with `best`; None when it finds nothing."""
     if seconds <= 0:
-        return (best, False) if len(best) < len(hint) else None
+        return None
     order = sorted(range(len(sizes)), key=lambda t: (-sizes[t], t))
     arcs, label = _compress(_graph(sizes, counts, capacity, order), sizes, capacity)
     source = label[0]
@@ -144,7 +206,7 @@ def pack(
 
     solver, status = run(m, seconds=seconds, seed=seed, workers=workers, flavours=FLAVOURS)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return (best, False) if len(best) < len(hint) else None
+        return None
     left = {arc: solver.value(v) for arc, v in flow.items() if solver.value(v)}
     succ: dict[int, list[tuple[int, int, int]]] = {}
     for arc in sorted(left):
@@ -160,3 +222,35 @@ def pack(
             node = arc[1]
         bins.append(contents)
     return bins, status == cp_model.OPTIMAL
+
+
+def min_slack(sizes: Sequence[int], counts: Sequence[int], capacity: int) -> Bins:
+    """One bin at a time, the largest item left plus the subset of the rest that fills it best.
+
+    Minimum bin slack (Gupta & Ho) with an exact subset-sum per bin, as a bitset over loads
+    (Python integers): cheap, and it fills bins exactly whenever an exact fill exists, which is
+    where first-fit decreasing does worst.
+    """
+    items = sorted((t for t in range(len(sizes)) for _ in range(counts[t])), key=lambda t: (-sizes[t], t))
+    full = (1 << (capacity + 1)) - 1
+    bins: Bins = []
+    while items:
+        first, rest = items[0], items[1:]
+        room = capacity - sizes[first]
+        masks = [1]
+        for t in rest:
+            masks.append((masks[-1] | (masks[-1] << sizes[t])) & full)
+        best = (masks[-1] & ((1 << (room + 1)) - 1)).bit_length() - 1
+        chosen, load = [], best
+        for i in range(len(rest), 0, -1):
+            if not (masks[i - 1] >> load) & 1:
+                chosen.append(i - 1)
+                load -= sizes[rest[i - 1]]
+        contents = [0] * len(sizes)
+        contents[first] += 1
+        for i in chosen:
+            contents[rest[i]] += 1
+        bins.append(contents)
+        taken = set(chosen)
+        items = [t for i, t in enumerate(rest) if i not in taken]
+    return bins
