@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from console.cli import main
+from console.cli import build_parser, main
 from core.config import ENV_CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -259,3 +261,12 @@ def test_installed_script(tmp_path: Path) -> None:
 
 
 UNITS = "B, KiB, MiB, GiB, TiB, PiB (binary) or K, M, G, T, P (decimal)"
+
+
+def test_readme_lists_exactly_the_commands_that_exist() -> None:
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `loadmaster(?:` or `loadmaster)? ([a-z]+)", section, re.M))
+    assert documented == set(sub.choices)
