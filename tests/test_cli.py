@@ -270,3 +270,16 @@ def test_readme_lists_exactly_the_commands_that_exist() -> None:
     section = readme.split("## Commands", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `loadmaster(?:` or `loadmaster)? ([a-z]+)", section, re.M))
     assert documented == set(sub.choices)
+
+
+def test_closed_output_pipe_is_not_a_traceback() -> None:
+    # `true` exits at once, so the summary is written into a pipe nobody reads.
+    run = subprocess.run(
+        ["bash", "-c", f"'{SCRIPT}' validate | true; exit ${{PIPESTATUS[0]}}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 141
+    assert run.stderr == ""
