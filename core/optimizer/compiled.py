@@ -72,23 +72,30 @@ def compile_problem(problem: PlacementProblem) -> Compiled:
         else:
             cur[s][h] += 1
 
-    matches = tuple(tuple(all(h.labels.get(k) == v for k, v in s.require.items()) for h in hosts) for s in services)
+    everywhere = (True,) * len(hosts)
+    matches = tuple(
+        tuple(all(h.labels.get(k) == v for k, v in s.require.items()) for h in hosts) if s.require else everywhere
+        for s in services
+    )
     max_per_host = tuple(s.max_per_host or s.replicas for s in services)
+    labelled = {key: tuple(key in h.labels for h in hosts) for key in {s.spread_over for s in services} if key}
     ub = []
     for si, s in enumerate(services):
+        needs = [(d, need) for d, need in enumerate(demand[si]) if need > 0]
+        first = min(s.replicas, max_per_host[si])
+        spread_ok = labelled[s.spread_over] if s.spread_over else everywhere
         row = []
         for hi in range(len(hosts)):
-            if not matches[si][hi] or not (takes_new[hi] or cur[si][hi]):
+            # a spread service only runs where the label says which group the host is in
+            if not (matches[si][hi] and spread_ok[hi] and (takes_new[hi] or cur[si][hi])):
                 row.append(0)
                 continue
-            limit = min(s.replicas, max_per_host[si])
-            for d, need in enumerate(demand[si]):
-                if need > 0:
-                    limit = min(limit, cap[hi][d] // need)
+            limit = first
+            capacity = cap[hi]
+            for d, need in needs:
+                limit = min(limit, capacity[d] // need)
             if not takes_new[hi]:
                 limit = min(limit, cur[si][hi])  # SUSPECT: keeps what it runs, takes nothing new
-            if s.spread_over is not None and s.spread_over not in hosts[hi].labels:
-                limit = 0  # a spread service only runs where the label says which group the host is in
             row.append(max(limit, 0))
         ub.append(tuple(row))
 
