@@ -2,15 +2,16 @@
 
     python benchmarks/fleet.py --hosts 500 --seconds 60
 
-The demo servers run in other processes (`loadmaster demo --serve`, on ports from
---base-port, away from cluster.toml's demo ports), so their CPU
-does not count against the client; this process holds only the `Fleet`.
-Two of the N hosts are served by single-host processes of their own: one is
-killed (a dead host: its server ends) and one is SIGSTOPped (a hung host), to time
-how long the fleet takes to call each of them down.
+The demo servers run in other processes (`loadmaster demo --serve`, ports from
+--base-port), so their CPU does not count against the client; this process holds
+the `Fleet`. Four of the N hosts are there to be faulted after the measurement:
+one served by a process of its own that is killed (a dead host: its server ends),
+one whose process is SIGSTOPped (a hung host), and two served in this process that
+are crashed and cut off through DemoFleet's API (the one the console's demo keys use).
 
 Prints a JSON summary on its last line: hosts, p99_staleness_s, cpu_core_fraction,
-mem_per_host_mib, detect_dead_s, detect_hung_s, cpu_s_per_100_polls, and context.
+mem_per_host_mib, detect_dead_s, detect_hung_s, cpu_s_per_100_polls, detect_crash_s,
+detect_cut_off_s, and context.
 Targets (issue 4): p99 staleness <= 2 s, cpu < 0.5 core, < 2 MiB per host,
 dead and hung hosts noticed within failure_timeout + one poll.
 """
@@ -34,12 +35,13 @@ from pathlib import Path
 import psutil
 
 from core import config as config_file
-from core.hostlink.demo import demo_config
+from core.hostlink.demo import DemoFleet, demo_config
 from core.hostlink.fleet import Fleet
-from core.model import ClusterConfig, HostObservation, HostState
+from core.model import ClusterConfig, Host, HostObservation, HostState, Resources
 
 ROOT = Path(__file__).resolve().parent.parent
-VICTIMS = ("victim-dead", "victim-hung")
+VICTIMS = ("victim-dead", "victim-hung")  # served by processes of their own: killed, SIGSTOPped
+IN_PROCESS = ("api-crash", "api-cut-off")  # served here: DemoFleet.crash, DemoFleet.cut_off
 
 
 def _serve(args: list[str], workdir: Path) -> subprocess.Popen[str]:
@@ -87,9 +89,19 @@ async def _wait_for(fleet: Fleet, names: list[str], states: set[HostState], time
     return None
 
 
-async def _measure(cfg: ClusterConfig, known_hosts: str, keys: list[str], seconds: float, procs: dict) -> dict:
+async def _measure(cfg: ClusterConfig, work: Path, seconds: float, procs: dict) -> dict:
     me = psutil.Process()
     frames = 0
+    # Two hosts served in this process, faulted through DemoFleet's own API (what tests and the
+    # console's demo keys use); they add two frames a second to the client's load, next to nothing.
+    in_process = DemoFleet(_timing_only(cfg, IN_PROCESS, max(h.port for h in cfg.hosts) + 1), work / "in-process")
+    await in_process.start()
+    cfg = dataclasses.replace(cfg, hosts=(*cfg.hosts, *in_process.config.hosts))
+    served = ("fleet", *VICTIMS)
+    known = work / "known_hosts"
+    files = [*(work / n / "known_hosts" for n in served), Path(in_process.known_hosts)]
+    known.write_text("".join(f.read_text() for f in files))
+    keys = [*(str(work / n / "client_key") for n in served), in_process.client_key]
 
     def on_change(o: HostObservation) -> None:
         nonlocal frames
@@ -97,7 +109,7 @@ async def _measure(cfg: ClusterConfig, known_hosts: str, keys: list[str], second
             frames += 1
 
     rss_before = me.memory_info().rss
-    fleet = Fleet(cfg, known_hosts=known_hosts, client_keys=keys, on_change=on_change)
+    fleet = Fleet(cfg, known_hosts=str(known), client_keys=keys, on_change=on_change)
     await fleet.start()
     names = [h.name for h in cfg.hosts]
     connect_s = await _wait_for(fleet, names, {HostState.UP}, 120.0)
@@ -120,12 +132,14 @@ async def _measure(cfg: ClusterConfig, known_hosts: str, keys: list[str], second
 
     os.kill(procs["victim-dead"].pid, signal.SIGKILL)
     os.kill(procs["victim-hung"].pid, signal.SIGSTOP)
+    await in_process.crash(IN_PROCESS[0])
+    await in_process.cut_off(IN_PROCESS[1])
     waits = await asyncio.gather(
-        _wait_for(fleet, ["victim-dead"], {HostState.DOWN}, 30.0),
-        _wait_for(fleet, ["victim-hung"], {HostState.DOWN}, 30.0),
+        *(_wait_for(fleet, [name], {HostState.DOWN}, 30.0) for name in (*VICTIMS, *IN_PROCESS))
     )
     os.kill(procs["victim-hung"].pid, signal.SIGCONT)
     await fleet.close()
+    await in_process.stop()
     return {
         "hosts": len(names),
         "seconds": round(wall1 - wall0, 1),
@@ -139,9 +153,22 @@ async def _measure(cfg: ClusterConfig, known_hosts: str, keys: list[str], second
         "cpu_core_fraction": round(cpu / (wall1 - wall0), 3),
         "cpu_s_per_100_polls": round(100 * cpu / polls, 4) if polls else None,
         "mem_per_host_mib": round((rss_after - rss_before) / len(names) / 2**20, 3),
-        "detect_dead_s": round(waits[0], 2) if waits[0] is not None else None,
-        "detect_hung_s": round(waits[1], 2) if waits[1] is not None else None,
+        "detect_dead_s": _rounded(waits[0]),
+        "detect_hung_s": _rounded(waits[1]),
+        "detect_crash_s": _rounded(waits[2]),
+        "detect_cut_off_s": _rounded(waits[3]),
     }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 2) if seconds is not None else None
+
+
+def _timing_only(timing: ClusterConfig, names: tuple[str, ...], port: int) -> ClusterConfig:
+    hosts = tuple(
+        Host(n, "127.0.0.1", port + i, capacity=Resources(4000, 8 << 30), demo=True) for i, n in enumerate(names)
+    )
+    return dataclasses.replace(timing, name="in-process", hosts=hosts, services=(), demo=True)
 
 
 def main() -> None:
@@ -151,8 +178,9 @@ def main() -> None:
     parser.add_argument("--base-port", type=int, default=24000, help="first port of the hosts (below ephemeral ports)")
     parser.add_argument("-c", "--config", default=str(ROOT / "cluster.toml"), help="poll and failure timing from here")
     args = parser.parse_args()
-    if args.hosts < 1 + len(VICTIMS):
-        raise SystemExit(f"--hosts must be at least {1 + len(VICTIMS)} (the fleet and {len(VICTIMS)} victims)")
+    least = 1 + len(VICTIMS) + len(IN_PROCESS)
+    if args.hosts < least:
+        raise SystemExit(f"--hosts must be at least {least} (the fleet and {least - 1} hosts to fault)")
     timing = config_file.load(args.config)
     ports = range(args.base_port, args.base_port + args.hosts)
     taken = [p for p in ports if not _free(p)]
@@ -161,7 +189,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="lm-fleet-bench-") as tmp:
         work = Path(tmp)
         names = ("fleet", *VICTIMS)
-        main_hosts = args.hosts - len(VICTIMS)
+        main_hosts = args.hosts - len(VICTIMS) - len(IN_PROCESS)
         firsts = (args.base_port, *(args.base_port + main_hosts + i for i in range(len(VICTIMS))))
         files = {n: _cluster_file(work, n, timing, port) for n, port in zip(names, firsts, strict=True)}
         procs: dict[str, subprocess.Popen[str]] = {}
@@ -174,10 +202,7 @@ def main() -> None:
             served = demo_config(config_file.load(files["fleet"]), main_hosts - 1)
             victims = [config_file.load(files[n]).hosts[0] for n in VICTIMS]
             cfg = dataclasses.replace(served, hosts=(*served.hosts, *victims))
-            known = work / "known_hosts"
-            known.write_text("".join((work / n / "known_hosts").read_text() for n in names))
-            keys = [str(work / n / "client_key") for n in names]
-            result = asyncio.run(_measure(cfg, str(known), keys, args.seconds, procs))
+            result = asyncio.run(_measure(cfg, work, args.seconds, procs))
         finally:
             for proc in procs.values():
                 with contextlib.suppress(ProcessLookupError):
