@@ -82,15 +82,16 @@ def host_signature(
     zone = host.labels.get("zone", "—")
     others = " ".join(v for k, v in host.labels.items() if k != "zone")
     seen = None if obs is None or obs.last_seen is None else round(snapshot.at - obs.last_seen)
+    live = obs if obs is not None and obs.state.reachable else None  # a down host's figures are history
     return (
         host.name,
         obs.state if obs else HostState.UNKNOWN,
         f"{zone} {others}".strip(),
         (load.cpu, cap.cpu),
         (load.mem, cap.mem),
-        None if obs is None else obs.cpu_percent,
+        live.cpu_percent if live else None,
         trend[-TREND:],
-        mem_used(obs),
+        mem_used(live),
         load.replicas,
         seen,
     )

@@ -1,0 +1,128 @@
+"""The console in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen.
+
+Two scenarios, the same story: the fleet appears, a demo host is stopped with
+`k`, and the console shows it down and its replicas moved within the failure
+timeout. One runs on the in-memory engine; the other is `loadmaster demo` on
+the embedded fleet (real SSH servers on loopback, real processes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+WIDTH, HEIGHT = 120, 40
+
+
+@pytest.fixture
+def tmux() -> Iterator[Callable[..., str]]:
+    if shutil.which("tmux") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("tmux is required in CI for the real-terminal console test")
+        pytest.skip("tmux is not installed")
+    name = f"lm-console-{uuid.uuid4().hex[:8]}"
+
+    def run(*args: str) -> str:
+        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+    def start(command: str, env: dict[str, str]) -> str:
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        # A detached session follows tmux's default size unless told otherwise: pin it before the app starts.
+        run("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT))
+        run("set-option", "-t", name, "window-size", "manual")
+        run("resize-window", "-t", name, "-x", str(WIDTH), "-y", str(HEIGHT))
+        run("respawn-pane", "-k", "-t", name, f"env {exports} {command}")
+        return name
+
+    yield start
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def capture(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+
+def wait_for_screen(session: str, pattern: str, timeout: float) -> tuple[str, float]:
+    """Poll the pane until `pattern` (a regex, multi-line) shows; returns the screen and the seconds it took."""
+    start = time.monotonic()
+    screen = ""
+    while time.monotonic() - start < timeout:
+        screen = capture(session)
+        if re.search(pattern, screen, re.MULTILINE):
+            return screen, time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"after {timeout}s the terminal does not show {pattern!r}:\n{screen}")
+
+
+def row(host: str, state: str) -> str:
+    return rf"^\s*{host}\s+{state}\s"
+
+
+def terminal_env(home: Path) -> dict[str, str]:
+    # COLUMNS/LINES: pytest's own terminal size would otherwise win over the pane's (Rich reads them first).
+    return {
+        "HOME": str(home),
+        "TERM": "xterm-256color",
+        "PYTHONPATH": str(ROOT),
+        "COLUMNS": str(WIDTH),
+        "LINES": str(HEIGHT),
+    }
+
+
+def test_stopping_a_demo_host_in_a_real_terminal(tmux: Callable[..., str], tmp_path: Path) -> None:
+    failure_timeout = 1.0
+    command = f"{shlex.quote(sys.executable)} {HERE / 'run_fake_console.py'} --failure-timeout {failure_timeout}"
+    session = tmux(command, terminal_env(tmp_path))
+    wait_for_screen(session, row("node-a", "up"), timeout=20)
+    screen = capture(session)
+    assert "DEMO" in screen and "fits on 3 hosts, runs on 7" in screen
+    subprocess.run(["tmux", "send-keys", "-t", session, "k"], check=True)
+    screen, took = wait_for_screen(session, row("node-a", "down"), timeout=failure_timeout + 5)
+    assert took < failure_timeout + 5
+    assert re.search(r"^\s*node-a\s+down\s.*\s0\s+\d+s\s*$", screen, re.MULTILINE), screen  # no replicas left
+    wait_for_screen(session, r"failover of node-a", timeout=5)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_loadmaster_demo_fails_over_in_a_real_terminal(tmux: Callable[..., str], tmp_path: Path) -> None:
+    """`loadmaster demo`: the embedded fleet appears, node-a is stopped, and it fails over within the timeout."""
+    source = (ROOT / "cluster.toml").read_text()
+    ports = iter(free_ports(source.count("port = ")))
+    config = tmp_path / "cluster.toml"
+    config.write_text(re.sub(r"(?m)^port = \d+", lambda _m: f"port = {next(ports)}", source))
+    failure_timeout = float(re.search(r'failure_timeout = "(\d+(?:\.\d+)?)s"', source).group(1))  # type: ignore[union-attr]
+    loadmaster = Path(sys.executable).with_name("loadmaster")
+    command = f"{loadmaster} demo -c {config} --workdir {tmp_path / 'demo'}"
+    session = tmux(command, terminal_env(tmp_path))
+    # the engine places the services on a fresh fleet first: wait until node-a runs replicas
+    wait_for_screen(session, rf"{row('node-a', 'up')}.*\s[1-9]\d*\s+\d+s\s*$", timeout=60)
+    subprocess.run(["tmux", "send-keys", "-t", session, "k"], check=True)  # the cursor starts on node-a
+    _, took = wait_for_screen(session, row("node-a", "down"), timeout=failure_timeout + 10)
+    assert took <= failure_timeout + 2, f"node-a shown down after {took:.1f}s (failure timeout {failure_timeout}s)"
+    # its replicas run elsewhere: node-a shows none, and the failover plan was applied
+    wait_for_screen(session, rf"{row('node-a', 'down')}.*\s0\s+\d+s\s*$", timeout=failure_timeout + 10)
+    wait_for_screen(session, r"failover", timeout=10)
+    subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=True)
