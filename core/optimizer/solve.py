@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import time
 
 from core.model import Placement, ReplicaId, SolverStatus, Strategy
@@ -96,6 +98,10 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
         if flow is not None:
             x, proven["C"], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
         else:
+            if binpack and _repackable(c):
+                x = _repack_hosts(
+                    c, x, lb=int(hosts_bound or 0), budget=Budget(budget.left() * REPACK_SHARE), seed=seed
+                )
             m = get_model(only_fewer_hosts=binpack)
             m.fix_to(x, "A")
             m.fix_to(x, "B")
@@ -105,6 +111,61 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
             if binpack and r.bound is not None and exact:
                 hosts_bound = max(hosts_bound or 0, r.bound)
     return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
+
+
+REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
+REPACK_ROUNDS = 80
+REPACK_LOOSE = 4  # least filled hosts per round
+REPACK_NEIGHBOURS = 8  # further used hosts per round, at random
+REPACK_SECONDS = 0.3
+
+
+def _repackable(c: Compiled) -> bool:
+    """Repacking a subset of hosts alone is valid when no rule links replicas across hosts
+    (spread, avoid) and nothing runs yet (moves would need the whole picture)."""
+    return not c.avoid_pairs and not any(c.zones) and not any(map(any, c.cur)) and not any(c.displaced)
+
+
+def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int) -> Counts:
+    """Large-neighbourhood search: the least filled hosts plus a few random used ones are solved
+    again as a problem of their own (this same pipeline, on a dozen hosts); when their replicas
+    fit on fewer of them, that packing replaces theirs. Rounds are counted, so the result
+    depends only on the input and seed (the wall budget only cuts it short on a busy machine).
+    """
+    rng = random.Random(seed)
+    x = [row[:] for row in x]
+    problem = c.problem
+    for round_no in range(REPACK_ROUNDS):
+        used = [h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))]
+        if len(used) <= lb or budget.left() <= 0:
+            break
+        fill = {h: sum(_share(c, x, h)) for h in used}
+        loose = sorted(used, key=lambda h: (fill[h], h))[:REPACK_LOOSE]
+        rest = [h for h in used if h not in loose]
+        chosen = sorted(loose + rng.sample(rest, min(len(rest), REPACK_NEIGHBOURS)))
+        services = [
+            dataclasses.replace(problem.services[s], replicas=sum(x[s][h] for h in chosen)) for s in range(c.n_services)
+        ]
+        sub = PlacementProblem(tuple(problem.hosts[h] for h in chosen), tuple(services), strategy=Strategy.BINPACK)
+        found = solve(sub, time_limit=min(budget.left(), REPACK_SECONDS), seed=seed + round_no, workers=1)
+        if found.unplaced or found.hosts_used >= len(chosen):
+            continue
+        names = {problem.hosts[h].name: h for h in chosen}
+        index = {svc.name: s for s, svc in enumerate(problem.services)}
+        for h in chosen:
+            for s in range(c.n_services):
+                x[s][h] = 0
+        for replica, name in found.placement.assignments.items():
+            x[index[replica.service]][names[name]] += 1
+    return x
+
+
+def _share(c: Compiled, x: Counts, h: int) -> list[float]:
+    return [
+        sum(c.demand[s][d] * x[s][h] for s in range(c.n_services)) / c.cap[h][d]
+        for d in range(len(c.dims))
+        if c.cap[h][d]
+    ]
 
 
 def _rank(c: Compiled, x: Counts, binpack: bool) -> tuple[int, int, int, int]:
