@@ -16,7 +16,8 @@ MEM = "mem"
 
 
 def _frozen_map(values: Mapping[str, int] | Iterable[tuple[str, int]] = ()) -> Mapping[str, int]:
-    return MappingProxyType(dict(sorted(dict(values).items())))
+    # Zero amounts are dropped so that equal resources compare equal however they were summed.
+    return MappingProxyType({k: v for k, v in sorted(dict(values).items()) if v != 0})
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,7 @@ class Resources:
     extra: Mapping[str, int] = field(default_factory=_frozen_map)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.extra, MappingProxyType):
-            object.__setattr__(self, "extra", _frozen_map(self.extra))
+        object.__setattr__(self, "extra", _frozen_map(self.extra))
 
     @classmethod
     def of(cls, amounts: Mapping[str, int]) -> Resources:
@@ -160,7 +160,7 @@ class ReplicaId:
     @classmethod
     def parse(cls, text: str) -> ReplicaId:
         service, sep, index = text.rpartition("/")
-        if not sep or not service or not index.isdigit():
+        if not sep or not service or not (index.isascii() and index.isdigit()):
             raise ValueError(f"{text!r} is not a replica id (use service/index, e.g. web/3)")
         return cls(service, int(index))
 

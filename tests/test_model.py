@@ -167,3 +167,15 @@ def test_placement_queries() -> None:
     assert p.hosts_used() == frozenset({"a", "b"})
     assert p.host_of(ReplicaId("x", 0)) is None
     assert hash(p) == hash(Placement(dict(p.assignments)))
+
+
+def test_zero_extra_dimensions_do_not_change_equality():
+    a, b = Resources(1, 1, {"gpu": 2}), Resources(0, 0, {"gpu": 2})
+    assert (a + b) - b == a
+    assert Resources(1, 1, {"gpu": 0}) == Resources(1, 1)
+
+
+@pytest.mark.parametrize("text", ["web/٣", "web/³"])
+def test_replica_ids_take_ascii_digits_only(text):
+    with pytest.raises(ValueError, match="is not a replica id"):
+        ReplicaId.parse(text)
