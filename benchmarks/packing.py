@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--at", type=int, default=None, help="trace only: time of the snapshot (default busiest)")
     args = parser.parse_args(argv)
+    if args.time_limit <= 0:
+        parser.error("--time-limit must be more than 0 seconds")
+    if args.limit < 0:
+        parser.error("--limit must be 0 (all) or more")
     folder = resolve_set(args.set, args.root)
     is_trace = (folder / "openb_node_list_all_node.csv").exists()
     summary = run_trace(folder, args) if is_trace else run_bins(folder, args)

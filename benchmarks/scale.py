@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-limit", type=float, default=25.0, help="solver budget (the target is final < 30 s)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.hosts < 1:
+        parser.error("--hosts must be 1 or more")
+    if args.replicas < 16:
+        parser.error("--replicas must be 16 or more (the cluster has at least 8 services)")
+    if args.time_limit <= 0:
+        parser.error("--time-limit must be more than 0 seconds")
     problem = synthetic(args.hosts, args.replicas, args.seed)
     replicas = sum(s.replicas for s in problem.services)
 

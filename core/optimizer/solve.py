@@ -16,6 +16,7 @@ import dataclasses
 import random
 import time
 
+from core.errors import InvalidProblem
 from core.model import Placement, ReplicaId, SolverStatus, Strategy
 from core.optimizer import arcflow
 from core.optimizer.bounds import hosts_lower_bound
@@ -55,6 +56,16 @@ def greedy(problem: PlacementProblem) -> PlacementResult:
 
 
 def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0, workers: int = 2) -> PlacementResult:
+    """The best placement found within `time_limit` seconds (wall clock, all stages together)."""
+    bad = []
+    if not time_limit > 0:
+        bad.append(f"time_limit must be more than 0 seconds, got {time_limit!r}")
+    if workers < 1:
+        bad.append(f"workers must be 1 or more, got {workers!r}")
+    if seed < 0:
+        bad.append(f"seed must be 0 or more, got {seed!r}")
+    if bad:
+        raise InvalidProblem(bad)
     budget = Budget(time_limit)
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK

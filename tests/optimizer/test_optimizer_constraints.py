@@ -265,3 +265,11 @@ def test_same_seed_same_plan_even_when_the_search_is_cut_short() -> None:
     assert first.status is SolverStatus.FEASIBLE  # the search was cut short, not finished
     assert first.placement == second.placement and dict(first.objective) == dict(second.objective)
     assert violations(problem, first) == []
+
+
+def test_bad_solver_arguments_are_refused() -> None:
+    problem = PlacementProblem((host("a", 1, 1),), (service("w", 1, 0.5),))
+    with pytest.raises(InvalidProblem, match="time_limit must be more than 0 seconds"):
+        solve(problem, time_limit=0)
+    with pytest.raises(InvalidProblem, match="workers must be 1 or more"):
+        solve(problem, workers=0)
