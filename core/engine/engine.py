@@ -126,6 +126,7 @@ class Engine:
         # Fewest hosts that could hold the desired state: the quick bound, raised by a solve's proven
         # bound for the same hosts and config (moves don't change it, host states and the file do).
         self._quick_bound: int | None = None
+        self._unplaced: Mapping[ReplicaId, str] = {}  # from the latest plan of any kind, applied or not
         self._solved_bound: tuple[object, int] | None = None
         self._restarts: dict[tuple[ReplicaId, str], tuple[int, float]] = {}
         self._given_up: set[tuple[ReplicaId, str]] = set()
@@ -399,6 +400,7 @@ class Engine:
         finally:
             self._solving_since = None
         self._solved_bound = (self._bound_key(), result.lower_bound)
+        self._unplaced = result.unplaced
         plan = Plan(
             cluster=self._config.name,
             basis=fp,
@@ -433,6 +435,7 @@ class Engine:
             or not all(states.get(h, HostState.UNKNOWN).accepts_work for h in ready.moves.values())
         ):
             ready = await asyncio.to_thread(optimizer.failover_for, self._problem(), current, [host])
+        self._unplaced = {**self._unplaced, **ready.unplaced}
         # Replicas with nowhere to go stay assigned to the lost host: stopping them there is moot.
         target = dict(current.assignments)
         target.update(ready.moves)
@@ -574,7 +577,7 @@ class Engine:
             failover=self._failover,
             pending=pending,
             applying=self._applying,
-            unplaced=pending.unplaced if pending else {},
+            unplaced=self._unplaced,
             fits_on=self._fits_on(),
             runs_on=len({h for h in self._rec.current.assignments.values() if h in reachable}),
             auto_apply=self.auto_apply,
