@@ -148,7 +148,8 @@ def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int)
     problem = c.problem
     for round_no in range(REPACK_ROUNDS):
         used = [h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))]
-        if len(used) <= lb or budget.left() <= 0:
+        seconds = min(budget.left(), REPACK_SECONDS)
+        if len(used) <= lb or seconds <= 0:
             break
         fill = {h: sum(_share(c, x, h)) for h in used}
         loose = sorted(used, key=lambda h: (fill[h], h))[:REPACK_LOOSE]
@@ -158,7 +159,7 @@ def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int)
             dataclasses.replace(problem.services[s], replicas=sum(x[s][h] for h in chosen)) for s in range(c.n_services)
         ]
         sub = PlacementProblem(tuple(problem.hosts[h] for h in chosen), tuple(services), strategy=Strategy.BINPACK)
-        found = solve(sub, time_limit=min(budget.left(), REPACK_SECONDS), seed=seed + round_no, workers=1)
+        found = solve(sub, time_limit=seconds, seed=seed + round_no, workers=1)
         if found.unplaced or found.hosts_used >= len(chosen):
             continue
         names = {problem.hosts[h].name: h for h in chosen}
