@@ -191,6 +191,7 @@ class ActionKind(enum.StrEnum):
     START = "start"
     STOP = "stop"
     MOVE = "move"  # start on `to_host`, then stop on `from_host`
+    RESTART = "restart"  # stop, then start in place from the current definition (from_host == to_host)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +206,8 @@ class Action:
             return f"move {self.replica} {self.from_host} → {self.to_host}"
         if self.kind is ActionKind.START:
             return f"start {self.replica} on {self.to_host}"
+        if self.kind is ActionKind.RESTART:
+            return f"restart {self.replica} on {self.to_host} (definition changed)"
         return f"stop {self.replica} on {self.from_host}"
 
 

@@ -111,6 +111,20 @@ async def apply_plan(
         if action.kind is ActionKind.STOP:
             live[action.replica.service] = live.get(action.replica.service, 0) - 1
 
+    restart_locks: dict[str, asyncio.Lock] = {}
+
+    async def restart(action: Action) -> None:
+        # One replica of a service at a time, and only while the others keep min_healthy.
+        async with restart_locks.setdefault(action.replica.service, asyncio.Lock()):
+            service = services.get(action.replica.service)
+            if service is not None and running is not None and live.get(service.name, 0) - 1 < service.min_healthy:
+                raise LoadmasterError(
+                    f"refused: restarting {action.replica} would leave {service.name} with "
+                    f"{live.get(service.name, 0) - 1} running, below min_healthy = {service.min_healthy}"
+                )
+            await stop(action)
+            await start(action)
+
     async def one(seq: int, action: Action) -> None:
         if seq in already_done:
             run.update(action, "done")
@@ -121,6 +135,8 @@ async def apply_plan(
         journal.set_action(plan_id, seq, "running")
         run.update(action, "running")
         try:
+            if action.kind is ActionKind.RESTART:
+                await restart(action)
             if action.kind in (ActionKind.START, ActionKind.MOVE):
                 await start(action)
             if action.kind in (ActionKind.STOP, ActionKind.MOVE):
@@ -134,10 +150,11 @@ async def apply_plan(
 
     skipped: list[int] = []
     indexed = list(enumerate(plan.actions))
-    # Starts and moves (each itself start-then-stop) first; plain stops only after every
-    # start has landed, so no service dips below min_healthy while its new copies come up.
-    await asyncio.gather(*(one(i, a) for i, a in indexed if a.kind is not ActionKind.STOP))
-    await asyncio.gather(*(one(i, a) for i, a in indexed if a.kind is ActionKind.STOP))
+    # Starts and moves (each itself start-then-stop) first; plain stops and in-place restarts
+    # only after every start has landed, so no service dips below min_healthy meanwhile.
+    first = (ActionKind.START, ActionKind.MOVE)
+    await asyncio.gather(*(one(i, a) for i, a in indexed if a.kind in first))
+    await asyncio.gather(*(one(i, a) for i, a in indexed if a.kind not in first))
     if not skipped:
         journal.finish_plan(plan_id, "failed" if run.failed else "done")
     return run.progress

@@ -308,9 +308,23 @@ class Engine:
             str(r) for r in desired if r not in current or not states.get(current[r], HostState.UNKNOWN).reachable
         )
         extra = sorted(str(r) for r in current if r not in desired)
-        if not missing and not extra:
+        outdated = sorted(str(a.replica) for a in self._restarts_needed(self._rec.current))
+        if not missing and not extra and not outdated:
             return ""
-        return "missing:" + ",".join(missing) + "|extra:" + ",".join(extra)
+        return "missing:" + ",".join(missing) + "|extra:" + ",".join(extra) + "|outdated:" + ",".join(outdated)
+
+    def _restarts_needed(self, target: Placement) -> list[Action]:
+        """Replicas that stay where they run but were started from an older definition of their service."""
+        gens = {s.name: generation(s) for s in self._config.services}
+        out = []
+        for host, records in self._records.items():
+            if not self._states.get(host, HostState.UNKNOWN).reachable:
+                continue
+            for r in records:
+                want = gens.get(r.replica.service)
+                if r.running and want and r.generation and r.generation != want and target.host_of(r.replica) == host:
+                    out.append(Action(ActionKind.RESTART, r.replica, host, host))
+        return sorted(out, key=lambda a: a.replica)
 
     async def _on_drift(self) -> None:
         drift = self._drift()
@@ -407,7 +421,7 @@ class Engine:
             created_at=self._clock(),
             current=current,
             target=result.placement,
-            actions=diff_actions(current, result.placement),
+            actions=diff_actions(current, result.placement) + tuple(self._restarts_needed(result.placement)),
             status=result.status,
             hosts_used=result.hosts_used,
             lower_bound=result.lower_bound,

@@ -140,3 +140,29 @@ async def test_rejected_plan_is_dropped(engine_of, small_config):
     await engine.reject(plan)
     assert engine.snapshot().pending is None
     assert any(e.kind is EventKind.PLAN_REJECTED for e in engine.recent_events())
+
+
+async def test_changed_command_restarts_replicas_in_place_one_at_a_time(engine_of, small_config):
+    from core.engine.basis import generation
+
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    where = {r: hosts[0] for r, hosts in fleet.running().items()}
+    lowest = []
+    real_stop = fleet.stop_replica
+
+    async def stop(host, replica, grace=5.0):
+        await real_stop(host, replica, grace)
+        lowest.append(sum(1 for r in fleet.running() if r.service == "web"))
+
+    fleet.stop_replica = stop
+    web = dataclasses.replace(small_config.service("web"), command="sleep 2000")
+    services = tuple(web if s.name == "web" else s for s in small_config.services)
+    engine.reload(dataclasses.replace(small_config, services=services))
+    new = generation(web)
+    await until(
+        lambda: all(fleet.records[h][r].generation == new for r, h in where.items() if r.service == "web"), timeout=15
+    )
+    assert {r: hosts[0] for r, hosts in fleet.running().items()} == where  # in place, nothing moved
+    assert min(lowest) == 2  # min_healthy = 2: never two web replicas down at once
+    assert any(e.message.startswith("restart web/") for e in engine.recent_events())
