@@ -173,9 +173,9 @@ def _timing_only(timing: ClusterConfig, names: tuple[str, ...], port: int) -> Cl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hosts", type=int, default=500, help="demo hosts in all (at least 3)")
+    parser.add_argument("--hosts", type=int, default=500, help="demo hosts in all (at least 5)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the measurement window")
-    parser.add_argument("--base-port", type=int, default=24000, help="first port of the hosts (below ephemeral ports)")
+    parser.add_argument("--base-port", type=int, default=15000, help="first host port (below replica ports)")
     parser.add_argument("-c", "--config", default=str(ROOT / "cluster.toml"), help="poll and failure timing from here")
     args = parser.parse_args()
     least = 1 + len(VICTIMS) + len(IN_PROCESS)
