@@ -116,8 +116,9 @@ class TracePods:
     pods: tuple[tuple[int, int, int], ...]  # cpu_milli, memory bytes, gpu in 1/1000 of a device
 
 
-def read_trace(folder: Path, at: int | None = None) -> TracePods:
-    """Nodes and the pods alive at time `at` (default: the moment with the most pods alive).
+def read_trace(folder: Path, at: int | None = None, *, every_pod: bool = False) -> TracePods:
+    """Nodes and the pods alive at time `at` (default: the moment with the most pods alive),
+    or with `every_pod` all pods of the list at once (`at` is then -1): a far larger packing.
 
     GPU is counted in thousandths of a device (a pod may share a GPU, as `gpu_milli` says).
     """
@@ -133,7 +134,9 @@ def read_trace(folder: Path, at: int | None = None) -> TracePods:
         start = int(r["creation_time"] or 0)
         end = int(r["deletion_time"]) if r["deletion_time"] else 2**62
         spans.append((start, end, r))
-    if at is None:
+    if every_pod:
+        at = -1
+    elif at is None:
         events = sorted([(s, 1) for s, _, _ in spans] + [(e, -1) for _, e, _ in spans])
         alive, best = 0, (-1, 0)
         for t, delta in events:  # ends sort before starts at the same time: [start, end)
@@ -143,7 +146,7 @@ def read_trace(folder: Path, at: int | None = None) -> TracePods:
         at = best[1]
     pods = []
     for start, end, r in spans:
-        if start <= at < end:
+        if every_pod or start <= at < end:
             gpu = int(r["num_gpu"] or 0) * int(r["gpu_milli"] or 0)
             pods.append((int(r["cpu_milli"]), int(r["memory_mib"]) * 2**20, gpu))
     return TracePods(at, hosts, tuple(pods))

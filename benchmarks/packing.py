@@ -1,7 +1,7 @@
 """Packing quality of loadmaster's optimizer on public bin-packing instances.
 
     python benchmarks/packing.py --set falkenauer/u --time-limit 10 [--limit N] [--dims 3]
-    python benchmarks/packing.py --set trace/alibaba_gpu_v2023
+    python benchmarks/packing.py --set trace/alibaba_gpu_v2023 [--at T | --every-pod]
 
 Each instance becomes an ordinary PlacementProblem (item sizes → services, bins → identical
 hosts) and goes through `core.optimizer.solve`, the same code that places services, and
@@ -99,7 +99,7 @@ def _families(folder: Path, names: list[str]) -> dict[str, int]:
 
 
 def run_trace(folder: Path, args: argparse.Namespace) -> dict:
-    trace = read_trace(folder, args.at)
+    trace = read_trace(folder, args.at, every_pod=args.every_pod)
     problem = trace_problem(trace)
     base = greedy(problem)
     t0 = time.monotonic()
@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--at", type=int, default=None, help="trace only: time of the snapshot (default busiest)")
+    parser.add_argument("--every-pod", action="store_true", help="trace only: pack all pods of the list at once")
     args = parser.parse_args(argv)
     if args.time_limit <= 0:
         parser.error("--time-limit must be more than 0 seconds")
