@@ -7,7 +7,6 @@ per replica; `to_placement` turns counts back into stable replica ids.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.model import Placement, ReplicaId
@@ -164,18 +163,6 @@ def to_placement(c: Compiled, x: Counts) -> Placement:
     return Placement(assignments)
 
 
-def counts_of(c: Compiled, placement: Placement) -> Counts:
-    """Placement → counts, ignoring replicas outside the target or on unknown hosts."""
-    host_index = {h.name: i for i, h in enumerate(c.problem.hosts)}
-    service_index = {s.name: i for i, s in enumerate(c.problem.services)}
-    x = [[0] * c.n_hosts for _ in range(c.n_services)]
-    for replica, host in placement.assignments.items():
-        s, h = service_index.get(replica.service), host_index.get(host)
-        if s is not None and h is not None and replica.index < c.replicas[s]:
-            x[s][h] += 1
-    return x
-
-
 def moves_of(c: Compiled, x: Counts) -> int:
     """Replicas that leave the host they run on now: forced ones (host lost) that get placed, plus chosen ones."""
     moves = 0
@@ -257,11 +244,3 @@ def max_load_permille(c: Compiled, x: Counts) -> int:
                 if c.cap[h][d] > 0:
                     worst = max(worst, v * 1000 // c.cap[h][d])
     return worst
-
-
-def as_mapping(c: Compiled, x: Counts) -> Mapping[str, Mapping[str, int]]:
-    """Counts by service and host name, for tests and reports."""
-    out: dict[str, dict[str, int]] = {}
-    for s, service in enumerate(c.problem.services):
-        out[service.name] = {c.problem.hosts[h].name: n for h, n in enumerate(x[s]) if n}
-    return out
