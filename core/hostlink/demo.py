@@ -289,12 +289,18 @@ class DemoFleet:
         return tuple(h for h in self.config.hosts if h.demo)
 
     async def start(self) -> None:
-        """Start a server for every demo host; keys in the workdir are reused, else generated."""
+        """Start a server for every demo host; keys in the workdir are reused, else generated.
+
+        Starting is a boot: replicas left running by an earlier run that ended without `stop`
+        (killed, say) are ended, as a machine's processes are by a reboot; their records stay."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         client = _load_or_make_key(Path(self.client_key))
         authorized = asyncssh.import_authorized_keys(client.export_public_key().decode())
         for host in self.hosts:
-            self._hosts[host.name] = _DemoHost(host, self.config, self.workdir / "hosts" / host.name, authorized)
+            demo = _DemoHost(host, self.config, self.workdir / "hosts" / host.name, authorized)
+            for record in records.read_records(demo.state_dir):
+                records.kill(record)
+            self._hosts[host.name] = demo
         lines = [
             f"{host_pattern(d.host.address, d.host.port)} {d.key.export_public_key().decode().strip()}\n"
             for d in self._hosts.values()

@@ -17,12 +17,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from core import config as config_file
 from core.errors import ConfigError, HostUnreachable, LoadmasterError
 from core.hostlink.demo import DemoFleet
 from core.hostlink.fleet import Fleet
 from core.model import HostObservation, HostState, ReplicaId, Resources, Service
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import until, until_state
+from tests.sshd import free_port
 
 BURN = Service("burn", "exec python3 -c 'while True: pass'", 1, Resources(1000, 1 << 20))
 SLEEP = Service("sleep", "sleep 300", 2, Resources(100, 1 << 20))
@@ -195,3 +197,33 @@ def test_demo_serve_prints_ssh_lines_and_stops_on_interrupt(tmp_path: Path) -> N
     assert lines[1].startswith("demo-0002 ") and lines[3].startswith("serving 3 demo hosts")
     too_few = subprocess.run([*cmd, "--hosts", "0"], capture_output=True, text=True, timeout=30)
     assert too_few.returncode == 1 and "--hosts 0" in too_few.stderr
+
+
+async def test_a_restarted_demo_fleet_ends_replicas_its_killed_predecessor_left(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(
+        f'[cluster]\nname = "t"\ndemo = true\n[[hosts]]\nname = "h1"\naddress = "127.0.0.1"\n'
+        f'port = {port}\ncapacity = {{ cpu = 1, mem = "1GiB" }}\n'
+    )
+    workdir = tmp_path / "w"
+    serve = [sys.executable, "-m", "console.cli", "demo", "--serve", "-c", str(cfg_file), "--workdir", str(workdir)]
+    proc = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("h1 ")
+    cfg = config_file.load(cfg_file)
+    fleet = Fleet(cfg, known_hosts=str(workdir / "known_hosts"), client_keys=[str(workdir / "client_key")])
+    await fleet.start()
+    try:
+        leftover = await fleet.start_replica("h1", SLEEP, 0, "g1")
+    finally:
+        await fleet.close()
+    proc.kill()  # the demo process dies without cleaning up: its replica lives on
+    proc.wait()
+    assert alive(leftover.pid or 0)
+    reborn = DemoFleet(cfg, workdir)
+    await reborn.start()  # a boot: what ran before is gone, the record stays
+    try:
+        await until(lambda: not alive(leftover.pid or 0), 3, "the leftover replica ended by the boot")
+        assert len(list((workdir / "hosts" / "h1" / "home" / ".loadmaster" / "t" / "replicas").glob("*.rec"))) == 1
+    finally:
+        await reborn.stop()
