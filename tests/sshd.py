@@ -51,6 +51,17 @@ def require_sshd() -> None:
     pytest.skip(problem)
 
 
+def require_tool(name: str) -> str:
+    """The path of an OpenSSH tool (ssh, ssh-agent, …); missing fails under CI=true, else skips."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is missing (apt-get install openssh-client)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def ensure_user(name: str = TEST_USER) -> pwd.struct_passwd:
     """The login user for tests: created once with /bin/sh and unlocked for key-only login."""
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ from core.hostlink.fleet import Fleet
 from core.model import HostObservation, HostState, ReplicaId, Resources, Service
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import until, until_state
-from tests.sshd import free_port
+from tests.sshd import free_port, require_tool
 
 BURN = Service("burn", "exec python3 -c 'while True: pass'", 1, Resources(1000, 1 << 20))
 SLEEP = Service("sleep", "sleep 300", 2, Resources(100, 1 << 20))
@@ -151,8 +150,7 @@ async def test_update_config_connects_added_and_drops_removed_hosts(running) -> 
 
 async def test_plain_openssh_client_logs_in_to_a_demo_host(running) -> None:
     demo, _, _ = running
-    if shutil.which("ssh") is None:
-        pytest.skip("no OpenSSH client")
+    require_tool("ssh")
     proc = await asyncio.create_subprocess_shell(  # not subprocess.run: the server shares this event loop
         f"{demo.ssh_command('h1')} -o BatchMode=yes 'echo \"$HOME\"; echo err >&2; exit 3'",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -20,7 +20,7 @@ from core.hostlink import records, scripts
 from core.hostlink.fleet import Fleet
 from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Resources, Service, SshDefaults
 from tests.hostlink.helpers import until, until_state
-from tests.sshd import Sshd, free_port
+from tests.sshd import Sshd, free_port, require_tool
 
 pytestmark = pytest.mark.sshd
 
@@ -280,8 +280,8 @@ async def test_replicas_outlive_the_connection_and_a_new_fleet_finds_them(sshd: 
 
 
 async def test_keys_from_the_users_ssh_agent(sshd: Sshd, name: str, tmp_path: Path, monkeypatch) -> None:
-    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
-        pytest.skip("no ssh-agent")
+    require_tool("ssh-agent")
+    require_tool("ssh-add")
     sock = tmp_path / "agent.sock"
     agent = await asyncio.create_subprocess_exec("ssh-agent", "-D", "-a", str(sock), stdout=asyncio.subprocess.DEVNULL)
     try:
