@@ -88,13 +88,15 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
             model = CountsModel(c, binpack=binpack, hosts=hosts)
         return model
 
+    # a model this large takes longer to build than a plan may take; greedy's answer stands
+    whole_fits = model_size(c, range(c.n_hosts)) <= MAX_MODEL_VARS
     proven["A"] = _placed_at_bound(c, x)
-    if not proven["A"] and budget.left() > 0:
+    if not proven["A"] and whole_fits and budget.left() > 0:
         r = get_model().solve_stage("A", x, seconds=budget.left() * 0.3, seed=seed, workers=workers)
         x, proven["A"] = r.x, r.proven
 
     proven["B"] = _stay_at_bound(c, x)
-    if not proven["B"] and budget.left() > 0:
+    if not proven["B"] and whole_fits and budget.left() > 0:
         m = get_model()
         m.fix_to(x, "A")
         r = m.solve_stage("B", x, seconds=budget.left() * 0.4, seed=seed, workers=workers)
@@ -124,6 +126,7 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
     return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
 
 
+MAX_MODEL_VARS = 100_000
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
 REPACK_ROUNDS = 80
 REPACK_LOOSE = 4  # least filled hosts per round
