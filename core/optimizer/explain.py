@@ -13,8 +13,10 @@ from ortools.sat.python import cp_model
 
 from core.model import CPU, MEM
 from core.optimizer.compiled import Compiled, Counts, loads
-from core.optimizer.cpsat import CountsModel
+from core.optimizer.cpsat import CountsModel, model_size
 from core.units import human_cpu, human_size
+
+MAX_CORE_VARS = 100_000
 
 
 def amount(dim: str, value: int) -> str:
@@ -30,7 +32,7 @@ def _require_text(c: Compiled, s: int) -> str:
     return "require={" + ", ".join(f'{k}="{v}"' for k, v in sorted(req.items())) + "}"
 
 
-def explain(c: Compiled, x: Counts, *, seconds: float = 0.5, workers: int = 1, seed: int = 0) -> dict[int, str]:
+def explain(c: Compiled, x: Counts, *, seconds: float = 0.5, seed: int = 0) -> dict[int, str]:
     """A reason for each service s that has fewer replicas placed in `x` than it asks for."""
     short = [s for s in range(c.n_services) if sum(x[s]) < c.replicas[s]]
     reasons: dict[int, str] = {}
@@ -40,7 +42,7 @@ def explain(c: Compiled, x: Counts, *, seconds: float = 0.5, workers: int = 1, s
             reasons[s] = reason
     rest = [s for s in short if s not in reasons]
     if rest:
-        reasons.update(_core_reasons(c, x, rest, seconds=seconds, workers=workers, seed=seed))
+        reasons.update(_core_reasons(c, rest, seconds=seconds, seed=seed))
     return reasons
 
 
@@ -110,29 +112,15 @@ def _precheck(c: Compiled, x: Counts, s: int) -> str | None:
     return None
 
 
-def _core_reasons(
-    c: Compiled, x: Counts, short: list[int], *, seconds: float, workers: int, seed: int
-) -> dict[int, str]:
-    """Ask for every service in full under assumptions; the infeasible core names the culprits."""
-    model = CountsModel(c, binpack=True)
-    m = model.model
-    lits = {}
-    for s in range(c.n_services):
-        if c.replicas[s]:
-            lit = lits[s] = m.new_bool_var(f"full{s}")
-            m.add(model.placed[s] == c.replicas[s]).only_enforce_if(lit)
-    m.add_assumptions(list(lits.values()))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1  # assumption cores are reported by a single search thread
-    solver.parameters.random_seed = seed
-    solver.parameters.max_deterministic_time = seconds
-    solver.parameters.max_time_in_seconds = seconds * 3
-    status = solver.solve(m)
-    names = {lit.index: s for s, lit in lits.items()}
+def _core_reasons(c: Compiled, short: list[int], *, seconds: float, seed: int) -> dict[int, str]:
+    """Ask for every service in full under assumptions; the infeasible core names the culprits.
+
+    Skipped for fleets whose model would be too large to build quickly (the plain reason remains).
+    """
+    core: list[int] = []
+    if model_size(c, range(c.n_hosts)) <= MAX_CORE_VARS:
+        core = _infeasible_core(c, seconds=seconds, seed=seed)
     reasons: dict[int, str] = {}
-    core = []
-    if status == cp_model.INFEASIBLE:
-        core = sorted({names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names})
     for s in short:
         service = c.problem.services[s]
         per = ", ".join(amount(dim, c.demand[s][d]) for d, dim in enumerate(c.dims) if c.demand[s][d])
@@ -163,3 +151,24 @@ def _limits(c: Compiled, s: int) -> str:
     if service.spread_over:
         parts.append(f"spread_over={service.spread_over}")
     return f"{service.name} " + ", ".join(parts) if parts else ""
+
+
+def _infeasible_core(c: Compiled, *, seconds: float, seed: int) -> list[int]:
+    """Services that cannot all be placed in full together (empty when all can, or unknown)."""
+    model = CountsModel(c, binpack=True)
+    m = model.model
+    lits = {}
+    for s in range(c.n_services):
+        if c.replicas[s]:
+            lit = lits[s] = m.new_bool_var(f"full{s}")
+            m.add(model.placed[s] == c.replicas[s]).only_enforce_if(lit)
+    m.add_assumptions(list(lits.values()))
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1  # assumption cores are reported by a single search thread
+    solver.parameters.random_seed = seed
+    solver.parameters.max_deterministic_time = seconds
+    solver.parameters.max_time_in_seconds = seconds * 3
+    if solver.solve(m) != cp_model.INFEASIBLE:
+        return []
+    names = {lit.index: s for s, lit in lits.items()}
+    return sorted({names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names})
