@@ -15,6 +15,7 @@ import dataclasses
 import logging
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -240,21 +241,30 @@ class SshLink(Link):
         if keys is None and host.identity_file:
             keys = [os.path.expanduser(host.identity_file)]
         keepalive = max(1.0, 2 * self.config.poll_interval)  # frames reset it: no keepalive traffic while they flow
-        async with self.ctx.handshakes:
-            return await asyncssh.connect(
-                host.address,
-                port=host.port if host.port != 22 else (),
-                username=host.user or (),
-                tunnel=tunnel,
-                client_factory=lambda: client,
-                known_hosts=([], [], []),  # every key goes through validate_host_public_key
-                client_keys=keys if keys is not None else (),
-                connect_timeout=defaults.connect_timeout,
-                login_timeout=defaults.connect_timeout,
-                keepalive_interval=keepalive,
-                keepalive_count_max=KEEPALIVE_COUNT,
-                compression_algs=None,  # frames are small; compression only costs cpu
-            )
+        target = {"host": host.address, "port": host.port if host.port != 22 else (), "tunnel": tunnel}
+        options = await asyncssh.SSHClientConnectionOptions.construct(
+            config=(),  # the user's ~/.ssh/config
+            username=host.user or (),
+            client_factory=lambda: client,
+            known_hosts=([], [], []),  # every key goes through validate_host_public_key
+            client_keys=keys if keys is not None else (),
+            connect_timeout=defaults.connect_timeout,
+            login_timeout=defaults.connect_timeout,
+            keepalive_interval=keepalive,
+            keepalive_count_max=KEEPALIVE_COUNT,
+            compression_algs=None,  # frames are small; compression only costs cpu
+            **target,
+        )
+        sock = None
+        if not options.tunnel and not options.proxy_command:
+            sock = await _answering(options.host, options.port, defaults.connect_timeout)
+        try:
+            async with self.ctx.handshakes:
+                return await asyncssh.connect(**target, sock=sock, options=options)  # type: ignore[arg-type]
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
 
     async def _probe(self, conn: asyncssh.SSHClientConnection) -> str | None:
         """Stream frames until the channel or connection ends; the reason if the host is unsupported."""
@@ -279,6 +289,31 @@ class SshLink(Link):
         except (OSError, asyncssh.Error) as exc:
             raise HostUnreachable(self.host.name, describe(exc)) from None
         return _checked(self.host.name, what, result.exit_status, str(result.stdout), str(result.stderr))
+
+
+async def _answering(address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection whose server has begun to talk (its SSH banner is waiting to be read).
+
+    Waiting for that outside the handshake limit keeps hung and partitioned hosts, which
+    never answer, from holding the handshake slots that reachable hosts need."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    family, kind, proto, _, target = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, target)
+            readable = loop.create_future()
+            loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+            try:
+                await readable
+            finally:
+                loop.remove_reader(sock.fileno())
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _checked(host: str, what: str, status: int | None, stdout: str, stderr: str) -> str:

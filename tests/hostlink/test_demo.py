@@ -20,7 +20,7 @@ from core import config as config_file
 from core.errors import ConfigError, HostUnreachable, LoadmasterError
 from core.hostlink.demo import DemoFleet
 from core.hostlink.fleet import Fleet
-from core.model import HostObservation, HostState, ReplicaId, Resources, Service
+from core.model import Host, HostObservation, HostState, ReplicaId, Resources, Service, SshDefaults
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import until, until_state
 from tests.sshd import free_port, require_tool
@@ -225,3 +225,30 @@ async def test_a_restarted_demo_fleet_ends_replicas_its_killed_predecessor_left(
         assert len(list((workdir / "hosts" / "h1" / "home" / ".loadmaster" / "t" / "replicas").glob("*.rec"))) == 1
     finally:
         await reborn.stop()
+
+
+async def test_silent_hosts_do_not_hold_the_handshake_slots(demo_fleet: StartDemo) -> None:
+    demo = await demo_fleet(demo_cluster(1))
+    silent = []
+    for _ in range(3):  # the kernel accepts the TCP connection; no SSH server ever speaks
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        silent.append(sock)
+    try:
+        hung = tuple(Host(f"hung{i}", "127.0.0.1", s.getsockname()[1]) for i, s in enumerate(silent))
+        cfg = dataclasses.replace(
+            demo.config, hosts=(*hung, *demo.config.hosts), defaults=SshDefaults(connect_timeout=3.0)
+        )
+        fleet = Fleet(cfg, known_hosts=demo.known_hosts, client_keys=[demo.client_key], max_handshakes=1)
+        await fleet.start()
+        try:
+            await until_state(fleet, "h1", HostState.UP, 2.0)  # not after the hung hosts' 3 s timeouts
+            assert {fleet.observations()[h.name].state for h in hung} == {HostState.UNKNOWN}
+            await until_state(fleet, "hung0", HostState.DOWN, 4.0)
+            assert "timed out" in (fleet.observations()["hung0"].error or "")
+        finally:
+            await fleet.close()
+    finally:
+        for sock in silent:
+            sock.close()
