@@ -153,6 +153,8 @@ class LoadmasterApp(App[None]):
 
     def redraw(self) -> None:
         """Draw the latest snapshot on the screen in front; screens behind catch up when they return."""
+        if not self.screen_stack:  # starting or shutting down: no screen to draw on
+            return
         if isinstance(self.screen, LiveScreen) and self.screen.is_mounted:
             self.screen.redraw()
 
