@@ -171,11 +171,11 @@ ZONE_LABEL = "zone"
 
 
 def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
-    running: dict[ReplicaId, str] = {}
+    running: dict[str, dict[ReplicaId, str]] = defaultdict(dict)  # service → replica → host
     for obs in snapshot.hosts.values():
         for status in obs.replicas:
             if status.running:
-                running[status.replica] = obs.host
+                running[status.replica.service][status.replica] = obs.host
     placed_by_service: dict[str, dict[str, list[ReplicaId]]] = defaultdict(lambda: defaultdict(list))
     for replica, host in snapshot.placement.assignments.items():
         placed_by_service[replica.service][host].append(replica)
@@ -185,7 +185,7 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
     zone_of = {h.name: h.labels.get(ZONE_LABEL, "—") for h in snapshot.config.hosts}
     views = []
     for service in snapshot.config.services:
-        mine = [r for r in running if r.service == service.name]
+        mine = running[service.name]
         by_host = {h: tuple(rs) for h, rs in sorted(placed_by_service[service.name].items())}
         zones: Counter[str] = Counter()
         for host, replicas in by_host.items():
@@ -195,7 +195,7 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
                 name=service.name,
                 desired=service.replicas,
                 running=len(mine),
-                healthy=sum(1 for r in mine if _state(snapshot, running[r]) is HostState.UP),
+                healthy=sum(1 for host in mine.values() if _state(snapshot, host) is HostState.UP),
                 by_host=by_host,
                 by_zone=dict(sorted(zones.items())),
                 constraints=constraint_lines(service),

@@ -30,6 +30,7 @@ class HostScreen(LiveScreen):
     def __init__(self, host: str) -> None:
         super().__init__()
         self.host = host
+        self._rows: list[tuple[object, ...]] = []
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="host-info")
@@ -93,8 +94,7 @@ class HostScreen(LiveScreen):
         reported: dict[ReplicaId, ReplicaStatus] = {s.replica: s for s in (obs.replicas if obs else ())}
         placed = snapshot.placement.on_host(self.host)
         resources = {s.name: s.resources for s in snapshot.config.services}
-        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
-        table.clear()
+        rows = []
         for replica in sorted(set(placed) | set(reported)):
             status = reported.get(replica)
             req = resources.get(replica.service)
@@ -106,17 +106,27 @@ class HostScreen(LiveScreen):
                 state = Text("stopped", style="red")
             used = None if status is None or status.cpu_percent is None else round(status.cpu_percent * 10)
             started = None if status is None or status.started_at is None else snapshot.at - status.started_at
-            table.add_row(
-                str(replica),
-                state,
-                cores(req.cpu if req else None),
-                cores(used),
-                size(req.mem if req else None),
-                size(status.rss if status else None),
-                str(status.pid) if status and status.pid else "—",
-                age(started),
-                key=str(replica),
+            rows.append(
+                (
+                    str(replica),
+                    state,
+                    cores(req.cpu if req else None),
+                    cores(used),
+                    size(req.mem if req else None),
+                    size(status.rss if status else None),
+                    str(status.pid) if status and status.pid else "—",
+                    age(started),
+                )
             )
+        if rows == self._rows:
+            return
+        self._rows = rows
+        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
+        keep = table.cursor_row
+        table.clear()  # a handful of rows: redrawing them all is cheaper than diffing
+        for row in rows:
+            table.add_row(*row, key=row[0])
+        table.move_cursor(row=min(keep, max(0, len(rows) - 1)), animate=False)
 
     def _show_events(self) -> None:
         events = [e for e in self.loadmaster.events if e.host == self.host][-RECENT_EVENTS:]

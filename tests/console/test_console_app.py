@@ -186,6 +186,10 @@ async def test_enter_drills_down_to_host_detail_and_escape_returns(fake: ModuleT
         assert "node-c is up" in text_of(app.screen.query_one("#host-events", Static))
         failover = text_of(app.screen.query_one("#host-failover", Static))
         assert "db degraded" in failover and "db/0 unplaced" in failover
+        await pilot.press("down", "down")
+        app.engine.tick()  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert replicas.cursor_row == 2  # a poll does not throw the operator's place away
         await pilot.press("escape")
         assert isinstance(app.screen, FleetScreen)
 
