@@ -49,7 +49,8 @@ class LiveScreen(Screen[None]):
         self.query_one(ClusterSummary).show(snapshot, app.summary, read_only=app.read_only)
         self.show(snapshot)
         # The footer recomposes on every bindings refresh: only ask when what enables a key has changed.
-        state = (app.read_only, snapshot.demo, snapshot.pending is not None, snapshot.applying, *self.binding_state())
+        applying = snapshot.applying is not None and not snapshot.applying.finished
+        state = (app.read_only, snapshot.demo, snapshot.pending is not None, applying, *self.binding_state())
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()

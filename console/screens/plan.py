@@ -146,8 +146,11 @@ class PlanScreen(LiveScreen):
             pending = snapshot.pending is plan
             text.append(f"{'Pending plan' if pending else 'Last applied plan'} ({plan.reason})", style="bold")
             text.append(f"  computed {age(snapshot.at - plan.created_at)} ago\n", style="dim")
-            text.append(f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, ")
-            text.append(f"{counts[ActionKind.STOP]} stops · services: {', '.join(services_touched(plan)) or 'none'}\n")
+            if plan.actions:
+                text.append(f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, ")
+                text.append(f"{counts[ActionKind.STOP]} stops · services: {', '.join(services_touched(plan))}\n")
+            else:
+                text.append("nothing to change: the fleet already runs this placement\n", style="green")
             style = "green" if plan.status.value == "OPTIMAL" else "yellow"
             text.append("solver ")
             text.append(plan.status.value, style=f"bold {style}")
