@@ -7,6 +7,7 @@ import time
 
 from core.engine.engine import Engine
 from core.engine.journal import Journal
+from core.hostlink.demo import DemoFleet
 from core.hostlink.fleet import Fleet
 from core.model import HostState, ReplicaId, Resources, Service
 from tests.conftest import demo_cluster
@@ -31,16 +32,22 @@ async def until(predicate, timeout: float) -> float:
     return time.monotonic() - start
 
 
+async def auto_engine(demo_fleet, config, tmp_path) -> tuple[Engine, DemoFleet]:
+    """An auto-applying engine over a started demo fleet of `config`."""
+    demo = await demo_fleet(config)
+    fleet = Fleet(demo.config, known_hosts=demo.known_hosts, client_keys=[demo.client_key])
+    engine = Engine(demo.config, fleet, Journal(tmp_path / "j.db"), auto_apply=True, demo=demo, workers=1)
+    await engine.start()
+    return engine, demo
+
+
 async def test_crashed_host_is_down_within_the_timeout_and_its_replicas_run_elsewhere(demo_fleet, tmp_path):
     services = (
         Service("web", "sleep 600", 4, Resources(500, 256 << 20), max_per_host=2),
         Service("db", "sleep 601", 1, Resources(1000, 1 << 30)),
     )
     config = demo_cluster(4, services=services, poll_interval=0.5, failure_timeout=1.5)
-    demo = await demo_fleet(config)
-    fleet = Fleet(demo.config, known_hosts=demo.known_hosts, client_keys=[demo.client_key])
-    engine = Engine(demo.config, fleet, Journal(tmp_path / "j.db"), auto_apply=True, demo=demo, workers=1)
-    await engine.start()
+    engine, _demo = await auto_engine(demo_fleet, config, tmp_path)
     try:
         desired = {r for s in services for r in s.replica_ids()}
         await until(lambda: set(running(engine)) == desired, 20)
@@ -68,10 +75,7 @@ async def test_crashed_host_is_down_within_the_timeout_and_its_replicas_run_else
 async def test_cut_off_host_copies_are_stopped_when_it_returns(demo_fleet, tmp_path):
     services = (Service("web", "sleep 602", 3, Resources(500, 256 << 20), max_per_host=1),)
     config = demo_cluster(4, services=services, poll_interval=0.5, failure_timeout=1.5)
-    demo = await demo_fleet(config)
-    fleet = Fleet(demo.config, known_hosts=demo.known_hosts, client_keys=[demo.client_key])
-    engine = Engine(demo.config, fleet, Journal(tmp_path / "j.db"), auto_apply=True, demo=demo, workers=1)
-    await engine.start()
+    engine, demo = await auto_engine(demo_fleet, config, tmp_path)
     try:
         desired = set(services[0].replica_ids())
         await until(lambda: set(running(engine)) == desired, 20)
