@@ -11,9 +11,9 @@ import collections
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from core import optimizer
 from core.engine.api import ApplyProgress, Snapshot, SolveProgress
@@ -28,6 +28,7 @@ from core.errors import LoadmasterError, ReadOnly, StalePlan
 from core.model import (
     Action,
     ActionKind,
+    Basis,
     ClusterConfig,
     FailoverPlan,
     HostObservation,
@@ -44,6 +45,7 @@ from core.model import (
 from core.optimizer import PlacementProblem
 
 log = logging.getLogger("loadmaster.engine")
+T = TypeVar("T")
 
 _HOST_EVENTS = {
     HostState.UP: EventKind.HOST_UP,
@@ -139,10 +141,6 @@ class Engine:
         self._closing = False
 
     # -- life cycle ------------------------------------------------------------
-
-    @property
-    def config(self) -> ClusterConfig:
-        return self._config
 
     async def start(self, *, first_contact_timeout: float | None = None, run_loop: bool = True) -> None:
         """Connect, wait for a first word from every host (bounded), roll unfinished plans forward.
@@ -292,9 +290,10 @@ class Engine:
             if isinstance(status, ReplicaStatus) and status.running:
                 self._emit(EventKind.REPLICA_STARTED, f"{replica} restarted in place on {host}", host, replica)
 
-    async def _quietly(self, aw: object) -> object:
+    async def _quietly(self, aw: Awaitable[T]) -> T | None:
+        """Run a clean-up step; a failure is an event, not a reason to stop the loop."""
         try:
-            return await aw  # type: ignore[misc]
+            return await aw
         except (TimeoutError, LoadmasterError, OSError) as exc:
             self._emit(EventKind.ACTION_FAILED, str(exc))
             return None
@@ -342,7 +341,7 @@ class Engine:
         if self.auto_apply and self._within_policy(plan):
             await self._apply(plan)
         else:
-            self._set_pending(plan)
+            self._pending = plan
 
     def _within_policy(self, plan: Plan) -> bool:
         """Starts are always allowed; disruptive steps only within max_moves_per_cycle and after cooldown."""
@@ -372,7 +371,7 @@ class Engine:
         if self.failover_auto and not self.read_only:
             await self._apply(plan)
         else:
-            self._set_pending(plan)
+            self._pending = plan
 
     # -- planning ------------------------------------------------------------------
 
@@ -389,7 +388,7 @@ class Engine:
     def _problem(self) -> PlacementProblem:
         return PlacementProblem.from_config(self._config, self._probed(), self._planning_states(), self._rec.current)
 
-    def _basis(self) -> tuple[str, object]:
+    def _basis(self) -> tuple[str, Basis]:
         hosts = {
             n: replace(o, state=s)
             for n, o in self._fleet.observations().items()
@@ -428,7 +427,7 @@ class Engine:
             gap=result.gap,
             unplaced=result.unplaced,
             reason=reason,
-            assumed=basis,  # type: ignore[arg-type]
+            assumed=basis,
         )
         self._emit(
             EventKind.PLAN_COMPUTED,
@@ -467,7 +466,7 @@ class Engine:
             gap=0.0,
             unplaced=ready.unplaced,
             reason=f"failover:{host}",
-            assumed=basis,  # type: ignore[arg-type]
+            assumed=basis,
         )
 
     def _refresh_failover(self) -> None:
@@ -494,14 +493,10 @@ class Engine:
         bounds = [b for b in (self._quick_bound, solved) if b is not None]
         return max(bounds) if bounds else None
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        task.set_name(name)
+    def _spawn(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
         self._busy.add(task)
         task.add_done_callback(self._busy.discard)
-
-    def _set_pending(self, plan: Plan) -> None:
-        self._pending = plan
 
     # -- apply -----------------------------------------------------------------------
 
@@ -511,7 +506,7 @@ class Engine:
             return []
         if plan.assumed is None:
             return ["the plan does not say what it was computed from"]
-        reasons = what_changed(plan.assumed, basis)  # type: ignore[arg-type]
+        reasons = what_changed(plan.assumed, basis)
         return reasons or ["the fleet changed since the plan was made"]
 
     async def apply_file_plan(self, plan: Plan, *, force: bool = False) -> ApplyProgress:
@@ -633,7 +628,7 @@ class Engine:
     async def plan(self) -> Plan:
         self._observe()
         plan = await self._compute(reason="rebalance")
-        self._set_pending(plan)
+        self._pending = plan
         return plan
 
     async def approve(self, plan: Plan) -> None:
@@ -655,7 +650,7 @@ class Engine:
 
     def export_failover(self, path: str, fmt: str) -> None:
         _, basis = self._basis()
-        write(failover_document(self._config.name, self._clock(), basis, self._failover), path, fmt)  # type: ignore[arg-type]
+        write(failover_document(self._config.name, self._clock(), basis, self._failover), path, fmt)
 
     async def wait_failover(self, timeout: float = 30.0) -> None:
         deadline = self._clock() + timeout
