@@ -16,7 +16,12 @@ from core.units import human_cpu, human_size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("hosts", help="connect to every host once and print state, capacity, usage and replicas")
+    p = sub.add_parser(
+        "hosts",
+        help="connect to every host once and print state, capacity, usage and replicas",
+        description="Connect to every host in the cluster file once and print its state, capacity, usage "
+        "and replicas. Exits 1 when a host is not up.",
+    )
     add_config(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--wait", type=float, metavar="SECONDS", help="give up on silent hosts after this long")

@@ -48,6 +48,15 @@ def _connection_key(host: Host, config: ClusterConfig) -> tuple[object, ...]:
 
 
 class Fleet:
+    """Every host of a config, observed continuously, with the replica runtime on each.
+
+    A host is UNKNOWN until first contact, UP while frames arrive, SUSPECT after missed
+    polls, DOWN after `failure_timeout` of silence or at once when its connection is lost
+    or refused (it is then reconnected with capped, jittered backoff), KEY_MISMATCH when
+    its host key changed, UNSUPPORTED without Linux /proc. `on_change` gets every new
+    observation, on the event loop.
+    """
+
     def __init__(
         self,
         config: ClusterConfig,
