@@ -125,7 +125,9 @@ class Fleet:
         for name, link in list(self._links.items()):
             host = wanted.get(name)
             if host is None or _connection_key(host, config) != _connection_key(link.host, old):
-                self._closing.add(asyncio.create_task(link.close()))
+                task = asyncio.create_task(link.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
                 del self._links[name]
             else:
                 link.host, link.config = host, config
