@@ -23,11 +23,15 @@ Bins = list[list[int]]  # per host: how many replicas of each type
 
 # Measured on Falkenauer T and Schwerin: the LP relaxation drives arc-flow search, so both
 # workers use the full linearisation; worker 0 also probes the objective from the lower bound up.
-REPACK_SHARE = 0.4  # of the budget, before the whole model gets the rest
+# Measured on Falkenauer U/T and Schwerin (10 s each): the whole model solved graphs up to about
+# 10,000 arcs, repacking the larger ones.
+WHOLE_FIRST_MAX_ARCS = 10_000
+WHOLE_FIRST_SHARE = 0.9  # of the budget for the whole model when it goes first
+REPACK_SHARE = 0.6  # of the budget for repacking when it goes first
 REPACK_ROUNDS = 60
 REPACK_LOOSE = 6  # bins with room left, per round
 REPACK_NEIGHBOURS = 10  # full bins added at random, per round
-REPACK_SECONDS = 0.5
+REPACK_SECONDS = 1.0
 FLAVOURS = (
     {"linearization_level": 2, "use_objective_lb_search": True},
     {"linearization_level": 2, "search_branching": cp_model.PSEUDO_COST_SEARCH},
@@ -106,19 +110,37 @@ def pack(
 ) -> tuple[Bins, bool] | None:
     """Fewest bins for `counts[t]` items of size `sizes[t]`; None when nothing better than `hint` was found.
 
-    The better of `hint` and minimum bin slack starts; a repacking search over a few bins at a
-    time improves it with part of the budget; CP-SAT on the whole arc-flow model gets the rest.
-    Returns the bins and whether they are proven fewest.
+    The better of `hint` and minimum bin slack starts. Two searches improve it: CP-SAT on the
+    whole arc-flow model, and repacking a few bins at a time. A small graph goes to the whole
+    model first (it usually proves the optimum outright); on a large one the whole model rarely
+    finishes, so repacking goes first. Returns the bins and whether they are proven fewest.
     """
-    best = min([b for b in hint if any(b)], min_slack(sizes, counts, capacity), key=len)
-    if len(best) > lb:
-        best = repack(best, sizes, capacity, lb=lb, budget=Budget(budget.left() * REPACK_SHARE), seed=seed)
-    if len(best) <= lb:
-        return best, True
-    found = _solve_flow(sizes, counts, capacity, best=best, lb=lb, seconds=budget.left(), seed=seed, workers=workers)
-    if found is not None:
-        return found
-    return (best, False) if len(best) < len([b for b in hint if any(b)]) else None
+    given = [b for b in hint if any(b)]
+    best = min(given, min_slack(sizes, counts, capacity), key=len)
+    proven = len(best) <= lb
+    small = _arc_count(sizes, counts, capacity) <= WHOLE_FIRST_MAX_ARCS
+    for step in ("whole", "repack") if small else ("repack", "whole"):
+        if proven or budget.left() <= 0:
+            break
+        if step == "whole":
+            share = WHOLE_FIRST_SHARE if small else 1.0
+            found = _solve_flow(
+                sizes, counts, capacity, best=best, lb=lb, seconds=budget.left() * share, seed=seed, workers=workers
+            )
+            if found is not None and len(found[0]) <= len(best):
+                best, proven = found
+        else:
+            share = 1.0 if small else REPACK_SHARE
+            best = repack(best, sizes, capacity, lb=lb, budget=Budget(budget.left() * share), seed=seed)
+            proven = len(best) <= lb
+    if proven or len(best) < len(given):
+        return best, proven
+    return None
+
+
+def _arc_count(sizes: Sequence[int], counts: Sequence[int], capacity: int) -> int:
+    order = sorted(range(len(sizes)), key=lambda t: (-sizes[t], t))
+    return len(_compress(_graph(sizes, counts, capacity, order), sizes, capacity)[0])
 
 
 def repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: Budget, seed: int) -> Bins:
