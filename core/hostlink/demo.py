@@ -23,11 +23,11 @@ import dataclasses
 import math
 import os
 import shlex
-import signal
 import time
 from pathlib import Path
 
 import asyncssh
+import psutil
 
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
 from core.hostlink import records, scripts
@@ -35,6 +35,7 @@ from core.hostlink.keys import host_pattern
 from core.model import ClusterConfig, Host, Resources
 
 DEFAULT_CAPACITY = Resources(4000, 8 << 30)
+HOME_MARK = "LOADMASTER_DEMO_HOME"  # in the environment of every process a demo host starts
 _PIPE = asyncio.subprocess.PIPE
 
 
@@ -117,17 +118,15 @@ class _Server(asyncssh.SSHServer):
 
 
 class _DemoHost:
-    def __init__(self, host: Host, config: ClusterConfig, root: Path, authorized: asyncssh.SSHAuthorizedKeys) -> None:
+    def __init__(self, host: Host, root: Path, authorized: asyncssh.SSHAuthorizedKeys) -> None:
         self.host = host
         self.home = root / "home"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.state_dir = self.home / scripts.state_dir(config.state_dir, config.name).removeprefix("~").lstrip("/")
         self.key = _load_or_make_key(root / "host_key")
         self.authorized = authorized
         self.capacity = host.capacity or DEFAULT_CAPACITY
         self.server: asyncssh.SSHAcceptor | None = None
         self.conns: set[asyncssh.SSHServerConnection] = set()
-        self.procs: set[asyncio.subprocess.Process] = set()
         self.cut = False
         self.booted = time.monotonic()
         self.busy_ticks = 0
@@ -137,6 +136,7 @@ class _DemoHost:
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
+            HOME_MARK: str(self.home),
         }
 
     @property
@@ -168,18 +168,18 @@ class _DemoHost:
 
     async def crash(self) -> None:
         """The machine dies: no server, no connections, no processes (records stay on its disk)."""
+        self.halt()
+        _kill(_processes_of({str(self.home)}).get(str(self.home), []))
+
+    def halt(self) -> None:
+        """Close the server and drop every connection at once."""
+        self.cut = False
         if self.server is not None:
             self.server.close()
             self.server = None
         for conn in list(self.conns):
             conn.abort()
         self.conns.clear()
-        for proc in list(self.procs):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-        for record in records.read_records(self.state_dir):
-            records.kill(record)
-        self.cut = False
 
     def set_cut(self, cut: bool) -> None:
         self.cut = cut
@@ -192,7 +192,7 @@ class _DemoHost:
         probe = _probe_args(process.command)
         try:
             if probe is not None:
-                await self._stream_frames(process, probe)
+                await self._stream_frames(process, self.path(probe[0]), probe[1])
             else:
                 process.exit(await self._run(process))
         except (OSError, asyncssh.Error):
@@ -203,14 +203,12 @@ class _DemoHost:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=_PIPE, stdout=_PIPE, stderr=_PIPE, cwd=self.home, env=self._env, start_new_session=True
         )
-        self.procs.add(proc)
         feed = asyncio.create_task(self._feed(process, proc))
         try:
             await asyncio.gather(_pump(proc.stdout, process.stdout.write), _pump(proc.stderr, process.stderr.write))
             return await proc.wait()
         finally:
             feed.cancel()
-            self.procs.discard(proc)
 
     @staticmethod
     async def _feed(process: asyncssh.SSHServerProcess[bytes], proc: asyncio.subprocess.Process) -> None:
@@ -221,18 +219,24 @@ class _DemoHost:
                 await proc.stdin.drain()
             proc.stdin.close()
 
-    async def _stream_frames(self, process: asyncssh.SSHServerProcess[bytes], interval: float) -> None:
+    def path(self, directory: str) -> Path:
+        """A directory as this host's shell sees it (`~` is its home)."""
+        if directory == "~" or directory.startswith("~/"):
+            return self.home / directory[2:]
+        return Path(directory)
+
+    async def _stream_frames(self, process: asyncssh.SSHServerProcess[bytes], directory: Path, interval: float) -> None:
         seq = 0
         while not process.is_closing():
             if not self.cut:
                 seq += 1
-                process.stdout.write(self.frame(seq).encode())
+                process.stdout.write(self.frame(seq, directory).encode())
             await asyncio.sleep(interval)
 
-    def frame(self, seq: int) -> str:
+    def frame(self, seq: int, directory: Path) -> str:
         """A probe frame for this host: declared capacity, usage of its own replicas only."""
         hz = records.HZ
-        samples = [records.sample(r) for r in records.read_records(self.state_dir)]
+        samples = [records.sample(r) for r in records.read_records(directory)]
         rss_kb = 0
         for s in samples:
             if s.alive and s.ticks is not None:
@@ -262,8 +266,8 @@ class _DemoHost:
         return "\n".join(lines) + "\nE\n"
 
 
-def _probe_args(command: str | None) -> float | None:
-    """The poll interval if `command` is loadmaster's probe (served natively), else None."""
+def _probe_args(command: str | None) -> tuple[str, float] | None:
+    """(state directory, poll interval) if `command` is loadmaster's probe (served natively), else None."""
     if not command or scripts.PROBE_MARK not in command:
         return None
     try:
@@ -272,8 +276,26 @@ def _probe_args(command: str | None) -> float | None:
         return None
     if len(parts) == 6 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
         with contextlib.suppress(ValueError):
-            return max(0.05, float(parts[5]))
+            return parts[4], max(0.05, float(parts[5]))
     return None
+
+
+def _processes_of(homes: set[str]) -> dict[str, list[psutil.Process]]:
+    """The live processes each demo host (by home) started, found by the marker in their environment;
+    replicas leave their parent's session and process group, but keep its environment."""
+    found: dict[str, list[psutil.Process]] = {}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            home = proc.environ().get(HOME_MARK)
+            if home in homes:
+                found.setdefault(home, []).append(proc)
+    return found
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for proc in processes:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
 
 
 class DemoFleet:
@@ -291,16 +313,15 @@ class DemoFleet:
     async def start(self) -> None:
         """Start a server for every demo host; keys in the workdir are reused, else generated.
 
-        Starting is a boot: replicas left running by an earlier run that ended without `stop`
-        (killed, say) are ended, as a machine's processes are by a reboot; their records stay."""
+        Starting is a boot: processes left running by an earlier run that ended without `stop`
+        (killed, say) are ended, as a machine's processes are by a reboot; replica records stay."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         client = _load_or_make_key(Path(self.client_key))
         authorized = asyncssh.import_authorized_keys(client.export_public_key().decode())
         for host in self.hosts:
-            demo = _DemoHost(host, self.config, self.workdir / "hosts" / host.name, authorized)
-            for record in records.read_records(demo.state_dir):
-                records.kill(record)
-            self._hosts[host.name] = demo
+            self._hosts[host.name] = _DemoHost(host, self.workdir / "hosts" / host.name, authorized)
+        for leftovers in _processes_of({str(d.home) for d in self._hosts.values()}).values():
+            _kill(leftovers)
         lines = [
             f"{host_pattern(d.host.address, d.host.port)} {d.key.export_public_key().decode().strip()}\n"
             for d in self._hosts.values()
@@ -314,7 +335,10 @@ class DemoFleet:
 
     async def stop(self) -> None:
         """Stop every server and end every process the demo hosts started."""
-        await asyncio.gather(*(d.crash() for d in self._hosts.values()))
+        for demo in self._hosts.values():
+            demo.halt()
+        for processes in _processes_of({str(d.home) for d in self._hosts.values()}).values():
+            _kill(processes)
 
     def _host(self, host: str) -> _DemoHost:
         try:
@@ -333,8 +357,7 @@ class DemoFleet:
         """The machine loses power: it goes silent (no reset reaches the client) and its processes end."""
         demo = self._host(host)
         demo.set_cut(True)
-        for record in records.read_records(demo.state_dir):
-            records.kill(record)
+        _kill(_processes_of({str(demo.home)}).get(str(demo.home), []))
 
     async def restore(self, host: str) -> None:
         demo = self._host(host)

@@ -1,0 +1,264 @@
+"""The replica runtime and host-key handling, against a real OpenSSH sshd and a demo host alike."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+import psutil
+import pytest
+
+from core.errors import HostCommandFailed, HostUnreachable
+from core.hostlink import records, scripts
+from core.hostlink.demo import DemoFleet
+from core.hostlink.fleet import Fleet
+from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Resources, Service, SshDefaults
+from tests.conftest import demo_cluster
+from tests.hostlink.helpers import until, until_state
+from tests.sshd import start_sshd
+
+HOSTILE = '\'; $(touch {canary}) "x y"'
+
+
+@dataclass(frozen=True)
+class Target:
+    """A host to run replicas on: what tests need of an sshd or of a demo host."""
+
+    address: str
+    port: int
+    user: str | None
+    known_hosts: str
+    client_key: str
+    host_key: asyncssh.SSHKey
+    home: Path  # where `~` is on the host
+
+    @property
+    def fingerprint(self) -> str:
+        return self.host_key.get_fingerprint()
+
+    def host(self, name: str) -> Host:
+        return Host(name, self.address, self.port, user=self.user)
+
+
+@pytest.fixture(params=["sshd", "demo"])
+async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
+    if request.param == "sshd":
+        request.applymarker(pytest.mark.sshd)
+        server = start_sshd("127.0.0.2")
+        try:
+            yield Target(server.address, server.port, server.user, server.known_hosts, server.client_key,
+                         server.host_key, server.home)  # fmt: skip
+        finally:
+            server.cleanup()
+    else:
+        demo = DemoFleet(demo_cluster(1), tmp_path / "demo")
+        await demo.start()
+        try:
+            (host,) = demo.hosts
+            root = tmp_path / "demo" / "hosts" / host.name
+            key = asyncssh.read_public_key(str(root / "host_key.pub"))
+            yield Target(host.address, host.port, None, demo.known_hosts, demo.client_key, key, root / "home")
+        finally:
+            await demo.stop()
+
+
+@pytest.fixture
+def name(target: Target) -> Iterator[str]:
+    """A cluster name of its own, so each test has its own state directory on the host."""
+    cluster = f"t{uuid.uuid4().hex[:10]}"
+    yield cluster
+    state = target.home / ".loadmaster" / cluster
+    for record in records.read_records(state):
+        records.kill(record)
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def cluster(name: str, *hosts: Host, policy: HostKeyPolicy = HostKeyPolicy.STRICT) -> ClusterConfig:
+    defaults = SshDefaults(host_key_policy=policy, connect_timeout=3.0)
+    return ClusterConfig(name, hosts, (), poll_interval=0.5, failure_timeout=1.5, defaults=defaults)
+
+
+def fleet_for(target: Target, cfg: ClusterConfig, known_hosts: str | None = None, **kwargs: object) -> Fleet:
+    return Fleet(cfg, known_hosts=known_hosts or target.known_hosts, client_keys=[target.client_key], **kwargs)  # type: ignore[arg-type]
+
+
+def service(name: str, command: str) -> Service:
+    return Service(name, command, 1, Resources(100, 1 << 20))
+
+
+def alive(pid: int | None) -> bool:
+    try:
+        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_stop_terms_the_process_group_and_kills_it_after_the_grace_period(target: Target, name: str) -> None:
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        polite = await fleet.start_replica("a", service("polite", "sleep 60 & wait"), 0, "g")
+        stubborn = await fleet.start_replica("a", service("stubborn", "trap '' TERM; sleep 60 & wait"), 0, "g")
+        await asyncio.sleep(0.2)
+        group = {p.pid for p in psutil.Process(polite.pid).children()}
+        started = time.monotonic()
+        await fleet.stop_replica("a", ReplicaId("polite", 0), grace=3)
+        assert time.monotonic() - started < 1.5  # TERM was enough: no waiting out the grace period
+        assert not alive(polite.pid) and not any(alive(p) for p in group)  # the whole group, not just the leader
+        started = time.monotonic()
+        await fleet.stop_replica("a", ReplicaId("stubborn", 0), grace=1)
+        assert 1.0 <= time.monotonic() - started < 3.0 and not alive(stubborn.pid)
+    finally:
+        await fleet.close()
+
+
+async def test_start_list_stop_run_hostile_names_and_commands_exactly_as_written(
+    target: Target, name: str, tmp_path: Path
+) -> None:
+    canary = f"/tmp/pwned-{uuid.uuid4().hex[:8]}"
+    hostile = HOSTILE.format(canary=canary)
+    svc = service(hostile, f"printf '%s\\n' {scripts.shlex.quote(hostile)} > out.txt; exec sleep 60")
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        started = await fleet.start_replica("a", svc, 0, "gen 'one'")
+        assert started.running and started.generation == "gen 'one'" and started.replica == ReplicaId(hostile, 0)
+        assert psutil.Process(started.pid).username() == (target.user or getpass.getuser())
+        again = await fleet.start_replica("a", svc, 0, "gen 'two'")
+        assert again.pid == started.pid  # idempotent: the live record wins
+        (listed,) = await fleet.list_replicas("a")
+        assert listed.replica == ReplicaId(hostile, 0) and listed.running and listed.pid == started.pid
+        await until(lambda: any(r.running for r in fleet.observations()["a"].replicas), 3, "replica in the frames")
+        state = target.home / ".loadmaster" / name
+        assert (state / "out.txt").read_text() == hostile + "\n"
+        log = state / "logs" / f"{scripts.hexed(hostile)}.0.log"
+        assert log.exists()
+        await fleet.stop_replica("a", ReplicaId(hostile, 0), grace=2)
+        await fleet.stop_replica("a", ReplicaId(hostile, 0), grace=2)
+        assert not alive(started.pid) and await fleet.list_replicas("a") == ()
+        assert not os.path.exists(canary)
+    finally:
+        await fleet.close()
+
+
+async def test_a_reused_pid_is_never_taken_for_the_replica_nor_killed(target: Target, name: str) -> None:
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        old = await fleet.start_replica("a", service("old", "exec sleep 60"), 0, "g")
+        other = await fleet.start_replica("a", service("other", "exec sleep 60"), 0, "g")
+        await fleet.stop_replica("a", ReplicaId("other", 0), grace=1)
+        bystander = await fleet.start_replica("a", service("bystander", "exec sleep 60"), 0, "g")
+        # `old` died and the kernel handed its pid to an unrelated process: forge exactly that.
+        record = target.home / ".loadmaster" / name / "replicas" / f"{scripts.hexed('old')}.0.rec"
+        fields = record.read_text().split()
+        os.kill(old.pid or 0, 9)
+        fields[5] = str(bystander.pid)
+        record.write_text(" ".join(fields) + "\n")
+        listed = {r.replica.service: r for r in await fleet.list_replicas("a")}
+        assert not listed["old"].running and listed["old"].pid == bystander.pid
+        assert listed["bystander"].running
+        await fleet.stop_replica("a", ReplicaId("old", 0), grace=1)
+        assert alive(bystander.pid)  # stop did not signal the process that reused the pid
+        restarted = await fleet.start_replica("a", service("old", "exec sleep 60"), 0, "g2")
+        assert restarted.running and restarted.pid != bystander.pid and restarted.generation == "g2"
+        assert other.pid != restarted.pid or not alive(other.pid)
+    finally:
+        await fleet.close()
+
+
+async def test_changed_host_key_is_refused_as_key_mismatch_with_both_fingerprints(
+    target: Target, name: str, tmp_path: Path
+) -> None:
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{target.address}]:{target.port} {impostor.export_public_key().decode()}")
+    fleet = fleet_for(target, cluster(name, target.host("a"), policy=HostKeyPolicy.ACCEPT_NEW), str(known))
+    await fleet.start()
+    try:
+        obs = await until_state(fleet, "a", HostState.KEY_MISMATCH, 10)
+        assert impostor.get_fingerprint() in (obs.error or "") and target.fingerprint in (obs.error or "")
+        with pytest.raises(HostUnreachable, match="host key changed"):
+            await fleet.list_replicas("a")
+    finally:
+        await fleet.close()
+
+
+async def test_accept_new_records_the_key_in_loadmasters_own_known_hosts(
+    target: Target, name: str, tmp_path: Path
+) -> None:
+    empty, own = tmp_path / "empty", tmp_path / "lm" / "known_hosts"
+    empty.write_text("")
+    cfg = cluster(name, target.host("a"), policy=HostKeyPolicy.ACCEPT_NEW)
+    fleet = fleet_for(target, cfg, str(empty), own_known_hosts=str(own))
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 10)
+        assert any("recorded new host key" in n and target.fingerprint in n for n in fleet.notices)
+    finally:
+        await fleet.close()
+    assert (
+        own.read_text() == f"[{target.address}]:{target.port} {target.host_key.export_public_key().decode().strip()}\n"
+    )
+    assert empty.read_text() == ""  # the user's file is never written
+    strict = fleet_for(target, cluster(name, target.host("a")), str(empty), own_known_hosts=str(own))
+    await strict.start()
+    try:
+        await until_state(strict, "a", HostState.UP, 10)  # recorded once, trusted from then on
+    finally:
+        await strict.close()
+
+
+async def test_strict_policy_refuses_an_unknown_key(target: Target, name: str, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    fleet = fleet_for(target, cluster(name, target.host("a")), str(empty), own_known_hosts=str(tmp_path / "own"))
+    await fleet.start()
+    try:
+        obs = await until_state(fleet, "a", HostState.DOWN, 10)
+        assert target.fingerprint in (obs.error or "") and "accept-new" in (obs.error or "")
+    finally:
+        await fleet.close()
+
+
+async def test_a_failing_command_is_a_typed_error(target: Target, name: str) -> None:
+    cfg = cluster(name, target.host("a"))
+    fleet = fleet_for(target, ClusterConfig(**{**_fields(cfg), "state_dir": "/proc/not-writable"}))
+    await fleet.start()
+    try:
+        with pytest.raises(HostCommandFailed, match="a: start x/0 failed"):
+            await fleet.start_replica("a", service("x", "sleep 1"), 0, "g")
+    finally:
+        await fleet.close()
+
+
+async def test_replicas_outlive_the_connection_and_a_new_fleet_finds_them(target: Target, name: str) -> None:
+    svc = service("long", "exec sleep 60")
+    first = fleet_for(target, cluster(name, target.host("a")))
+    await first.start()
+    try:
+        started = await first.start_replica("a", svc, 0, "g1")
+    finally:
+        await first.close()
+    await asyncio.sleep(0.3)
+    assert alive(started.pid)  # detached into its own session: the SSH session's end does not touch it
+    second = fleet_for(target, cluster(name, target.host("a")))
+    await second.start()
+    try:
+        await until(lambda: [r.pid for r in second.observations()["a"].replicas] == [started.pid], 5, "re-read")
+        again = await second.start_replica("a", svc, 0, "g2")
+        assert again.pid == started.pid and again.generation == "g1"  # never started twice
+    finally:
+        await second.close()
+
+
+def _fields(cfg: ClusterConfig) -> dict[str, object]:
+    return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
