@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from core.hostlink.demo import DemoFleet
 from core.model import ClusterConfig, Host, Resources, Service
 from tests.sshd import Sshd, free_port, start_sshd
+
+# Locally hypothesis explores new examples each run; in CI the same examples run every time,
+# so a landing is never blocked by a case no one has seen (failures found locally are kept
+# in .hypothesis/ and replayed).
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture
