@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -94,15 +93,3 @@ def test_stopping_a_demo_host_in_a_real_terminal(tmux: Callable[..., str], tmp_p
     assert took < failure_timeout + 5
     assert re.search(r"^\s*node-a\s+down\s.*\s0\s+\d+s\s*$", screen, re.MULTILINE), screen  # no replicas left
     wait_for_screen(session, r"failover of node-a", timeout=5)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
