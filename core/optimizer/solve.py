@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
+from collections.abc import Sequence
 
 from core.errors import InvalidProblem
 from core.model import Placement, ReplicaId, SolverStatus, Strategy
@@ -77,27 +78,27 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
 
     exact = True  # False when the fewest-hosts stage only searched around the incumbent
 
-    def get_model(only_fewer_hosts: bool = False) -> CountsModel:
+    def get_model(only_fewer_hosts: bool = False) -> CountsModel | None:
+        """The model (built once); None when even the neighbourhood would be too large to build."""
         nonlocal model, exact
         if model is None:
-            hosts = None
+            hosts: Sequence[int] = range(c.n_hosts)
             if only_fewer_hosts:
                 hosts = hosts_worth_modelling(c, x)
                 if model_size(c, hosts) > MAX_EXACT_VARS:
                     hosts, exact = neighbourhood(c, x), False
+            if model_size(c, hosts) > MAX_MODEL_VARS:
+                return None
             model = CountsModel(c, binpack=binpack, hosts=hosts)
         return model
 
-    # a model this large takes longer to build than a plan may take; greedy's answer stands
-    whole_fits = model_size(c, range(c.n_hosts)) <= MAX_MODEL_VARS
     proven["A"] = _placed_at_bound(c, x)
-    if not proven["A"] and whole_fits and budget.left() > 0:
-        r = get_model().solve_stage("A", x, seconds=budget.left() * 0.3, seed=seed, workers=workers)
+    if not proven["A"] and budget.left() > 0 and (m := get_model()) is not None:
+        r = m.solve_stage("A", x, seconds=budget.left() * 0.3, seed=seed, workers=workers)
         x, proven["A"] = r.x, r.proven
 
     proven["B"] = _stay_at_bound(c, x)
-    if not proven["B"] and whole_fits and budget.left() > 0:
-        m = get_model()
+    if not proven["B"] and budget.left() > 0 and (m := get_model()) is not None:
         m.fix_to(x, "A")
         r = m.solve_stage("B", x, seconds=budget.left() * 0.4, seed=seed, workers=workers)
         x, proven["B"] = r.x, r.proven
@@ -116,17 +117,18 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
                     c, x, lb=int(hosts_bound or 0), budget=Budget(budget.left() * REPACK_SHARE), seed=seed
                 )
             m = get_model(only_fewer_hosts=binpack)
-            m.fix_to(x, "A")
-            m.fix_to(x, "B")
-            m.fix_to(x, "counts")
-            r = m.solve_stage("C", x, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0))
-            x, proven["C"] = r.x, r.proven and exact
-            if binpack and r.bound is not None and exact:
-                hosts_bound = max(hosts_bound or 0, r.bound)
+            if m is not None:
+                m.fix_to(x, "A")
+                m.fix_to(x, "B")
+                m.fix_to(x, "counts")
+                r = m.solve_stage("C", x, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0))
+                x, proven["C"] = r.x, r.proven and exact
+                if binpack and r.bound is not None and exact:
+                    hosts_bound = max(hosts_bound or 0, r.bound)
     return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
 
 
-MAX_MODEL_VARS = 100_000
+MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
 REPACK_ROUNDS = 80
 REPACK_LOOSE = 4  # least filled hosts per round
