@@ -125,13 +125,21 @@ def pack(
         if step == "whole":
             share = WHOLE_FIRST_SHARE if small else 1.0
             found = _solve_flow(
-                sizes, counts, capacity, best=best, lb=lb, seconds=budget.left() * share, seed=seed, workers=workers
+                sizes,
+                counts,
+                capacity,
+                best=best,
+                lb=lb,
+                budget=budget,
+                seconds=budget.left() * share,
+                seed=seed,
+                workers=workers,
             )
             if found is not None and len(found[0]) <= len(best):
                 best, proven = found
         else:
             share = 1.0 if small else REPACK_SHARE
-            best = repack(best, sizes, capacity, lb=lb, budget=Budget(budget.left() * share), seed=seed)
+            best = repack(best, sizes, capacity, lb=lb, budget=budget.share(share), seed=seed)
             proven = len(best) <= lb
     if proven or len(best) < len(given):
         return best, proven
@@ -148,7 +156,7 @@ def repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: 
     are packed again exactly (arc-flow on a few dozen items); fewer bins replace them.
 
     Rounds are counted, not timed, so the same input and seed give the same bins (the wall
-    budget only cuts the search short on a busy machine).
+    clock only cuts the search short on an overloaded machine, see `Budget`).
     """
     rng = random.Random(seed)
     bins = [list(b) for b in bins]
@@ -169,7 +177,7 @@ def repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: 
             continue
         found = _solve_flow(
             sizes, counts, capacity, best=[bins[i] for i in chosen], lb=sub_lb,
-            seconds=min(budget.left(), REPACK_SECONDS), seed=seed, workers=1,
+            budget=budget, seconds=REPACK_SECONDS, seed=seed, workers=1,
         )  # fmt: skip
         if found is not None and len(found[0]) < len(chosen):
             keep = [b for i, b in enumerate(bins) if i not in set(chosen)]
@@ -184,12 +192,13 @@ def _solve_flow(
     *,
     best: Bins,
     lb: int,
+    budget: Budget,
     seconds: float,
     seed: int,
     workers: int,
 ) -> tuple[Bins, bool] | None:
-    """CP-SAT on the arc-flow model, hinted with `best`; None when it finds nothing."""
-    if seconds <= 0:
+    """CP-SAT on the arc-flow model for `seconds` of `budget`, hinted with `best`; None when it finds nothing."""
+    if min(seconds, budget.left()) <= 0:
         return None
     order = sorted(range(len(sizes)), key=lambda t: (-sizes[t], t))
     arcs, label = _compress(_graph(sizes, counts, capacity, order), sizes, capacity)
@@ -226,7 +235,7 @@ def _solve_flow(
     for arc, v in flow.items():
         m.add_hint(v, used.get(arc, 0))
 
-    solver, status = run(m, seconds=seconds, seed=seed, workers=workers, flavours=FLAVOURS)
+    solver, status = run(m, budget=budget, seconds=seconds, seed=seed, workers=workers, flavours=FLAVOURS)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     left = {arc: solver.value(v) for arc, v in flow.items() if solver.value(v)}

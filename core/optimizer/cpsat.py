@@ -21,25 +21,50 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from core.optimizer.compiled import Compiled, Counts, moves_of, spread_excess, weights
 
-DETERMINISTIC_PER_SECOND = 0.25
+DETERMINISTIC_PER_SECOND = 0.25  # CP-SAT ran 0.3-0.45 deterministic units per wall second here
+WALL_SAFETY = 2.0
 MAX_EXACT_VARS = 20_000  # above this, the fewest-hosts stage searches a neighbourhood of the incumbent
 
 
 @dataclass(slots=True)
 class Budget:
-    """Wall-clock budget shared by the sequential solves (the only clock the optimizer reads)."""
+    """How much search is left, in seconds of the caller's time limit.
+
+    Search is paid for in CP-SAT's deterministic time (DETERMINISTIC_PER_SECOND units per
+    second of limit), so every rule that reads `left()` stops at the same point for the same
+    input and seed. The wall clock only ends the search at `deadline` (WALL_SAFETY times the
+    limit), which happens on an overloaded machine; the plan may then differ between runs.
+    """
 
     limit: float
-    start: float = field(default_factory=time.monotonic)
+    deadline: float
+    used: float = 0.0
+    parent: Budget | None = None
+
+    @classmethod
+    def of(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds * WALL_SAFETY)
 
     def left(self) -> float:
-        return max(0.0, self.limit - (time.monotonic() - self.start))
+        if time.monotonic() >= self.deadline:
+            return 0.0
+        return max(0.0, self.limit - self.used)
+
+    def share(self, fraction: float, *, at_most: float | None = None) -> Budget:
+        """A part of what is left; what the part spends is spent here too."""
+        part = self.left() * fraction
+        return Budget(part if at_most is None else min(part, at_most), self.deadline, parent=self)
+
+    def spend(self, seconds: float) -> None:
+        self.used += seconds
+        if self.parent is not None:
+            self.parent.spend(seconds)
 
 
 @dataclass(slots=True)
@@ -49,18 +74,20 @@ class StageResult:
     bound: float | None = None  # the solver's best bound on the stage objective
 
 
-GENERAL = ({}, {"use_lns_only": True})  # worker 0 searches normally, the others improve the hint by LNS
+GENERAL = ({},)  # every worker searches the default way, each with its own seed
 
 
 def run(
     model: cp_model.CpModel,
     *,
+    budget: Budget,
     seconds: float,
     seed: int,
     workers: int,
     flavours: Sequence[Mapping[str, object]] = GENERAL,
 ) -> tuple[cp_model.CpSolver, int]:
-    """Solve reproducibly on `workers` threads; returns the solver whose answer counts, and its status.
+    """Solve reproducibly on `workers` threads, spending at most `seconds` of `budget`;
+    returns the solver whose answer counts, and its status.
 
     CP-SAT's own multi-worker portfolio races its threads, and its reproducible mode
     (`interleave_search`) was several times slower here, so instead each worker is a
@@ -69,20 +96,18 @@ def run(
     interrupted: when it proves its answer optimal, the others are
     stopped and ignored; otherwise every worker runs to its own limit and the best answer
     wins (ties go to the lower worker). Either way the result depends only on the inputs, as
-    long as each search ends by proof or by its deterministic limit. That limit is
-    `seconds * DETERMINISTIC_PER_SECOND`: CP-SAT's deterministic clock ran at 0.3-0.45 units per
-    wall second on these models on a 2-core machine, so the deterministic limit normally binds
-    first and the wall-clock limit (`seconds`) only keeps the budget on a busy machine, where
-    a cut-short search may then differ between runs.
+    long as each search ends by proof or by its deterministic limit (see `Budget`).
     """
+    seconds = min(seconds, budget.left())
+    wall = max(0.05, budget.deadline - time.monotonic())
     solvers = []
     for k in range(max(1, workers)):
         solver = cp_model.CpSolver()
         p = solver.parameters
         p.num_workers = 1
         p.random_seed = seed + k
-        p.max_deterministic_time = max(0.01, seconds * DETERMINISTIC_PER_SECOND)
-        p.max_time_in_seconds = max(0.05, seconds)
+        p.max_deterministic_time = max(0.001, seconds * DETERMINISTIC_PER_SECOND)
+        p.max_time_in_seconds = wall
         for key, value in flavours[min(k, len(flavours) - 1)].items():
             setattr(p, key, value)
         solvers.append(solver)
@@ -100,6 +125,7 @@ def run(
     work(0)
     for t in threads:
         t.join()
+    budget.spend(solvers[0].deterministic_time / DETERMINISTIC_PER_SECOND)  # worker 0's clock is reproducible
     if statuses[0] in (cp_model.OPTIMAL, cp_model.INFEASIBLE) or len(solvers) == 1:
         return solvers[0], statuses[0]
     found = [k for k, st in enumerate(statuses) if st in (cp_model.OPTIMAL, cp_model.FEASIBLE)]
@@ -229,7 +255,7 @@ class CountsModel:
             m.add_hint(var, value(x))
 
     def solve_stage(
-        self, stage: str, x0: Counts, *, seconds: float, seed: int, workers: int, lb: int = 0
+        self, stage: str, x0: Counts, *, budget: Budget, seconds: float, seed: int, workers: int, lb: int = 0
     ) -> StageResult:
         m, c = self.model, self.c
         if stage == "A":
@@ -248,7 +274,7 @@ class CountsModel:
                         m.add(1000 * load <= c.cap[h][d] * self.worst)
             m.minimize(self.worst)
         self.hint(x0)
-        solver, status = run(m, seconds=seconds, seed=seed, workers=workers)
+        solver, status = run(m, budget=budget, seconds=seconds, seed=seed, workers=workers)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return StageResult(x0, False)
         x = [[0] * c.n_hosts for _ in range(c.n_services)]

@@ -67,7 +67,14 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
         bad.append(f"seed must be 0 or more, got {seed!r}")
     if bad:
         raise InvalidProblem(bad)
-    budget = Budget(time_limit)
+    return _solve(problem, Budget.of(time_limit), seed=seed, workers=workers)
+
+
+def _solve(
+    problem: PlacementProblem, budget: Budget, *, seed: int, workers: int, repack: bool = True
+) -> PlacementResult:
+    """`repack`: False inside a repacking round, whose problem is already a dozen hosts."""
+    start = time.monotonic()
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK
     x = min((greedy_counts(c, order=o, binpack=binpack) for o in ORDERS), key=lambda x: _rank(c, x, binpack))
@@ -94,13 +101,13 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
 
     proven["A"] = _placed_at_bound(c, x)
     if not proven["A"] and budget.left() > 0 and (m := get_model()) is not None:
-        r = m.solve_stage("A", x, seconds=budget.left() * 0.3, seed=seed, workers=workers)
+        r = m.solve_stage("A", x, budget=budget, seconds=budget.left() * 0.3, seed=seed, workers=workers)
         x, proven["A"] = r.x, r.proven
 
     proven["B"] = _stay_at_bound(c, x)
     if not proven["B"] and budget.left() > 0 and (m := get_model()) is not None:
         m.fix_to(x, "A")
-        r = m.solve_stage("B", x, seconds=budget.left() * 0.4, seed=seed, workers=workers)
+        r = m.solve_stage("B", x, budget=budget, seconds=budget.left() * 0.4, seed=seed, workers=workers)
         x, proven["B"] = r.x, r.proven
 
     placed = [sum(x[s]) for s in range(c.n_services)]
@@ -112,20 +119,20 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
         if flow is not None:
             x, proven["C"], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
         else:
-            if binpack and _repackable(c):
-                x = _repack_hosts(
-                    c, x, lb=int(hosts_bound or 0), budget=Budget(budget.left() * REPACK_SHARE), seed=seed
-                )
+            if binpack and repack and _repackable(c):
+                x = _repack_hosts(c, x, lb=int(hosts_bound or 0), budget=budget.share(REPACK_SHARE), seed=seed)
             m = get_model(only_fewer_hosts=binpack)
             if m is not None:
                 m.fix_to(x, "A")
                 m.fix_to(x, "B")
                 m.fix_to(x, "counts")
-                r = m.solve_stage("C", x, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0))
+                r = m.solve_stage(
+                    "C", x, budget=budget, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0)
+                )
                 x, proven["C"] = r.x, r.proven and exact
                 if binpack and r.bound is not None and exact:
                     hosts_bound = max(hosts_bound or 0, r.bound)
-    return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=budget.start, seed=seed)
+    return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=start, seed=seed)
 
 
 MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
@@ -146,15 +153,14 @@ def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int)
     """Large-neighbourhood search: the least filled hosts plus a few random used ones are solved
     again as a problem of their own (this same pipeline, on a dozen hosts); when their replicas
     fit on fewer of them, that packing replaces theirs. Rounds are counted, so the result
-    depends only on the input and seed (the wall budget only cuts it short on a busy machine).
+    depends only on the input and seed (see `Budget`).
     """
     rng = random.Random(seed)
     x = [row[:] for row in x]
     problem = c.problem
     for round_no in range(REPACK_ROUNDS):
         used = [h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))]
-        seconds = min(budget.left(), REPACK_SECONDS)
-        if len(used) <= lb or seconds <= 0:
+        if len(used) <= lb or budget.left() <= 0:
             break
         fill = {h: sum(_share(c, x, h)) for h in used}
         loose = sorted(used, key=lambda h: (fill[h], h))[:REPACK_LOOSE]
@@ -164,7 +170,8 @@ def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int)
             dataclasses.replace(problem.services[s], replicas=sum(x[s][h] for h in chosen)) for s in range(c.n_services)
         ]
         sub = PlacementProblem(tuple(problem.hosts[h] for h in chosen), tuple(services), strategy=Strategy.BINPACK)
-        found = solve(sub, time_limit=seconds, seed=seed + round_no, workers=1)
+        part = budget.share(1.0, at_most=REPACK_SECONDS)
+        found = _solve(sub, part, seed=seed + round_no, workers=1, repack=False)
         if found.unplaced or found.hosts_used >= len(chosen):
             continue
         names = {problem.hosts[h].name: h for h in chosen}
