@@ -9,8 +9,7 @@ import time
 from typing import Any
 
 from console.commands.options import add_config, load_config
-from core.hostlink.demo import default_workdir
-from core.hostlink.fleet import Fleet
+from console.commands.runtime import fleet_for
 from core.model import ClusterConfig, HostObservation, HostState
 from core.units import human_cpu, human_size
 
@@ -43,11 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _observe(cfg: ClusterConfig, wait: float) -> tuple[dict[str, HostObservation], list[str]]:
     """Connect, then wait until each host has answered twice (cpu% needs two frames) or failed."""
-    known_hosts = client_keys = None
-    workdir = default_workdir(cfg.name)
-    if cfg.demo and (workdir / "known_hosts").exists():  # a `loadmaster demo --serve` is running
-        known_hosts, client_keys = str(workdir / "known_hosts"), [str(workdir / "client_key")]
-    fleet = Fleet(cfg, known_hosts=known_hosts, client_keys=client_keys)
+    fleet = fleet_for(cfg)
     await fleet.start()
     deadline = time.monotonic() + wait
     try:

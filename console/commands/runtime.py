@@ -19,7 +19,8 @@ def journal_path(config: ClusterConfig) -> Path:
 
 
 def fleet_for(config: ClusterConfig, demo_workdir: Path | None = None) -> Fleet:
-    """A demo cluster is reached with the keys its demo fleet wrote; any other with the user's own."""
+    """A demo cluster is reached with the keys its demo fleet wrote (`loadmaster demo [--serve]`
+    running); any other with the user's own keys, agent and known_hosts."""
     workdir = demo_workdir or default_workdir(config.name)
     if config.demo and (workdir / "known_hosts").exists():
         return Fleet(config, known_hosts=str(workdir / "known_hosts"), client_keys=[str(workdir / "client_key")])
