@@ -258,9 +258,10 @@ class Engine:
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._on_host_down(host)
-        if not self.read_only and not self._apply_lock.locked():
-            await self._tidy()
-            await self._on_drift()
+        if not self._apply_lock.locked():
+            if not self.read_only:
+                await self._tidy()
+            await self._on_drift()  # under --read-only, plans are computed and shown, never applied
         self._refresh_failover()
         self._emit(EventKind.STATE_UPDATED, "")
 
@@ -338,7 +339,7 @@ class Engine:
         plan = await self._compute(reason="drift")
         if not plan.actions:
             return
-        if self.auto_apply and self._within_policy(plan):
+        if self.auto_apply and not self.read_only and self._within_policy(plan):
             await self._apply(plan)
         else:
             self._pending = plan
