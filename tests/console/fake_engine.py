@@ -365,6 +365,9 @@ class FakeEngine:
         self._events = list(events)
         self._queues: list[asyncio.Queue[Event]] = []
         self.plan_delay = plan_delay
+        # Set by a test that must look at the console mid-solve however slow the machine is:
+        # the solve waits here, at its halfway point, until the test sets it.
+        self.halfway: asyncio.Event | None = None
         self.apply_delay = apply_delay
         self.failing = frozenset(failing)
         self.failure_timeout = failure_timeout
@@ -421,6 +424,8 @@ class FakeEngine:
         self.publish(replace(self._snapshot, solving=True, solve_progress=SolveProgress(0.0)))
         await asyncio.sleep(self.plan_delay / 2)
         self.publish(replace(self._snapshot, solve_progress=SolveProgress(self.plan_delay / 2, 6, 4, 2)))
+        if self.halfway is not None:
+            await self.halfway.wait()
         await asyncio.sleep(self.plan_delay / 2)
         plan = rebalance_plan(self._snapshot)
         if plan is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import tomllib
@@ -416,19 +417,28 @@ async def test_export_error_is_a_notification(fake: ModuleType, tmp_path: Path) 
 
 async def test_replan_runs_in_a_worker_with_a_spinner(fake: ModuleType) -> None:
     engine = fake.FakeEngine(fake.small_snapshot(), plan_delay=1.0)
+    engine.halfway = asyncio.Event()
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3", "r")
         await settle(app, pilot)
         await pilot.press("p")
-        await pilot.pause(0.7)  # the solver is past halfway: the UI still answers keys
         spinner = app.screen.query_one("#solving", Spinner)
+        for _ in range(100):  # the solver is held at halfway: the UI still answers
+            await pilot.pause(0.05)
+            if "best so far" in text_of(spinner):
+                break
         assert spinner.display
         assert "solving… 0.5s · best so far 6 hosts · bound 4 · 2 solutions" in text_of(spinner)
         assert "p" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
         await pilot.press("1")
         assert isinstance(app.screen, FleetScreen)
         await pilot.press("3")
+        engine.halfway.set()
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if engine.snapshot().pending is not None:
+                break
         await settle(app, pilot)
         assert not spinner.display
         assert engine.snapshot().pending is not None
