@@ -11,7 +11,8 @@ stop as soon as it meets its own bound.
   A. most priority-weighted replicas placed; ties broken by the least spread excess
      (max - min - 1 of a spread service's per-group counts): both in one objective,
      placed_weight * (E + 1) - excess, safe because excess <= E;
-  B. fewest moves (= most replicas left on the host they run on);
+  B. fewest moves: per service, min(running, placed) - replicas left where they run
+     (a running replica that is not kept either moves or, when fewer are placed, stops);
   C. binpack: fewest hosts used; spread: lowest worst load (per mille of a host dimension).
 """
 
