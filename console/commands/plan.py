@@ -6,8 +6,9 @@ import argparse
 import asyncio
 
 from console.commands.options import add_config, load_config
-from console.commands.runtime import open_engine
+from console.commands.runtime import demo_hint, open_engine
 from core.engine.planfile import FORMATS
+from core.model import SolverStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,11 +42,17 @@ async def _run(args: argparse.Namespace) -> int:
         for replica, why in sorted(plan.unplaced.items()):
             print(f"unplaced {replica}: {why}")
         above = plan.hosts_used - plan.lower_bound
-        gap = "optimal" if above == 0 else f"at most {above} above optimal"
+        if plan.status in (SolverStatus.OPTIMAL, SolverStatus.FEASIBLE):
+            quality = "optimal" if above == 0 else f"at most {above} above optimal"
+        else:
+            quality = f"not every replica can be placed: {len(plan.unplaced)} unplaced"
         print(
-            f"{len(plan.actions)} actions; {plan.hosts_used} hosts ({gap}); "
+            f"{len(plan.actions)} actions; {plan.hosts_used} hosts ({quality}); "
             f"solver {plan.status.value}, lower bound {plan.lower_bound}, gap {plan.gap:.1%}"
         )
+        hint = demo_hint(engine.snapshot())
+        if hint:
+            print(hint)
         if args.output:
             engine.export(plan, args.output, args.format)
             print(f"wrote {args.output}")

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from core.engine.api import Snapshot
 from core.engine.engine import DemoControl, Engine
 from core.engine.journal import Journal
 from core.hostlink.demo import default_workdir
@@ -45,6 +46,13 @@ def make_engine(
         failover_auto=failover_auto,
         demo=demo,
     )
+
+
+def demo_hint(snapshot: Snapshot) -> str | None:
+    """What to do when a demo cluster's hosts are all unreachable: its fleet is simply not running."""
+    if snapshot.config.demo and all(not o.state.reachable for o in snapshot.hosts.values()):
+        return "hint: no demo host answers; start the demo fleet with `loadmaster demo` (or `loadmaster demo --serve`)"
+    return None
 
 
 @contextlib.asynccontextmanager

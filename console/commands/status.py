@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from console.commands.options import add_config, load_config
-from console.commands.runtime import open_engine
+from console.commands.runtime import demo_hint, open_engine
 from core.engine.api import Snapshot
 from core.engine.planfile import utilization
 from core.model import HostState
@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(render(doc))
+        hint = demo_hint(snap)
+        if hint:
+            print(hint)
     down = [h for h in doc["hosts"] if h["state"] != "up"]
     short = [s for s in doc["services"] if s["running"] < s["desired"]]
     return 1 if down or short else 0
