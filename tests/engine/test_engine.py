@@ -167,3 +167,25 @@ async def test_changed_command_restarts_replicas_in_place_one_at_a_time(engine_o
     assert {r: hosts[0] for r, hosts in fleet.running().items()} == where  # in place, nothing moved
     assert min(lowest) == 2  # min_healthy = 2: never two web replicas down at once
     assert any(e.message.startswith("restart web/") for e in engine.recent_events())
+
+
+async def test_a_host_that_comes_back_takes_no_new_work_until_it_settles(engine_of, small_config):
+    config = dataclasses.replace(small_config, policy=dataclasses.replace(small_config.policy, settle=1.5))
+    engine, fleet = await engine_of(config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(config))
+    victim = fleet.running()[ReplicaId("web", 0)][0]
+    fleet.states[victim] = HostState.DOWN
+    await until(lambda: any(e.kind is EventKind.HOST_DOWN and e.host == victim for e in engine.recent_events()))
+    fleet.states[victim] = HostState.UP
+    down_at = next(e.at for e in engine.recent_events() if e.kind is EventKind.HOST_DOWN and e.host == victim)
+    await until(
+        lambda: any(
+            e.kind is EventKind.HOST_UP and e.host == victim and e.at >= down_at for e in engine.recent_events()
+        )
+    )
+    plan = await engine.plan()  # web needs the host back (3 replicas, max_per_host = 1)
+    assert all(a.to_host != victim for a in plan.actions)
+    assert plan.assumed.hosts[victim] == "suspect"  # settling: keeps what it has, takes nothing new
+    await asyncio.sleep(1.5)
+    plan = await engine.plan()
+    assert plan.assumed.hosts[victim] == "up"
