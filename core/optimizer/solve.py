@@ -57,7 +57,11 @@ def greedy(problem: PlacementProblem) -> PlacementResult:
 
 
 def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0, workers: int = 2) -> PlacementResult:
-    """The best placement found within `time_limit` seconds (wall clock, all stages together)."""
+    """The best placement found within `time_limit` seconds of search, all stages together.
+
+    The limit is counted in CP-SAT's deterministic time so that the same problem and seed give the
+    same placement; a slow machine may take longer, up to about twice the limit.
+    """
     bad = []
     if not time_limit > 0:
         bad.append(f"time_limit must be more than 0 seconds, got {time_limit!r}")
