@@ -123,6 +123,7 @@ class Engine:
         self._applying: ApplyProgress | None = None
         self._apply_lock = asyncio.Lock()
         self._solving_since: float | None = None
+        self._solve_progress: tuple[int | None, int | None, int] = (None, None, 0)  # best, bound, reports
         self._failover: tuple[FailoverPlan, ...] = ()
         self._failover_basis = ""
         # Fewest hosts that could hold the desired state: the quick bound, raised by a solve's proven
@@ -402,7 +403,15 @@ class Engine:
         problem, (fp, basis) = self._problem(), self._basis()
         current = self._rec.current
         self._solving_since = self._clock()
+        self._solve_progress = (None, None, 0)
         self._emit(EventKind.STATE_UPDATED, "")
+        loop = asyncio.get_running_loop()
+
+        def progress(best: int, bound: int | None) -> None:  # called from the solver's thread
+            before, _, found = self._solve_progress
+            self._solve_progress = (best, bound, found + (before is None or best < before))
+            loop.call_soon_threadsafe(self._emit, EventKind.STATE_UPDATED, "")
+
         try:
             result = await asyncio.to_thread(
                 optimizer.solve,
@@ -410,6 +419,7 @@ class Engine:
                 time_limit=self._config.policy.solver_time_limit,
                 seed=self._seed,
                 workers=self._workers,
+                progress=progress,
             )
         finally:
             self._solving_since = None
@@ -594,7 +604,9 @@ class Engine:
             read_only=self.read_only,
             demo=self._demo is not None,
             solving=solving,
-            solve_progress=SolveProgress(elapsed=self._clock() - self._solving_since) if self._solving_since else None,
+            solve_progress=SolveProgress(self._clock() - self._solving_since, *self._solve_progress)
+            if self._solving_since
+            else None,
         )
 
     def subscribe(self) -> asyncio.Queue[Event]:

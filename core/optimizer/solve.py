@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from core.errors import InvalidProblem
 from core.model import Placement, ReplicaId, SolverStatus, Strategy
@@ -56,11 +56,20 @@ def greedy(problem: PlacementProblem) -> PlacementResult:
     return _result(c, x, proven, hosts_bound=None, binpack=binpack, start=start, seed=0)
 
 
-def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0, workers: int = 2) -> PlacementResult:
+def solve(
+    problem: PlacementProblem,
+    *,
+    time_limit: float = 10.0,
+    seed: int = 0,
+    workers: int = 2,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> PlacementResult:
     """The best placement found within `time_limit` seconds of search, all stages together.
 
     The limit is counted in CP-SAT's deterministic time so that the same problem and seed give the
-    same placement; a slow machine may take longer, up to about twice the limit.
+    same placement; a slow machine may take longer, up to about twice the limit. `progress`, if
+    given, is called (from the solving thread) with the hosts the best placement so far uses and
+    the lower bound known so far, after greedy and after each stage, so a screen can show them.
     """
     bad = []
     if not time_limit > 0:
@@ -71,11 +80,17 @@ def solve(problem: PlacementProblem, *, time_limit: float = 10.0, seed: int = 0,
         bad.append(f"seed must be 0 or more, got {seed!r}")
     if bad:
         raise InvalidProblem(bad)
-    return _solve(problem, Budget.of(time_limit), seed=seed, workers=workers)
+    return _solve(problem, Budget.of(time_limit), seed=seed, workers=workers, progress=progress)
 
 
 def _solve(
-    problem: PlacementProblem, budget: Budget, *, seed: int, workers: int, repack: bool = True
+    problem: PlacementProblem,
+    budget: Budget,
+    *,
+    seed: int,
+    workers: int,
+    repack: bool = True,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> PlacementResult:
     """`repack`: False inside a repacking round, whose problem is already a dozen hosts."""
     start = time.monotonic()
@@ -103,6 +118,11 @@ def _solve(
             model = CountsModel(c, binpack=binpack, hosts=hosts)
         return model
 
+    def report(bound: float | None) -> None:
+        if progress is not None:
+            progress(hosts_used(c, x), int(bound) if bound is not None and binpack else None)
+
+    report(hosts_lower_bound(c, [sum(x[s]) for s in range(c.n_services)]))
     proven["A"] = _placed_at_bound(c, x)
     if not proven["A"] and budget.left() > 0 and (m := get_model()) is not None:
         r = m.solve_stage("A", x, budget=budget, seconds=budget.left() * 0.3, seed=seed, workers=workers)
@@ -116,6 +136,7 @@ def _solve(
 
     placed = [sum(x[s]) for s in range(c.n_services)]
     hosts_bound: float | None = hosts_lower_bound(c, placed) if binpack else None
+    report(hosts_bound)
     stage_c_done = binpack and hosts_used(c, x) <= (hosts_bound or 0)
     proven["C"] = stage_c_done
     if not stage_c_done and budget.left() > 0:
@@ -136,6 +157,7 @@ def _solve(
                 x, proven["C"] = r.x, r.proven and exact
                 if binpack and r.bound is not None and exact:
                     hosts_bound = max(hosts_bound or 0, r.bound)
+        report(hosts_bound)
     return _result(c, x, proven, hosts_bound=hosts_bound, binpack=binpack, start=start, seed=seed)
 
 
