@@ -15,6 +15,8 @@ from pathlib import Path
 
 from core.model import Action, ActionKind, ReplicaId
 
+EVENTS_KEPT = 100_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS plans (
     id TEXT PRIMARY KEY,
@@ -118,4 +120,7 @@ class Journal:
 
     def log_event(self, at: float, doc: dict[str, object]) -> None:
         with self._db:
-            self._db.execute("INSERT INTO events VALUES (?, ?)", (at, json.dumps(doc)))
+            cursor = self._db.execute("INSERT INTO events VALUES (?, ?)", (at, json.dumps(doc)))
+            # A daemon runs for months: keep the newest events only, pruning now and then.
+            if cursor.lastrowid and cursor.lastrowid % 1000 == 0:
+                self._db.execute("DELETE FROM events WHERE rowid <= ?", (cursor.lastrowid - EVENTS_KEPT,))

@@ -160,3 +160,14 @@ async def test_a_stop_never_takes_a_service_below_min_healthy(tmp_path, small_co
     plan = plan_of(Action(ActionKind.STOP, extra, from_host="c"))
     await apply_plan("q", plan, small_config, states, fleet, journal, lambda *a: None, running={"web": 2})
     assert extra not in fleet.running()
+
+
+def test_the_event_log_keeps_only_the_newest(tmp_path, monkeypatch):
+    from core.engine import journal as journal_module
+
+    monkeypatch.setattr(journal_module, "EVENTS_KEPT", 1500)
+    journal = Journal(tmp_path / "j.db")
+    for i in range(3000):
+        journal.log_event(float(i), {"i": i})
+    rows = journal._db.execute("SELECT min(at), max(at), count(*) FROM events").fetchone()
+    assert rows == (1500.0, 2999.0, 1500)
