@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write the plan here (default: print the actions)")
     p.add_argument("--format", choices=FORMATS, help="file format (default: from the file name, else json)")
     p.add_argument("--failover", action="store_true", help="export the failover plan of every host and zone")
+    p.add_argument(
+        "--repack", action="store_true", help="pack onto the fewest hosts even if running replicas must move"
+    )
     p.set_defaults(run=run)
 
 
@@ -36,7 +39,7 @@ async def _run(args: argparse.Namespace) -> int:
                 verdict = "survives" if f.survives else f"DEGRADES {', '.join(f.degraded)}"
                 print(f"lose {f.scope} {f.target}: {len(f.moves)} replicas move, {verdict}")
             return 0
-        plan = await engine.plan()
+        plan = await engine.plan(repack=args.repack)
         for action in plan.actions:
             print(action)
         for replica, why in sorted(plan.unplaced.items()):

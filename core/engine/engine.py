@@ -399,7 +399,7 @@ class Engine:
         basis = basis_of(self._config, hosts, self._rec.current)
         return fingerprint(basis), basis
 
-    async def _compute(self, reason: str = "rebalance") -> Plan:
+    async def _compute(self, reason: str = "rebalance", *, moves_first: bool = True) -> Plan:
         problem, (fp, basis) = self._problem(), self._basis()
         current = self._rec.current
         self._solving_since = self._clock()
@@ -420,6 +420,7 @@ class Engine:
                 seed=self._seed,
                 workers=self._workers,
                 progress=progress,
+                moves_first=moves_first,
             )
         finally:
             self._solving_since = None
@@ -638,9 +639,10 @@ class Engine:
                 queue.get_nowait()
             queue.put_nowait(event)
 
-    async def plan(self) -> Plan:
+    async def plan(self, *, repack: bool = False) -> Plan:
+        """A plan for the current state; `repack` packs onto the fewest hosts even if that moves replicas."""
         self._observe()
-        plan = await self._compute(reason="rebalance")
+        plan = await self._compute(reason="repack" if repack else "rebalance", moves_first=not repack)
         self._pending = plan
         return plan
 

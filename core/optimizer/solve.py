@@ -63,6 +63,7 @@ def solve(
     seed: int = 0,
     workers: int = 2,
     progress: Callable[[int, int | None], None] | None = None,
+    moves_first: bool = True,
 ) -> PlacementResult:
     """The best placement found within `time_limit` seconds of search, all stages together.
 
@@ -70,6 +71,8 @@ def solve(
     same placement; a slow machine may take longer, up to about twice the limit. `progress`, if
     given, is called (from the solving thread) with the hosts the best placement so far uses and
     the lower bound known so far, after greedy and after each stage, so a screen can show them.
+    `moves_first=False` is a repack: the fewest hosts no longer wait on the fewest moves (replicas
+    still stay where the packing allows), for an operator who asks to free hosts.
     """
     bad = []
     if not time_limit > 0:
@@ -80,7 +83,9 @@ def solve(
         bad.append(f"seed must be 0 or more, got {seed!r}")
     if bad:
         raise InvalidProblem(bad)
-    return _solve(problem, Budget.of(time_limit), seed=seed, workers=workers, progress=progress)
+    return _solve(
+        problem, Budget.of(time_limit), seed=seed, workers=workers, progress=progress, moves_first=moves_first
+    )
 
 
 def _solve(
@@ -91,6 +96,7 @@ def _solve(
     workers: int,
     repack: bool = True,
     progress: Callable[[int, int | None], None] | None = None,
+    moves_first: bool = True,
 ) -> PlacementResult:
     """`repack`: False inside a repacking round, whose problem is already a dozen hosts."""
     start = time.monotonic()
@@ -128,7 +134,8 @@ def _solve(
         r = m.solve_stage("A", x, budget=budget, seconds=budget.left() * 0.3, seed=seed, workers=workers)
         x, proven["A"] = r.x, r.proven
 
-    proven["B"] = _stay_at_bound(c, x)
+    # A repack does not minimise moves before hosts: stage B is not part of its objective.
+    proven["B"] = _stay_at_bound(c, x) or not moves_first
     if not proven["B"] and budget.left() > 0 and (m := get_model()) is not None:
         m.fix_to(x, "A")
         r = m.solve_stage("B", x, budget=budget, seconds=budget.left() * 0.4, seed=seed, workers=workers)
@@ -149,7 +156,8 @@ def _solve(
             m = get_model(only_fewer_hosts=binpack)
             if m is not None:
                 m.fix_to(x, "A")
-                m.fix_to(x, "B")
+                if moves_first:
+                    m.fix_to(x, "B")
                 m.fix_to(x, "counts")
                 r = m.solve_stage(
                     "C", x, budget=budget, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0)

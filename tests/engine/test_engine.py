@@ -9,7 +9,7 @@ from core.engine.engine import Engine
 from core.engine.events import EventKind
 from core.engine.journal import Journal
 from core.errors import ReadOnly, StalePlan
-from core.model import HostState, ReplicaId
+from core.model import ActionKind, HostState, ReplicaId
 
 from .fake_fleet import FakeFleet
 
@@ -189,3 +189,23 @@ async def test_a_host_that_comes_back_takes_no_new_work_until_it_settles(engine_
     await asyncio.sleep(1.5)
     plan = await engine.plan()
     assert plan.assumed.hosts[victim] == "up"
+
+
+async def test_repack_frees_a_host_that_a_rebalance_keeps(engine_of, small_config):
+    from core.engine.basis import generation
+
+    engine, fleet = await engine_of(small_config)
+    svc = small_config.service("db")
+    await fleet.start_replica("c", svc, 0, generation(svc))  # db alone on c, where a or b have room for it
+    web = small_config.service("web")
+    for i, host in enumerate("ab"):
+        await fleet.start_replica(host, web, i, generation(web))
+    services = (dataclasses.replace(web, replicas=2, max_per_host=None), svc)
+    engine.reload(dataclasses.replace(small_config, services=services))
+    steady = await engine.plan()
+    assert steady.actions == () and steady.hosts_used == 3
+    repack = await engine.plan(repack=True)
+    # 2 × web (1 cpu, 1 GiB) + db (2 cpu, 2 GiB) fill one 4-cpu, 8 GiB host: one replica stays, two move to it
+    assert repack.reason == "repack" and repack.hosts_used == 1 == repack.lower_bound
+    assert [a.kind for a in repack.actions] == [ActionKind.MOVE, ActionKind.MOVE]
+    assert len(set(repack.target.assignments.values())) == 1
