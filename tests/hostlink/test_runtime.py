@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
-import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,12 +16,11 @@ import psutil
 import pytest
 
 from core.errors import HostCommandFailed, HostUnreachable
-from core.hostlink import records, scripts
+from core.hostlink import scripts
 from core.hostlink.demo import DemoFleet
-from core.hostlink.fleet import Fleet
-from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Resources, Service, SshDefaults
+from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId
 from tests.conftest import demo_cluster
-from tests.hostlink.helpers import until, until_state
+from tests.hostlink.helpers import alive, cluster, fleet_for, fresh_cluster, service, until, until_state
 from tests.sshd import start_sshd
 
 HOSTILE = '\'; $(touch {canary}) "x y"'
@@ -72,33 +70,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 def name(target: Target) -> Iterator[str]:
-    """A cluster name of its own, so each test has its own state directory on the host."""
-    cluster = f"t{uuid.uuid4().hex[:10]}"
-    yield cluster
-    state = target.home / ".loadmaster" / cluster
-    for record in records.read_records(state):
-        records.kill(record)
-    shutil.rmtree(state, ignore_errors=True)
-
-
-def cluster(name: str, *hosts: Host, policy: HostKeyPolicy = HostKeyPolicy.STRICT) -> ClusterConfig:
-    defaults = SshDefaults(host_key_policy=policy, connect_timeout=3.0)
-    return ClusterConfig(name, hosts, (), poll_interval=0.5, failure_timeout=1.5, defaults=defaults)
-
-
-def fleet_for(target: Target, cfg: ClusterConfig, known_hosts: str | None = None, **kwargs: object) -> Fleet:
-    return Fleet(cfg, known_hosts=known_hosts or target.known_hosts, client_keys=[target.client_key], **kwargs)  # type: ignore[arg-type]
-
-
-def service(name: str, command: str) -> Service:
-    return Service(name, command, 1, Resources(100, 1 << 20))
-
-
-def alive(pid: int | None) -> bool:
-    try:
-        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    yield from fresh_cluster(target)
 
 
 async def test_stop_terms_the_process_group_and_kills_it_after_the_grace_period(target: Target, name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,9 @@ import pytest
 
 from console.cli import main as cli
 from core.errors import HostUnreachable
-from core.hostlink import records
 from core.hostlink.fleet import Fleet
-from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, Resources, Service, SshDefaults
-from tests.hostlink.helpers import until, until_state
+from core.model import ClusterConfig, Host, HostState, Resources
+from tests.hostlink.helpers import cluster, fleet_for, fresh_cluster, service, until, until_state
 from tests.sshd import Sshd, free_port, require_tool
 
 pytestmark = pytest.mark.sshd
@@ -28,33 +26,7 @@ HOSTILE = '\'; $(touch {canary}) "x y"'
 
 @pytest.fixture
 def name(sshd: Sshd) -> Iterator[str]:
-    """A cluster name of its own, so each test has its own state directory in the test user's home."""
-    cluster = f"t{uuid.uuid4().hex[:10]}"
-    yield cluster
-    state = sshd.home / ".loadmaster" / cluster
-    for record in records.read_records(state):
-        records.kill(record)
-    shutil.rmtree(state, ignore_errors=True)
-
-
-def cluster(name: str, *hosts: Host, policy: HostKeyPolicy = HostKeyPolicy.STRICT) -> ClusterConfig:
-    defaults = SshDefaults(host_key_policy=policy, connect_timeout=3.0)
-    return ClusterConfig(name, hosts, (), poll_interval=0.5, failure_timeout=1.5, defaults=defaults)
-
-
-def fleet_for(sshd: Sshd, cfg: ClusterConfig, known_hosts: str | None = None, **kwargs: object) -> Fleet:
-    return Fleet(cfg, known_hosts=known_hosts or sshd.known_hosts, client_keys=[sshd.client_key], **kwargs)  # type: ignore[arg-type]
-
-
-def service(name: str, command: str) -> Service:
-    return Service(name, command, 1, Resources(100, 1 << 20))
-
-
-def alive(pid: int | None) -> bool:
-    try:
-        return pid is not None and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    yield from fresh_cluster(sshd)
 
 
 async def test_probe_streams_what_the_real_host_has(sshd: Sshd, name: str) -> None:
