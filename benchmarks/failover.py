@@ -65,16 +65,6 @@ def cluster(hosts: int, replicas: int, tag: int) -> ClusterConfig:
     )  # fmt: skip
 
 
-def running(engine: Engine) -> dict[ReplicaId, list[str]]:
-    out: dict[ReplicaId, list[str]] = {}
-    for name, obs in engine.snapshot().hosts.items():
-        if obs.state.reachable:
-            for r in obs.replicas:
-                if r.running:
-                    out.setdefault(r.replica, []).append(name)
-    return out
-
-
 def processes(tag: int, index: int) -> int:
     out = subprocess.run(["pgrep", "-xf", f"sleep {tag}{index}"], capture_output=True, text=True)
     return len(out.stdout.split())
@@ -96,7 +86,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 
     async def sample() -> None:
         while sampling:
-            for r, hosts in running(engine).items():
+            for r, hosts in engine.snapshot().running().items():
                 if len(hosts) > 1:
                     duplicated.add(r)
             await asyncio.sleep(0.1)
@@ -105,14 +95,14 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         t0 = time.monotonic()
         await engine.start()
         sampler = asyncio.create_task(sample())
-        while set(running(engine)) != desired:
+        while set(engine.snapshot().running()) != desired:
             if time.monotonic() - t0 > 120:
-                raise SystemExit(f"initial placement incomplete: {len(running(engine))}/{len(desired)}")
+                raise SystemExit(f"initial placement incomplete: {len(engine.snapshot().running())}/{len(desired)}")
             await asyncio.sleep(0.2)
         placed_s = time.monotonic() - t0
         for k in range(args.kills):
             await engine.wait_failover()
-            now = running(engine)
+            now = engine.snapshot().running()
             per_host: dict[str, set[ReplicaId]] = {}
             for r, hosts in now.items():
                 per_host.setdefault(hosts[0], set()).add(r)
@@ -123,7 +113,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             while engine.snapshot().hosts[victim].state is not HostState.DOWN:
                 await asyncio.sleep(0.02)
             detect.append(time.monotonic() - start)
-            while not all(any(h != victim for h in running(engine).get(r, [])) for r in displaced):
+            while not all(any(h != victim for h in engine.snapshot().running().get(r, [])) for r in displaced):
                 if time.monotonic() - start > 60:
                     break
                 await asyncio.sleep(0.02)
@@ -135,7 +125,7 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 await asyncio.sleep(0.05)
             await asyncio.sleep(config.policy.settle + 1)
         await asyncio.sleep(3)  # let the last clean-ups land before counting
-        final = running(engine)
+        final = engine.snapshot().running()
         lost = len(desired - set(final))
         doubled = sum(1 for hosts in final.values() if len(hosts) > 1)
         extra_processes = {s.name: processes(tag, i + 1) - s.replicas for i, s in enumerate(config.services)}

@@ -66,6 +66,16 @@ class Snapshot:
     solving: bool = False  # a plan is being computed now
     solve_progress: SolveProgress | None = None  # set while `solving`, when the solver reports it
 
+    def running(self) -> dict[ReplicaId, list[str]]:
+        """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""
+        out: dict[ReplicaId, list[str]] = {}
+        for name, obs in self.hosts.items():
+            if obs.state.reachable:
+                for r in obs.replicas:
+                    if r.running:
+                        out.setdefault(r.replica, []).append(name)
+        return out
+
 
 class EngineAPI(Protocol):
     """The calls a front end makes. Every change goes through these, and each refuses under read-only."""

@@ -13,16 +13,6 @@ from core.model import HostState, ReplicaId, Resources, Service
 from tests.conftest import demo_cluster
 
 
-def running(engine: Engine) -> dict[ReplicaId, list[str]]:
-    out: dict[ReplicaId, list[str]] = {}
-    for name, obs in engine.snapshot().hosts.items():
-        if obs.state.reachable:
-            for r in obs.replicas:
-                if r.running:
-                    out.setdefault(r.replica, []).append(name)
-    return out
-
-
 async def until(predicate, timeout: float) -> float:
     start = time.monotonic()
     while not predicate():
@@ -50,24 +40,24 @@ async def test_crashed_host_is_down_within_the_timeout_and_its_replicas_run_else
     engine, _demo = await auto_engine(demo_fleet, config, tmp_path)
     try:
         desired = {r for s in services for r in s.replica_ids()}
-        await until(lambda: set(running(engine)) == desired, 20)
+        await until(lambda: set(engine.snapshot().running()) == desired, 20)
         await engine.wait_failover()
-        victim = running(engine)[ReplicaId("db", 0)][0]
-        displaced = {r for r, hosts in running(engine).items() if victim in hosts}
+        victim = engine.snapshot().running()[ReplicaId("db", 0)][0]
+        displaced = {r for r, hosts in engine.snapshot().running().items() if victim in hosts}
         crashed_at = time.monotonic()
         await engine.stop_demo_host(victim)
         down_after = await until(lambda: engine.snapshot().hosts[victim].state is HostState.DOWN, 10)
         assert down_after <= config.failure_timeout + config.poll_interval + 0.5
-        await until(lambda: all(r in running(engine) for r in displaced), 10)
+        await until(lambda: all(r in engine.snapshot().running() for r in displaced), 10)
         mttr = time.monotonic() - crashed_at
         assert mttr < 5, mttr
-        assert all(victim not in hosts for hosts in running(engine).values())
+        assert all(victim not in hosts for hosts in engine.snapshot().running().values())
 
         await engine.restore_demo_host(victim)
         await until(lambda: engine.snapshot().hosts[victim].state is HostState.UP, 10)
         await asyncio.sleep(1.5)
-        assert set(running(engine)) == desired
-        assert all(len(hosts) == 1 for hosts in running(engine).values())
+        assert set(engine.snapshot().running()) == desired
+        assert all(len(hosts) == 1 for hosts in engine.snapshot().running().values())
     finally:
         await engine.close()
 
@@ -78,14 +68,20 @@ async def test_cut_off_host_copies_are_stopped_when_it_returns(demo_fleet, tmp_p
     engine, demo = await auto_engine(demo_fleet, config, tmp_path)
     try:
         desired = set(services[0].replica_ids())
-        await until(lambda: set(running(engine)) == desired, 20)
-        victim = running(engine)[ReplicaId("web", 0)][0]
+        await until(lambda: set(engine.snapshot().running()) == desired, 20)
+        victim = engine.snapshot().running()[ReplicaId("web", 0)][0]
         await demo.cut_off(victim)  # a partition: its replica keeps running, unseen
         await until(lambda: engine.snapshot().hosts[victim].state is HostState.DOWN, 10)
-        await until(lambda: ReplicaId("web", 0) in running(engine), 10)
+        await until(lambda: ReplicaId("web", 0) in engine.snapshot().running(), 10)
         await demo.restore(victim)
         await until(lambda: engine.snapshot().hosts[victim].state is HostState.UP, 15)
         # the partitioned copy came back alongside the failed-over one: one of them is stopped
-        await until(lambda: all(len(h) == 1 for h in running(engine).values()) and set(running(engine)) == desired, 15)
+        await until(
+            lambda: (
+                all(len(h) == 1 for h in engine.snapshot().running().values())
+                and set(engine.snapshot().running()) == desired
+            ),
+            15,
+        )
     finally:
         await engine.close()
