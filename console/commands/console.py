@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TYPE_CHECKING
 
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
-from core.engine.engine import Engine
+
+if TYPE_CHECKING:
+    from core.engine.engine import Engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.commands.console import run_console
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from core.errors import LoadmasterError
-from core.hostlink.demo import DemoFleet, default_workdir
+
+if TYPE_CHECKING:
+    from core.hostlink.demo import DemoFleet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.hostlink.demo import DemoFleet, default_workdir  # asyncssh loads only when a fleet runs
+
     cfg = load_config(args)
     declared = sum(1 for h in cfg.hosts if h.demo)
     if declared == 0 and not args.hosts:

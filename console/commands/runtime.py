@@ -1,4 +1,8 @@
-"""Builds the engine the commands drive: the fleet (real or the local demo's), the journal, the policy."""
+"""Builds the engine the commands drive: the fleet (real or the local demo's), the journal, the policy.
+
+The engine (ortools) and hostlink (asyncssh) are imported when an engine is built, not when the
+CLI starts, so that `--help`, `--version` and `validate` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.engine.api import Snapshot
-from core.engine.engine import DemoControl, Engine
-from core.engine.journal import Journal
-from core.hostlink.demo import default_workdir
-from core.hostlink.fleet import Fleet
 from core.model import ClusterConfig
+
+if TYPE_CHECKING:
+    from core.engine.engine import DemoControl, Engine
+    from core.hostlink.fleet import Fleet
 
 
 def journal_path(config: ClusterConfig) -> Path:
@@ -22,6 +27,9 @@ def journal_path(config: ClusterConfig) -> Path:
 def fleet_for(config: ClusterConfig, demo_workdir: Path | None = None) -> Fleet:
     """A demo cluster is reached with the keys its demo fleet wrote (`loadmaster demo [--serve]`
     running); any other with the user's own keys, agent and known_hosts."""
+    from core.hostlink.demo import default_workdir
+    from core.hostlink.fleet import Fleet
+
     workdir = demo_workdir or default_workdir(config.name)
     if config.demo and (workdir / "known_hosts").exists():
         return Fleet(config, known_hosts=str(workdir / "known_hosts"), client_keys=[str(workdir / "client_key")])
@@ -37,6 +45,9 @@ def make_engine(
     demo: DemoControl | None = None,
     demo_workdir: Path | None = None,
 ) -> Engine:
+    from core.engine.engine import Engine
+    from core.engine.journal import Journal
+
     return Engine(
         config,
         fleet_for(config, demo_workdir),
