@@ -219,11 +219,11 @@ class LoadmasterApp(App[None]):
             self.notify("plan rejected")
 
     @work(exclusive=True, group="plan")
-    async def replan(self) -> None:
+    async def replan(self, repack: bool = False) -> None:
         self.planning = True
         self.redraw()
         try:
-            await self.engine.plan()
+            await self.engine.plan(repack=repack)
         except LoadmasterError as exc:
             self.notify(str(exc), title="re-plan", severity="error")
         finally:

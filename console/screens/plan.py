@@ -64,6 +64,7 @@ class PlanScreen(LiveScreen):
         Binding("r", "reject", "Reject"),
         Binding("e", "export", "Export"),
         Binding("p", "replan", "Re-plan"),
+        Binding("R", "repack", "Repack", show=False),  # in help and the palette; the footer is full
     ]
 
     def __init__(self) -> None:
@@ -214,7 +215,7 @@ class PlanScreen(LiveScreen):
             return True if snapshot.pending is not None and not applying else None
         if action == "export":
             return True if self.plan is not None else None
-        if action == "replan":
+        if action in ("replan", "repack"):
             return None if snapshot.solving or self.loadmaster.planning or applying else True
         return True
 
@@ -247,3 +248,7 @@ class PlanScreen(LiveScreen):
 
     def action_replan(self) -> None:
         self.loadmaster.replan()
+
+    def action_repack(self) -> None:
+        """A plan onto the fewest hosts even if running replicas move (p keeps moves fewest)."""
+        self.loadmaster.replan(repack=True)

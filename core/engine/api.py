@@ -92,8 +92,11 @@ class EngineAPI(Protocol):
         """The last events (bounded), oldest first, for a screen that opens late."""
         ...
 
-    async def plan(self) -> Plan:
-        """Compute a rebalancing plan from the current snapshot and make it the pending plan."""
+    async def plan(self, *, repack: bool = False) -> Plan:
+        """Compute a plan from the current snapshot and make it the pending plan.
+
+        It moves as few running replicas as it can; `repack` puts the fewest hosts first instead.
+        """
         ...
 
     async def approve(self, plan: Plan) -> None:

@@ -419,8 +419,8 @@ class FakeEngine:
         if self._snapshot.read_only:
             raise ReadOnly(what)
 
-    async def plan(self) -> Plan:
-        self.calls.append(("plan", None))
+    async def plan(self, *, repack: bool = False) -> Plan:
+        self.calls.append(("plan", "repack" if repack else None))
         self.publish(replace(self._snapshot, solving=True, solve_progress=SolveProgress(0.0)))
         await asyncio.sleep(self.plan_delay / 2)
         self.publish(replace(self._snapshot, solve_progress=SolveProgress(self.plan_delay / 2, 6, 4, 2)))

@@ -445,6 +445,15 @@ async def test_replan_runs_in_a_worker_with_a_spinner(fake: ModuleType) -> None:
         assert "Pending plan" in text_of(app.screen.query_one("#plan-summary", Static))
 
 
+async def test_repack_asks_the_engine_for_the_fewest_hosts(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "R")
+        await settle(app, pilot)
+        assert ("plan", "repack") in engine.calls
+
+
 # --- read-only, demo, help, palette, escape
 
 
@@ -514,7 +523,18 @@ async def test_help_lists_the_keys_of_every_screen(fake: ModuleType) -> None:
         assert isinstance(app.screen, HelpScreen)
         assert app.screen.sections[0][0] == "Plan"
         text = "\n".join(str(s.render()) for s in app.screen.query(Static))
-        for expected in ("Approve", "Reject", "Export", "Re-plan", "Filter", "Sort", "What if", "Help", "Events"):
+        for expected in (
+            "Approve",
+            "Reject",
+            "Export",
+            "Re-plan",
+            "Repack",
+            "Filter",
+            "Sort",
+            "What if",
+            "Help",
+            "Events",
+        ):
             assert expected in text
         await pilot.press("escape")
         assert isinstance(app.screen, PlanScreen)
@@ -528,7 +548,7 @@ async def test_palette_offers_every_action_and_runs_it(fake: ModuleType) -> None
         assert {"Fleet", "Services", "Plan", "Failover", "Events", "Help", "Filter", "Sort", "What if"} <= titles
         await pilot.press("3")
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Approve", "Reject", "Export", "Re-plan"} <= titles
+        assert {"Approve", "Reject", "Export", "Re-plan", "Repack"} <= titles
         await pilot.press("ctrl+p", *"Failover")
         await pilot.pause(0.3)
         await pilot.press("enter")
