@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import asyncssh
 import pytest
@@ -44,21 +45,22 @@ def require_sshd() -> None:
         problem = "sshd tests create a test user and need root"
     elif shutil.which("useradd") is None:
         problem = "useradd is missing"
-    if problem is None:
-        return
+    if problem is not None:
+        missing(problem)
+
+
+def missing(problem: str) -> NoReturn:
+    """A part the test needs is not here: fail under CI=true (where .ci/run must provide it), else skip."""
     if os.environ.get("CI") == "true":
         pytest.fail(problem)
     pytest.skip(problem)
 
 
-def require_tool(name: str) -> str:
-    """The path of an OpenSSH tool (ssh, ssh-agent, …); missing fails under CI=true, else skips."""
+def require_tool(name: str, package: str = "openssh-client") -> str:
+    """The path of a tool (ssh, ssh-agent, tmux, …); missing fails under CI=true, else skips."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is missing (apt-get install openssh-client)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{name} is missing (apt-get install {package})")
     return path
 
 

@@ -8,10 +8,8 @@ tests/e2e/test_tmux_demo.py.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sshd import require_tool
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 WIDTH, HEIGHT = 120, 40
@@ -28,10 +28,7 @@ WIDTH, HEIGHT = 120, 40
 
 @pytest.fixture
 def tmux() -> Iterator[Callable[..., str]]:
-    if shutil.which("tmux") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tmux is required in CI for the real-terminal console test")
-        pytest.skip("tmux is not installed")
+    require_tool("tmux", "tmux")
     name = f"lm-console-{uuid.uuid4().hex[:8]}"
 
     def run(*args: str) -> str:

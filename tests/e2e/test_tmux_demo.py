@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.sshd import free_port
+from tests.sshd import free_port, require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def need_tmux() -> str:
-    path = shutil.which("tmux")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tmux is missing: .ci/run must install it (apt-get install tmux)")
-        pytest.skip("tmux is not installed")
-    return path
 
 
 def screen(session: str) -> str:
@@ -41,7 +29,7 @@ def wait_screen(session: str, pattern: str, timeout: float) -> tuple[str, float]
 
 
 def test_demo_in_tmux_shows_failover_within_the_failure_timeout(tmp_path):
-    tmux = need_tmux()
+    tmux = require_tool("tmux", "tmux")
     text = (ROOT / "cluster.toml").read_text()
     for port in range(22201, 22208):  # the embedded fleet's ports, moved to free ones
         text = text.replace(f"port = {port}\n", f"port = {free_port('127.0.0.1')}\n")

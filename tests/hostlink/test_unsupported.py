@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import asyncssh
-import pytest
 
 from core.hostlink.fleet import Fleet
 from core.hostlink.keys import host_pattern
 from core.model import ClusterConfig, Host, HostState
 from tests.hostlink.helpers import until_state
-from tests.sshd import free_port
+from tests.sshd import free_port, missing, require_tool
 
 WITHOUT_PROC = 'umount -l /proc && exec sh -c "$1"'
 
@@ -35,8 +33,9 @@ async def _run_without_proc(process: asyncssh.SSHServerProcess[str]) -> None:
 
 
 async def test_host_without_proc_is_unsupported(tmp_path: Path) -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("needs root and unshare to hide /proc")
+    if os.geteuid() != 0:
+        missing("needs root to hide /proc with unshare")
+    require_tool("unshare", "util-linux")
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key.write_private_key(str(tmp_path / "client_key"))
