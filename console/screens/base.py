@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, ClassVar, cast
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widget import Widget
+from textual.widgets import Footer, Input
 
 from console.widgets.summary import ClusterSummary
 from core.engine.api import Snapshot
@@ -74,3 +75,49 @@ class LiveScreen(Screen[None]):
             self.app.pop_screen()
         elif self.app.current_mode != "fleet":
             self.app.switch_mode("fleet")
+
+
+class FilteredScreen(LiveScreen):
+    """A live screen with a `/` filter box (`#filter`) over its table; Esc clears the filter first."""
+
+    table: Widget
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._filter = ""
+
+    @property
+    def filter(self) -> str:
+        return self._filter
+
+    def arrange_rows(self) -> None:
+        """Lay the table out again: only the rows that match `self.filter`, in the screen's order."""
+        raise NotImplementedError
+
+    def set_filter(self, pattern: str) -> None:
+        if pattern != self._filter:
+            self._filter = pattern
+            self.arrange_rows()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+        if not event.value:
+            event.input.display = False
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self._filter:
+            box.value = ""
+            box.display = False
+            self.set_filter("")
+            self.table.focus()
+        else:
+            super().action_back()

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, Input
 
 from console.derive import host_matcher
 from console.formatting import clock
-from console.screens.base import LiveScreen
+from console.screens.base import FilteredScreen
 from core.engine.api import Snapshot
 from core.engine.events import Event, EventKind
 
@@ -34,7 +34,7 @@ def event_text(event: Event) -> str:
     return " ".join(filter(None, (event.kind.value, event.host, str(event.replica or ""), event.message)))
 
 
-class EventsScreen(LiveScreen):
+class EventsScreen(FilteredScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
         Binding("escape", "back", "Back / clear filter", show=False),
@@ -42,7 +42,6 @@ class EventsScreen(LiveScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._filter = ""
         self._seen = 0  # app.event_count when last drawn
         self._rows = 0  # row keys: a running number
 
@@ -70,12 +69,12 @@ class EventsScreen(LiveScreen):
         if not fresh:
             return
         if self._seen == 0 or fresh > len(app.events) or self.table.row_count > 2 * len(app.events):
-            self._rebuild()
+            self.arrange_rows()
             return
         self._append(list(app.events)[-fresh:])
         self._seen = app.event_count
 
-    def _rebuild(self) -> None:
+    def arrange_rows(self) -> None:
         self.table.clear()
         self._seen = self.loadmaster.event_count
         self._append(list(self.loadmaster.events))
@@ -97,27 +96,3 @@ class EventsScreen(LiveScreen):
             self._rows += 1
         if follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.value != self._filter:
-            self._filter = event.value
-            self._rebuild()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-        if not event.value:
-            event.input.display = False
-
-    def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display or self._filter:
-            box.value = ""
-            box.display = False
-            self.table.focus()
-        else:
-            super().action_back()

@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from console.derive import HostLoad, host_matcher, host_search_text, mem_used
 from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
-from console.screens.base import LiveScreen
+from console.screens.base import FilteredScreen
 from console.widgets.keyed_table import Cell, KeyedTable, TableColumn
 from core.engine.api import Snapshot
 from core.model import Host, HostState, Resources
@@ -97,7 +97,7 @@ def host_signature(
     )
 
 
-class FleetScreen(LiveScreen):
+class FleetScreen(FilteredScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
         Binding("enter", "details", "Details", show=False),
@@ -113,7 +113,6 @@ class FleetScreen(LiveScreen):
         self._signatures: dict[str, Signature] = {}
         self._cells: dict[str, list[Cell | None]] = {}  # rendered lazily, per changed cell
         self._search: dict[str, str] = {}
-        self._filter = ""
         self._sort = "host"
         self._reverse = False
 
@@ -167,13 +166,13 @@ class FleetScreen(LiveScreen):
         if list(old) != list(new):
             self._search = {h.name: host_search_text(h.name, h.labels) for h in snapshot.config.hosts}
             self._cells = {name: self._cells.get(name, [None] * len(COLUMNS)) for name in new}
-            self._arrange()
+            self.arrange_rows()
             return
         self.table.changed(changed)
         if resort:
-            self._arrange()
+            self.arrange_rows()
 
-    def _arrange(self) -> None:
+    def arrange_rows(self) -> None:
         """Filter and sort: the table shows the matching hosts in order; no row is rebuilt."""
         matches = host_matcher(self._filter)
         index = COLUMN_INDEX[self._sort]
@@ -190,45 +189,13 @@ class FleetScreen(LiveScreen):
 
     # --- filter
 
-    @property
-    def filter(self) -> str:
-        return self._filter
-
-    def set_filter(self, pattern: str) -> None:
-        if pattern != self._filter:
-            self._filter = pattern
-            self._arrange()
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.set_filter(event.value)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.table.focus()
-        if not event.value:
-            event.input.display = False
-
-    def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.display or self._filter:
-            box.value = ""
-            box.display = False
-            self.set_filter("")
-            self.table.focus()
-        else:
-            super().action_back()
-
     # --- sort
 
     def sort_by(self, column: str, *, reverse: bool | None = None) -> None:
         if reverse is None:
             reverse = not self._reverse if column == self._sort else False
         self._sort, self._reverse = column, reverse
-        self._arrange()
+        self.arrange_rows()
 
     def action_sort_next(self) -> None:
         keys = [c.key for c in COLUMNS]
