@@ -82,15 +82,19 @@ def load(path: str | os.PathLike[str]) -> ClusterConfig:
         ) from None
     except OSError as exc:
         raise ConfigError([ConfigProblem(file, "", "", f"cannot be read: {exc.strerror or exc}")]) from None
+    return parse(decode(raw, file), file)
+
+
+def decode(raw: bytes, file: str = DEFAULT_CONFIG) -> str:
+    """The text of a cluster file's bytes; raises ConfigError naming the line of a byte that is not UTF-8."""
     try:
-        text = raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
+        return raw.decode("utf-8-sig")  # tolerate the byte-order mark some editors write
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         byte = raw[exc.start]
         raise ConfigError(
             [ConfigProblem(file, f"line {line}", "", f"is not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8")]
         ) from None
-    return parse(text, file)
 
 
 def parse(text: str, file: str = DEFAULT_CONFIG) -> ClusterConfig:

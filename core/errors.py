@@ -87,3 +87,25 @@ class HostCommandFailed(LoadmasterError):
     def __init__(self, host: str, what: str, detail: str):
         self.host, self.what, self.detail = host, what, detail
         super().__init__(f"{host}: {what} failed: {detail}")
+
+
+class RevisionConflict(LoadmasterError):
+    """The desired-state document changed since the writer read it (compare-and-swap failed)."""
+
+    exit_code = 5
+
+    def __init__(self, file: str, expected: str, current: str):
+        self.file, self.expected, self.current = file, expected, current
+        super().__init__(
+            f"{file} changed since it was read (expected revision {expected}, now {current}); "
+            "read it again and retry the change"
+        )
+
+
+class UnknownService(LoadmasterError):
+    """A change names a service the desired-state document does not declare."""
+
+    def __init__(self, file: str, name: str, known: list[str]):
+        self.file, self.name, self.known = file, name, known
+        listed = ", ".join(f'"{k}"' for k in known) or "none"
+        super().__init__(f'{file}: no service "{name}" (services: {listed})')
