@@ -522,12 +522,15 @@ class Engine:
         return reasons or ["the fleet changed since the plan was made"]
 
     async def apply_file_plan(self, plan: Plan, *, force: bool = False) -> ApplyProgress:
+        self._refuse_unless_applicable(plan, force=force)
+        return await self._apply(plan)
+
+    def _refuse_unless_applicable(self, plan: Plan, *, force: bool) -> None:
         if self.read_only:
             raise ReadOnly("apply")
         reasons = self.check_stale(plan)
         if reasons and not force:
             raise StalePlan(reasons)
-        return await self._apply(plan)
 
     async def _apply(self, plan: Plan) -> ApplyProgress:
         async with self._apply_lock:
@@ -575,6 +578,7 @@ class Engine:
                 progress = await apply_plan(
                     pid, plan, self._config, self._planning_states(), self._runtime, self._journal,
                     self._on_progress, limits=self._limits, already_done=done, stopping=lambda: self._closing,
+                    running=self._rec.running,  # a resumed plan keeps min_healthy like a fresh one
                 )  # fmt: skip
                 self._applying = progress
             self._observe()
@@ -606,7 +610,7 @@ class Engine:
             demo=self._demo is not None,
             solving=solving,
             solve_progress=SolveProgress(self._clock() - self._solving_since, *self._solve_progress)
-            if self._solving_since
+            if self._solving_since is not None  # an injected clock may read 0
             else None,
         )
 
@@ -647,8 +651,11 @@ class Engine:
         return plan
 
     async def approve(self, plan: Plan) -> None:
+        self._refuse_unless_applicable(plan, force=False)
+        # Announced (and journaled) only once nothing can refuse it: the journal must not record
+        # approvals that never happened.
         self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} approved ({len(plan.actions)} actions)")
-        await self.apply_file_plan(plan)
+        await self._apply(plan)
 
     async def reject(self, plan: Plan) -> None:
         self._journal.record_rejected(plan_id(plan), plan.reason, plan.basis)

@@ -209,3 +209,74 @@ async def test_repack_frees_a_host_that_a_rebalance_keeps(engine_of, small_confi
     assert repack.reason == "repack" and repack.hosts_used == 1 == repack.lower_bound
     assert [a.kind for a in repack.actions] == [ActionKind.MOVE, ActionKind.MOVE]
     assert len(set(repack.target.assignments.values())) == 1
+
+
+def journaled_kinds(path):
+    import json
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return [json.loads(doc)["event"] for (doc,) in db.execute("SELECT doc FROM events ORDER BY rowid")]
+
+
+async def test_a_refused_approval_is_neither_announced_nor_journaled(engine_of, small_config, tmp_path):
+    engine, _fleet = await engine_of(small_config, read_only=True)  # journal j0.db
+    with pytest.raises(ReadOnly):
+        await engine.approve(await engine.plan())
+    engine2, fleet2 = await engine_of(small_config)  # journal j1.db
+    stale = await engine2.plan()
+    fleet2.states["c"] = HostState.DOWN
+    await until(lambda: any(e.kind is EventKind.HOST_DOWN for e in engine2.recent_events()))
+    with pytest.raises(StalePlan):
+        await engine2.approve(stale)
+    approved = EventKind.PLAN_APPROVED
+    for e, journal in ((engine, "j0.db"), (engine2, "j1.db")):
+        assert approved not in [ev.kind for ev in e.recent_events()]
+        assert approved.value not in journaled_kinds(tmp_path / journal)
+    await engine2.approve(await engine2.plan())  # an approval that happens is announced and journaled, once
+    assert [ev.kind for ev in engine2.recent_events()].count(approved) == 1
+    assert journaled_kinds(tmp_path / "j1.db").count(approved.value) == 1
+
+
+async def test_a_solve_shows_its_progress_when_the_clock_reads_zero(tmp_path, small_config, monkeypatch):
+    import threading
+
+    from core import optimizer
+
+    gate, real_solve = threading.Event(), optimizer.solve
+
+    def held(*args, **kwargs):
+        gate.wait(10)
+        return real_solve(*args, **kwargs)
+
+    monkeypatch.setattr(optimizer, "solve", held)
+    engine = Engine(small_config, FakeFleet(small_config), Journal(tmp_path / "j.db"), workers=1, clock=lambda: 0.0)
+    await engine.start(first_contact_timeout=1, run_loop=False)
+    task = asyncio.create_task(engine.plan())
+    try:
+        await until(lambda: engine.snapshot().solving)
+        progress = engine.snapshot().solve_progress
+    finally:
+        gate.set()
+        await task
+        await engine.close()
+    assert progress is not None and progress.elapsed == 0.0
+
+
+async def test_roll_forward_keeps_min_healthy(tmp_path, small_config):
+    from core.engine.basis import generation
+    from core.model import Action
+
+    fleet = FakeFleet(small_config)
+    web = small_config.service("web")  # 3 replicas, min_healthy = 2
+    for i, host in enumerate("ab"):
+        await fleet.start_replica(host, web, i, generation(web))
+    journal = Journal(tmp_path / "j.db")
+    # a plan that was being applied when the controller stopped: its stop is not done yet
+    journal.begin_plan("p", "test", "b", (Action(ActionKind.STOP, ReplicaId("web", 0), from_host="a"),))
+    engine = Engine(small_config, fleet, journal, workers=1)
+    await engine.start(first_contact_timeout=1, run_loop=False)
+    await engine.close()
+    assert sorted(fleet.running()) == [ReplicaId("web", 0), ReplicaId("web", 1)]
+    [step] = journal.actions("p")
+    assert step.state == "failed" and "below min_healthy = 2" in (step.error or "")
