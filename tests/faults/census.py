@@ -1,0 +1,90 @@
+"""Counting replicas for real: which processes run which replica, on which host.
+
+Not what the hosts report nor what the controller believes: the processes themselves.
+Every replica's stdout is its log file, `<state dir>/logs/<service hex>.<index>.log`, so
+a host's live processes grouped by where fd/1 points, counted as distinct sessions
+(a replica is a `setsid` session: its shell and children share one), give the copies of
+each replica on that host. Two sessions on one log file, or copies on two hosts, is a
+replica running twice (NOTES.md, "Counting replicas for real").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from core.model import ReplicaId
+
+_LOG = re.compile(r"/\.loadmaster/[^/]+/logs/([0-9a-f]+)\.(\d+)\.log$")
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    host: str
+    session: int
+    stopped: bool  # SIGSTOPped (a hung host's replica): alive, not running
+
+
+def _replica_of(pid: int) -> ReplicaId | None:
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return None  # gone, a zombie, or no stdout
+    match = _LOG.search(target)
+    if match is None:
+        return None
+    try:
+        service = bytes.fromhex(match.group(1)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return ReplicaId(service, int(match.group(2)))
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "T"
+    except (OSError, IndexError):
+        return False
+
+
+def census(pids_by_host: Mapping[str, Iterable[int]]) -> dict[ReplicaId, list[Copy]]:
+    """replica → its copies (one per session per host) among the given processes."""
+    seen: dict[ReplicaId, dict[tuple[str, int], bool]] = defaultdict(dict)
+    for host, pids in pids_by_host.items():
+        for pid in pids:
+            replica = _replica_of(pid)
+            if replica is None:
+                continue
+            try:
+                session = os.getsid(pid)
+            except OSError:
+                continue
+            key = (host, session)
+            # A session counts as stopped only if every process of it we saw is stopped.
+            seen[replica][key] = seen[replica].get(key, True) and _stopped(pid)
+    return {
+        r: [Copy(h, s, stopped) for (h, s), stopped in sorted(copies.items())] for r, copies in sorted(seen.items())
+    }
+
+
+def problems(
+    copies: Mapping[ReplicaId, list[Copy]], desired: Iterable[ReplicaId], *, live_only: bool = True
+) -> list[str]:
+    """What is wrong with the count: replicas missing, doubled, or not declared. Empty when every
+    desired replica runs exactly once. `live_only` leaves out copies frozen on a hung host."""
+    wanted = set(desired)
+    out: list[str] = []
+    for replica in sorted(wanted | set(copies)):
+        running = [c for c in copies.get(replica, []) if not (live_only and c.stopped)]
+        where = ", ".join(f"{c.host} (session {c.session})" for c in running)
+        if replica not in wanted and running:
+            out.append(f"{replica} is not declared yet runs on {where}")
+        elif replica in wanted and not running:
+            out.append(f"{replica} runs nowhere (lost)")
+        elif len(running) > 1:
+            out.append(f"{replica} runs {len(running)} times: {where}")
+    return out

@@ -1,0 +1,152 @@
+"""Faults on real OpenSSH hosts, with the real daemon: each ends by counting real processes.
+
+A fleet of namespaced sshd hosts (tests/faults/netns.py), `loadmaster run --headless
+--auto-apply` as a process, and the end state checked on the hosts themselves: every
+declared replica runs exactly once, counted as sessions per replica log file
+(tests/faults/census.py), and stays so for a few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.model import ReplicaId
+from tests.faults.census import census
+from tests.faults.controller import Controller
+from tests.faults.netns import NetnsFleet
+from tests.faults.settle import count, until_exact
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+
+# 4 hosts of 2 cores: 5 cores of replicas, so any one host's can run on the other three.
+SERVICES = """
+[[services]]
+name = "web"
+command = "sleep 86401"
+replicas = 6
+cpu = "500m"
+mem = "256MiB"
+max_per_host = 2
+
+[[services]]
+name = "db"
+command = "sleep 86402"
+replicas = 2
+cpu = 1
+mem = "1GiB"
+max_per_host = 1
+"""
+DESIRED = {ReplicaId("web", i) for i in range(6)} | {ReplicaId("db", i) for i in range(2)}
+PLACED_WITHIN = 45.0  # first placement: daemon start-up (imports), first frames, a solve, the starts
+FAILED_OVER_WITHIN = 12.0  # failure_timeout 1.5 s + keepalive + a failover solve on a loaded 2-core machine
+
+
+def busiest(fleet: NetnsFleet) -> str:
+    """The host running the most replicas (the fault that displaces the most)."""
+    per_host: dict[str, int] = {}
+    for copies in census(fleet.pids()).values():
+        for c in copies:
+            per_host[c.host] = per_host.get(c.host, 0) + 1
+    return max(sorted(per_host), key=lambda h: per_host[h])
+
+
+def placed(
+    netns_fleet: Callable[..., NetnsFleet], controllers: Callable[..., Controller], tmp_path: Path, hosts: int = 4
+) -> tuple[NetnsFleet, Controller]:
+    fleet = netns_fleet(hosts)
+    config = tmp_path / "cluster.toml"
+    config.write_text(fleet.cluster_toml(SERVICES))
+    controller = controllers(config, tmp_path / "controller")
+    until_exact(fleet, DESIRED, PLACED_WITHIN)
+    return fleet, controller
+
+
+def test_crashed_host_fails_over_and_its_reboot_doubles_nothing(netns_fleet, controllers, tmp_path):
+    fleet, controller = placed(netns_fleet, controllers, tmp_path)
+    victim = busiest(fleet)
+    mark = len(controller.events)
+    fleet.crash(victim)
+    assert fleet.pids()[victim] == [] and not fleet.answers(victim)
+    mttr = until_exact(fleet, DESIRED, FAILED_OVER_WITHIN)
+    controller.wait_for(lambda e: e["event"] == "host.down" and e.get("host") == victim, 5, after=mark)
+
+    # The host boots with its disk as it was: the records of its dead replicas must start nothing.
+    fleet.heal(victim)
+    controller.wait_for(lambda e: e["event"] == "host.up" and e.get("host") == victim, 20, after=mark)
+    until_exact(fleet, DESIRED, 10, hold=4)
+    print(f"crash: {victim} failed over in {mttr:.2f} s")
+
+
+@pytest.mark.parametrize("how", ["nft", "link"])
+def test_partitioned_host_fails_over_and_heals_to_one_copy_each(netns_fleet, controllers, tmp_path, how):
+    fleet, controller = placed(netns_fleet, controllers, tmp_path)
+    victim = busiest(fleet)
+    mark = len(controller.events)
+    fleet.partition(victim, how)
+    assert not fleet.answers(victim)
+    # Cut off, its copies run on unseen: the rest of the fleet must run every replica once.
+    mttr = until_exact(fleet, DESIRED, FAILED_OVER_WITHIN, without=[victim])
+    assert fleet.pids()[victim], "a partition must not kill the host's processes"
+    controller.wait_for(lambda e: e["event"] == "host.down" and e.get("host") == victim, 5, after=mark)
+
+    fleet.heal(victim)
+    controller.wait_for(lambda e: e["event"] == "host.up" and e.get("host") == victim, 30, after=mark)
+    # Back, its stale copies duplicate the failed-over ones until the controller stops them.
+    until_exact(fleet, DESIRED, 15, hold=4)
+    print(f"partition ({how}): {victim} failed over in {mttr:.2f} s")
+
+
+def test_hung_host_fails_over_and_its_frozen_copies_are_stopped_when_it_wakes(netns_fleet, controllers, tmp_path):
+    fleet, controller = placed(netns_fleet, controllers, tmp_path)
+    victim = busiest(fleet)
+    mark = len(controller.events)
+    fleet.hang(victim)
+    assert any(c.stopped for copies in census(fleet.pids()).values() for c in copies if c.host == victim)
+    # Frozen copies are alive but not running: failover must run every replica on a live host.
+    mttr = until_exact(fleet, DESIRED, FAILED_OVER_WITHIN)
+    controller.wait_for(lambda e: e["event"] == "host.down" and e.get("host") == victim, 5, after=mark)
+
+    fleet.heal(victim)
+    controller.wait_for(lambda e: e["event"] == "host.up" and e.get("host") == victim, 30, after=mark)
+    until_exact(fleet, DESIRED, 15, hold=4)
+    print(f"hang: {victim} failed over in {mttr:.2f} s")
+
+
+def test_controller_killed_mid_apply_restarts_and_rolls_forward_exactly_once(netns_fleet, controllers, tmp_path):
+    fleet = netns_fleet(4)
+    config = tmp_path / "cluster.toml"
+    config.write_text(fleet.cluster_toml(SERVICES))
+    home = tmp_path / "controller"
+    first = controllers(config, home, name="first")
+    first.wait_for("action.done", PLACED_WITHIN)
+    first.kill9()
+    at_kill = census(fleet.pids())
+    assert len(at_kill) < len(DESIRED), f"the kill came after the apply: {len(at_kill)} replicas already ran"
+
+    # Same HOME, so the same journal: the unfinished plan is rolled forward, nothing started twice.
+    second = controllers(config, home, name="second")
+    until_exact(fleet, DESIRED, PLACED_WITHIN, hold=5)
+    assert second.proc.poll() is None
+    print(f"kill -9 mid-apply: {len(at_kill)}/{len(DESIRED)} ran at the kill; {count(fleet, DESIRED)}")
+
+
+def test_a_replica_killed_on_its_host_is_restarted_once(netns_fleet, controllers, tmp_path):
+    """The census sees what the controller must: a replica whose processes died runs again, once."""
+    fleet, _controller = placed(netns_fleet, controllers, tmp_path)
+    copies = census(fleet.pids())
+    replica = ReplicaId("db", 0)
+    (copy,) = copies[replica]
+    started = time.monotonic()
+    os.killpg(copy.session, signal.SIGKILL)  # its session leader leads its process group too
+    deadline = time.monotonic() + 5
+    while any(c.session == copy.session for c in census(fleet.pids()).get(replica, [])):
+        assert time.monotonic() < deadline, f"{replica} outlived SIGKILL"
+        time.sleep(0.05)
+    until_exact(fleet, DESIRED, 15, hold=3)
+    print(f"replica killed: back in {time.monotonic() - started:.2f} s")
