@@ -1,0 +1,109 @@
+"""Faults today's code gets wrong (issue 10's defect list), run on real hosts and recorded.
+
+Each is marked `xfail(strict=True)`: the suite stays green while the defect stands, and the
+test turns red (XPASS) the day a fix makes it pass — whoever lands the fix removes the mark.
+What each run showed on today's code is in the test's docstring.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.faults.census import census
+from tests.faults.settle import count, until_exact
+from tests.faults.test_failover import DESIRED, FAILED_OVER_WITHIN, PLACED_WITHIN, SERVICES, busiest
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, USER_HZ
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 defect 1: two controllers on one cluster both act (no fencing)")
+def test_two_controllers_at_once_one_acts_and_nothing_doubles(netns_fleet, controllers, tmp_path):
+    """Both daemons started together on one file and one journal.
+
+    Today (2026-12-01, 4 hosts, 8 replicas): both acted (action.started from each) and web/2
+    ran twice on h2 — two sessions on one log file, one of them untracked. START is idempotent
+    on a live record, so most races end in one copy, not all; that only one acts is certain."""
+    fleet = netns_fleet(4)
+    config = tmp_path / "cluster.toml"
+    config.write_text(fleet.cluster_toml(SERVICES))
+    home = tmp_path / "controller"
+    pair = [controllers(config, home, name="first"), controllers(config, home, name="second")]
+    for controller in pair:
+        controller.wait_for("daemon.started", PLACED_WITHIN)
+    time.sleep(2)
+    settled = count(fleet, DESIRED)
+    deadline = time.monotonic() + PLACED_WITHIN
+    while any("runs nowhere" in p for p in settled) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        settled = count(fleet, DESIRED)
+    time.sleep(4)  # both have had their go
+    acting = [c.name for c in pair if c.seen("action.started")]
+    wrong = count(fleet, DESIRED)
+    print(f"two controllers: acting={acting}; count={wrong}")
+    assert not wrong, wrong
+    assert len(acting) == 1, f"controllers that acted: {acting}"
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 defect 4: a journal that cannot be written stops failover")
+def test_failover_goes_on_with_the_journal_on_a_full_disk(netns_fleet, controllers, tmp_path):
+    """The controller's journal directory on a 1 MiB tmpfs, filled to the last byte, then a host crashes.
+
+    Today: no host.down nor any other event within 8 s of the crash, its three replicas ran
+    nowhere, and stderr held `sqlite3.OperationalError: database or disk is full` from
+    Journal.log_event in the engine's tick."""
+    fleet = netns_fleet(4)
+    config = tmp_path / "cluster.toml"
+    config.write_text(fleet.cluster_toml(SERVICES))
+    home = fleet.root / "controller"  # under the run's directory: teardown finds the mount
+    with fleet.small_disk(home / ".loadmaster" / fleet.prefix, "1m") as disk:
+        controller = controllers(config, home)
+        until_exact(fleet, DESIRED, PLACED_WITHIN)
+        filler = fleet.fill(disk)
+        victim = busiest(fleet)
+        mark = len(controller.events)
+        fleet.crash(victim)
+        try:
+            controller.wait_for(lambda e: e["event"] == "host.down" and e.get("host") == victim, 8, after=mark)
+            until_exact(fleet, DESIRED, FAILED_OVER_WITHIN)
+        finally:
+            print(f"disk full: events after the crash {[e['event'] for e in controller.events[mark:]]}; "
+                  f"count {count(fleet, DESIRED)}; stderr {controller.stderr_tail(300)!r}")  # fmt: skip
+            filler.unlink()
+            controller.terminate(timeout=15)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 defect 11: a host streaming garbage floods the controller")
+def test_a_hostile_host_is_contained(netns_fleet, controllers, tmp_path):
+    """h4's probe answers `F 1 / this is not a frame / E` as fast as `yes` prints it.
+
+    Today: 7.4 MB of stderr in 10 s (a warning per frame), no event about h4, and SIGTERM did
+    not stop the daemon within 10 s (it was killed). The other hosts ran every replica once."""
+    fleet = netns_fleet(4, hostile=("h4",))
+    config = tmp_path / "cluster.toml"
+    config.write_text(fleet.cluster_toml(SERVICES))
+    controller = controllers(config, tmp_path / "controller")
+    controller.wait_for("daemon.started", PLACED_WITHIN)
+    cpu0, t0 = cpu_seconds(controller.proc.pid), time.monotonic()
+    time.sleep(10)
+    cpu = (cpu_seconds(controller.proc.pid) - cpu0) / (time.monotonic() - t0)
+    stderr = controller.stderr_bytes()
+    about_h4 = [e["event"] for e in controller.events if e.get("host") == "h4"]
+    on_h4 = [r for r, copies in census(fleet.pids()).items() if any(c.host == "h4" for c in copies)]
+    stopped = time.monotonic()
+    status = controller.terminate(timeout=10)
+    exit_s = time.monotonic() - stopped
+    print(f"hostile host: {stderr} bytes of stderr in 10 s, {cpu:.0%} of a core, h4 events {about_h4}, "
+          f"SIGTERM → exit {status} in {exit_s:.1f} s; count {count(fleet, DESIRED)}")  # fmt: skip
+    assert stderr < 64 * 1024, f"{stderr} bytes of stderr in 10 s"
+    assert cpu < 0.5, f"the controller used {cpu:.0%} of a core"
+    assert status == 0, "SIGTERM did not stop the controller within 10 s"
+    assert len(about_h4) == 1, f"h4 should be reported once as misbehaving, got {about_h4}"
+    assert not on_h4 and not count(fleet, DESIRED, without=["h4"])
