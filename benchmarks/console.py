@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib.util
 import json
 import os
 import statistics
@@ -52,16 +51,9 @@ from console.app import LoadmasterApp  # noqa: E402
 from console.screens.fleet import FleetScreen  # noqa: E402
 from core.engine.api import EngineAPI  # noqa: E402
 from core.model import HostState  # noqa: E402
+from tests.console import fake_engine, fleet_data  # noqa: E402
 
 SIZE = (120, 40)
-
-
-def load_fake_engine() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("console_bench_fake_engine", ROOT / "tests/console/fake_engine.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def rss_mib() -> float:
@@ -120,7 +112,7 @@ def all_observed(app: LoadmasterApp) -> bool:
 def fake_opener(fake: ModuleType, hosts: int, replicas: int) -> EngineOpener:
     @contextlib.asynccontextmanager
     async def open_engine() -> AsyncIterator[EngineAPI]:
-        yield fake.FakeEngine(fake.big_snapshot(hosts=hosts, replicas=replicas))
+        yield fake.FakeEngine(fleet_data.big_snapshot(hosts=hosts, replicas=replicas))
 
     return open_engine
 
@@ -157,10 +149,10 @@ def measure_demo_startup(config_path: Path) -> float:
 
 
 async def measure_fleet(fake: ModuleType, hosts: int, replicas: int, updates: int) -> dict[str, float]:
-    base = fake.big_snapshot(hosts=hosts, replicas=replicas)
-    ticks = [fake.big_tick(base, 0)]
+    base = fleet_data.big_snapshot(hosts=hosts, replicas=replicas)
+    ticks = [fleet_data.big_tick(base, 0)]
     for t in range(1, updates + 1):
-        ticks.append(fake.big_tick(ticks[-1], t))
+        ticks.append(fleet_data.big_tick(ticks[-1], t))
     engine = fake.FakeEngine(base)
     before = rss_mib()
     app = LoadmasterApp(engine)
@@ -214,7 +206,7 @@ def main() -> None:
         help="also measure startup_s on the embedded demo fleet of this file (real engine, real SSH hosts)",
     )
     args = parser.parse_args()
-    fake = load_fake_engine()
+    fake = fake_engine
     result: dict[str, Any] = {"hosts": args.hosts, "replicas": args.replicas}
     result.update(asyncio.run(measure_fleet(fake, args.hosts, args.replicas, args.updates)))
     result["startup_s"] = round(asyncio.run(measure_startup(fake_opener(fake, args.hosts, args.replicas))), 3)

@@ -10,11 +10,11 @@ import asyncio
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import fake_engine
+sys.path.insert(0, str(Path(__file__).parents[2]))  # the checkout: tests.console is importable
 
 from console.app import LoadmasterApp
+from tests.console import fake_engine
+from tests.console.fleet_data import small_events
 
 
 class TickingApp(LoadmasterApp):
@@ -37,10 +37,11 @@ def main() -> None:
     args = parser.parse_args()
     engine = fake_engine.FakeEngine(
         fake_engine.small_snapshot(demo=True),
-        fake_engine.small_events(),
+        small_events(),
         plan_delay=2.0,
         apply_delay=0.5,
         failure_timeout=args.failure_timeout,
+        failover_auto=True,  # as the demo's cluster.toml has it (auto_apply = true)
     )
     asyncio.run(TickingApp(engine, args.tick, args.read_only).run_async())
 

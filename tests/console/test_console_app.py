@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +29,7 @@ from console.widgets.keyed_table import KeyedTable
 from console.widgets.spinner import Spinner
 from core.engine.events import EventKind
 from core.model import HostState, ReplicaId
+from tests.console.fleet_data import small_events
 
 SIZE = (120, 40)
 
@@ -78,8 +80,8 @@ async def test_fleet_lists_every_host_with_requested_capacity_and_live_use(fake:
         assert cell(table, "node-c", "replicas").strip() == "5"
         summary = text_of(app.screen.query_one("#summary", Static))
         assert "6 up · 1 suspect · 1 down" in summary
-        assert "fits on 3 hosts, runs on 7" in summary
-        assert "plan pending: 3 actions" in summary
+        assert "fits on 5 hosts, runs on 7" in summary
+        assert "plan pending: 9 actions" in summary
         assert "auto-apply off" in summary
         assert "READ-ONLY" not in summary
 
@@ -130,9 +132,9 @@ async def test_filter_by_substring_regex_and_label(fake: ModuleType) -> None:
         assert rows(table) == ["node-a", "node-b"]
         app.screen.query_one("#filter", Input).value = "disk=ssd"
         await pilot.pause()
-        assert rows(table) == ["node-a", "node-c", "node-e", "node-g"]
+        assert rows(table) == ["node-c", "node-e", "node-g"]
         await pilot.press("enter")  # keeps the filter, back to the table
-        assert app.focused is table and table.row_count == 4
+        assert app.focused is table and table.row_count == 3
         await pilot.press("escape")  # clears it
         assert table.row_count == 8
         assert not app.screen.query_one("#filter", Input).display
@@ -173,7 +175,7 @@ async def test_sorted_order_follows_live_updates(fake: ModuleType) -> None:
 
 
 async def test_enter_drills_down_to_host_detail_and_escape_returns(fake: ModuleType) -> None:
-    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot(), fake.small_events()))
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot(), small_events()))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await pilot.press("down", "down", "enter")  # node-c
@@ -227,7 +229,7 @@ async def test_services_screen_shows_counts_placement_and_unplaced_reasons(fake:
         assert "node-c       web/1, web/4" in text_of(detail)
         await pilot.press("ctrl+end")
         await pilot.pause()
-        assert "batch/0: no host has label gpu=yes" in text_of(detail)
+        assert 'batch/0: batch has require={gpu="yes"} but no host has those labels' in text_of(detail)
         assert "requires gpu=yes" in text_of(detail)
 
 
@@ -257,7 +259,7 @@ async def test_failover_screen_highlights_degrading_hosts_and_zones(fake: Module
 
 
 async def test_events_screen_follows_the_stream_and_filters(fake: ModuleType) -> None:
-    engine = fake.FakeEngine(fake.small_snapshot(), fake.small_events())
+    engine = fake.FakeEngine(fake.small_snapshot(), small_events())
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5")
@@ -291,19 +293,25 @@ async def test_approve_asks_first_and_cancel_changes_nothing(fake: ModuleType) -
         await pilot.press("3")
         assert isinstance(app.screen, PlanScreen)
         actions: DataTable[Any] = app.screen.query_one("#plan-actions", DataTable)
-        assert [cell(actions, str(i), "action") for i in range(3)] == [
-            "move cache/2 node-d → node-f",
-            "move worker/3 node-d → node-a",
-            "move worker/6 node-g → node-a",
+        assert [cell(actions, str(i), "action") for i in range(9)] == [
+            "move cache/1 node-b → node-f",
+            "move web/2 node-e → node-a",
+            "move web/3 node-b → node-f",
+            "move worker/0 node-b → node-c",
+            "move worker/1 node-b → node-e",
+            "move worker/3 node-d → node-e",
+            "move worker/4 node-f → node-e",
+            "move worker/5 node-f → node-e",
+            "move worker/6 node-g → node-e",
         ]
         util: DataTable[Any] = app.screen.query_one("#plan-util", DataTable)
-        assert cell(util, "node-d", "cpu") == " 50% →   0%" and cell(util, "node-d", "freed") == "freed"
+        assert cell(util, "node-b", "cpu") == " 56% →   0%" and cell(util, "node-b", "freed") == "freed"
         summary = text_of(app.screen.query_one("#plan-summary", Static))
-        assert "FEASIBLE · uses 5 hosts · bound 3 · gap 40% · frees 2 hosts (node-d, node-g)" in summary
+        assert "INFEASIBLE · uses 5 hosts · bound 5 · gap 0% · frees 2 hosts (node-b, node-g)" in summary
         await pilot.press("a")
         assert isinstance(app.screen, ConfirmScreen)
-        assert "3 moves, 0 starts, 0 stops" in app.screen.question
-        assert "services touched: cache, worker" in app.screen.question
+        assert "9 moves, 0 starts, 0 stops" in app.screen.question
+        assert "services touched: cache, web, worker" in app.screen.question
         await pilot.press("enter")  # the focused button is Cancel
         await settle(app, pilot)
         assert isinstance(app.screen, PlanScreen)
@@ -324,15 +332,13 @@ async def test_approve_applies_with_per_action_progress(fake: ModuleType) -> Non
         await settle(app, pilot)
         assert [c[0] for c in engine.calls] == ["approve"]
         actions: DataTable[Any] = app.screen.query_one("#plan-actions", DataTable)
-        assert [cell(actions, str(i), "status") for i in range(3)] == [
-            "✓ done",
-            "✗ exit status 1: address in use",
-            "✓ done",
-        ]
+        statuses = [cell(actions, str(i), "status") for i in range(9)]
+        assert statuses == ["✓ done"] * 5 + ["✗ exit status 1: address in use"] + ["✓ done"] * 3  # 5: worker/3
         label = text_of(app.screen.query_one("#apply-label", Static))
-        assert "3/3 actions · 1 failed · finished" in label
+        assert "9/9 actions · 1 failed · finished" in label
         assert "Last applied plan" in text_of(app.screen.query_one("#plan-summary", Static))
-        assert engine.snapshot().placement.host_of(ReplicaId("cache", 2)) == "node-f"
+        assert engine.snapshot().placement.host_of(ReplicaId("cache", 1)) == "node-f"
+        assert engine.snapshot().placement.host_of(ReplicaId("worker", 3)) == "node-d"  # its move failed
         assert "a" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
 
 
@@ -341,24 +347,16 @@ async def test_stale_plan_is_reported_not_crashed(fake: ModuleType) -> None:
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3", "a")
-        # the fleet moves on while the dialog is open: a newer plan replaces the one on screen
-        newer = engine.snapshot().pending
-        engine.publish(engine.snapshot().__class__(**{**_fields(engine.snapshot()), "pending": _rebased(newer)}))
+        # the fleet moves on while the dialog is open: node-b, which the plan empties, goes down
+        snap = engine.snapshot()
+        engine.publish(
+            replace(snap, hosts={**snap.hosts, "node-b": replace(snap.hosts["node-b"], state=HostState.DOWN)})
+        )
         await pilot.press("y")
         await settle(app, pilot)
         assert app.is_running
-        assert any("plan is stale" in m for m in notifications(app))
+        assert any("plan is stale" in m and "node-b is down" in m for m in notifications(app))
         assert engine.snapshot().pending is not None
-
-
-def _fields(snapshot: object) -> dict[str, object]:
-    return {name: getattr(snapshot, name) for name in snapshot.__slots__}  # type: ignore[attr-defined]
-
-
-def _rebased(plan: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(plan, basis=plan.basis + "-newer")
 
 
 async def test_reject_drops_the_pending_plan(fake: ModuleType) -> None:
@@ -391,12 +389,13 @@ async def test_export_writes_a_valid_file_in_each_format(fake: ModuleType, tmp_p
             await pilot.press("enter")
             await settle(app, pilot)
             assert isinstance(app.screen, PlanScreen)
+        shown = engine.snapshot().pending.actions
         data = json.loads((tmp_path / "plan.json").read_text())
-        assert [a["replica"] for a in data["actions"]] == ["cache/2", "worker/3", "worker/6"]
+        assert [a["replica"] for a in data["actions"]] == [str(a.replica) for a in shown]
         with (tmp_path / "plan.csv").open() as f:
-            assert [r["to"] for r in csv.DictReader(f)] == ["node-f", "node-a", "node-a"]
+            assert [r["to"] for r in csv.DictReader(f)] == [a.to_host for a in shown]
         toml = tomllib.loads((tmp_path / "plan.toml").read_text())
-        assert toml["cluster"] == "prod-eu" and len(toml["actions"]) == 3
+        assert toml["cluster"] == "prod-eu" and len(toml["actions"]) == len(shown) == 9
         assert [c for c in engine.calls if c[0] == "export"] == [
             ("export", (str(tmp_path / f"plan.{fmt}"), fmt)) for fmt in ("json", "csv", "toml")
         ]
@@ -429,7 +428,7 @@ async def test_replan_runs_in_a_worker_with_a_spinner(fake: ModuleType) -> None:
             if "best so far" in text_of(spinner):
                 break
         assert spinner.display
-        assert "solving… 0.5s · best so far 6 hosts · bound 4 · 2 solutions" in text_of(spinner)
+        assert "solving… 0.5s · best so far 7 hosts · bound 7 · 1 solutions" in text_of(spinner)
         assert "p" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
         await pilot.press("1")
         assert isinstance(app.screen, FleetScreen)
@@ -489,7 +488,7 @@ async def test_engine_side_read_only_is_honoured(fake: ModuleType) -> None:
 
 
 async def test_demo_key_stops_and_restarts_a_demo_host(fake: ModuleType) -> None:
-    engine = fake.FakeEngine(fake.small_snapshot(demo=True))
+    engine = fake.FakeEngine(fake.small_snapshot(demo=True), failover_auto=True)  # as in the demo's cluster.toml
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("k")  # on node-a
@@ -498,7 +497,7 @@ async def test_demo_key_stops_and_restarts_a_demo_host(fake: ModuleType) -> None
         assert engine.calls[0] == ("stop_demo_host", "node-a")
         assert cell(table, "node-a", "state") == "down"
         assert engine.snapshot().placement.on_host("node-a") == ()  # failed over
-        assert any("failover of node-a" in m for m in notifications(app))
+        assert any("node-a is down: 3 replicas to re-place" in m for m in notifications(app))
         await pilot.press("k")
         await settle(app, pilot)
         assert engine.calls[-1] == ("restore_demo_host", "node-a")

@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.app import LoadmasterApp
+from tests.console.fleet_data import small_events
 
 SIZE = (120, 40)
 TICKS = 6  # poll cycles before the picture, so sparklines have a history
@@ -22,7 +23,7 @@ TICKS = 6  # poll cycles before the picture, so sparklines have a history
 def app_after_ticks(
     fake: ModuleType, **snapshot_args: Any
 ) -> tuple[LoadmasterApp, Callable[[Pilot[None]], Awaitable[None]]]:
-    engine = fake.FakeEngine(fake.small_snapshot(**snapshot_args), fake.small_events())
+    engine = fake.FakeEngine(fake.small_snapshot(**snapshot_args), small_events())
     app = LoadmasterApp(engine)
 
     async def prepare(pilot: Pilot[None]) -> None:

@@ -58,13 +58,15 @@ def test_requests_and_summary_follow_the_placement(fake: ModuleType) -> None:
 
 def test_plan_figures(fake: ModuleType) -> None:
     plan = fake.small_snapshot().pending
-    assert services_touched(plan) == ("cache", "worker")
-    assert hosts_freed(plan) == ("node-d", "node-g")
+    assert services_touched(plan) == ("cache", "web", "worker")
+    assert hosts_freed(plan) == ("node-b", "node-g")
 
 
 def test_service_views_explain_unplaced_replicas(fake: ModuleType) -> None:
     views = {v.name: v for v in service_views(fake.small_snapshot())}
-    assert views["batch"].unplaced == {ReplicaId("batch", 0): "no host has label gpu=yes"}
+    assert views["batch"].unplaced == {
+        ReplicaId("batch", 0): 'batch has require={gpu="yes"} but no host has those labels'
+    }
     assert views["web"].by_zone == {"eu-1": 2, "eu-2": 2, "eu-3": 2}
     assert views["worker"].running == 8 and views["worker"].healthy == 7  # worker/6 is on suspect node-g
 

@@ -3,8 +3,7 @@ import asyncio
 from core.engine.apply import apply_plan
 from core.engine.journal import Journal
 from core.model import Action, ActionKind, HostState, Placement, Plan, ReplicaId, SolverStatus
-
-from .fake_fleet import FakeFleet
+from tests.fake_fleet import FakeFleet
 
 W = [ReplicaId("web", i) for i in range(3)]
 UP = HostState.UP

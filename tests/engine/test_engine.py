@@ -10,8 +10,7 @@ from core.engine.events import EventKind
 from core.engine.journal import Journal
 from core.errors import ReadOnly, StalePlan
 from core.model import ActionKind, HostState, ReplicaId
-
-from .fake_fleet import FakeFleet
+from tests.fake_fleet import FakeFleet
 
 
 async def until(predicate, timeout=10.0):

@@ -1,12 +1,25 @@
-"""An in-memory fleet for engine unit tests: hosts hold replica records like real ones do."""
+"""An in-memory fleet (a `FleetPort`) for engine and contract tests: hosts hold replica records like real ones do.
+
+It is also the demo control of such a fleet: `crash` ends a host and its replicas, `restore` brings it back.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
 
+from core.engine.basis import generation
 from core.errors import HostUnreachable
-from core.model import ClusterConfig, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Service
+from core.model import (
+    ClusterConfig,
+    HostObservation,
+    HostState,
+    Placement,
+    ReplicaId,
+    ReplicaStatus,
+    Resources,
+    Service,
+)
 
 
 class FakeFleet:
@@ -66,11 +79,28 @@ class FakeFleet:
 
     # -- test controls ---------------------------------------------------------------
 
+    def run(self, placement: Placement) -> None:
+        """Begin with `placement` already running, started from the config's current definitions."""
+        services = {s.name: s for s in self.config.services}
+        for replica, host in placement.assignments.items():
+            self.records[host][replica] = ReplicaStatus(
+                replica, host, pid=100 + len(self.records[host]), running=True,
+                generation=generation(services[replica.service]), started_at=time.time(),
+            )  # fmt: skip
+
     def crash_replica(self, host: str, replica: ReplicaId) -> None:
         r = self.records[host][replica]
         self.records[host][replica] = ReplicaStatus(
             r.replica, host, r.pid, False, r.generation, started_at=r.started_at
         )
+
+    async def crash(self, host: str) -> None:
+        """What a demo host does when stopped: it stops answering and its replicas end with it."""
+        self.states[host] = HostState.DOWN
+        self.records[host].clear()
+
+    async def restore(self, host: str) -> None:
+        self.states[host] = HostState.UP
 
     def running(self) -> dict[ReplicaId, list[str]]:
         out: dict[ReplicaId, list[str]] = {}
