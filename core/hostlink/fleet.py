@@ -172,7 +172,8 @@ class Fleet:
         raise HostCommandFailed(host, what, f"the host did not report {replica} after starting it")
 
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
-        """SIGTERM to the replica's process group, SIGKILL after `grace` s, record removed; idempotent."""
+        """SIGTERM to the replica's process group, SIGKILL after `grace` s; idempotent. The record goes with the
+        process: one that outlives SIGKILL keeps it and raises `HostCommandFailed`."""
         link = self._link(host)
         async with link.lock:
             await link.run(

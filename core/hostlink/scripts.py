@@ -12,6 +12,13 @@ State on the host, under the state directory (`~/.loadmaster/<cluster>` by defau
 `starttime` is field 22 of /proc/PID/stat (clock ticks after boot): a record only
 counts as running while its pid exists with that same start time, so a reused
 pid is never taken for the replica (or killed in its place).
+
+Reading /proc/PID/stat (proc(5) numbers its fields from 1): `pid (comm) state ppid … utime(14)
+stime(15) … starttime(22) …`. Field 2, comm, is the process's name in parentheses and may itself
+hold spaces and ")" (a replica runs whatever binary its command names), so no field after it can be
+found by counting words from the start. The scripts cut the line after the LAST ") " with the greedy
+`${ps##*) }` (nothing after comm contains ")"), which leaves field 3 (state) as the first word:
+field N is then word N-2. Word counts below say which field they read.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ alive() {
   al=0; tk=-; rs=-
   case $1 in ''|*[!0-9]*) return 1;; esac
   read -r ps 2>/dev/null </proc/$1/stat || return 1
+  # $1 is the wanted start time, then field N of stat is ${N-1}: ${2} state (3), ${21} starttime (22),
+  # ${13} utime (14), ${14} stime (15). ${ps%% *} is field 1, the pid.
   set -- "$2" ${ps##*) }
   case $2 in Z|X) return 1;; esac
   [ "${21}" = "$1" ] || return 1
@@ -42,6 +51,7 @@ alive() {
   read -r kids 2>/dev/null </proc/${ps%% *}/task/${ps%% *}/children
   for k in $kids; do
     read -r ps 2>/dev/null </proc/$k/stat || continue
+    # field N is ${N-2}: ${12} utime (14), ${13} stime (15)
     set -- ${ps##*) }; tk=$((tk + ${12} + ${13})); usage "$k"
   done
   return 0
@@ -121,6 +131,7 @@ cd "$d" || exit 3
 setsid sh -c "$cmd" >>"$log" 2>&1 </dev/null &
 pid=$!
 st=0
+# field N of stat is ${N-2}: ${20} is starttime (22)
 if read -r ps 2>/dev/null </proc/$pid/stat; then set -- ${ps##*) }; st=${20}; fi
 at=$(date +%s)
 printf 'v1 %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$cmdhex" "$pid" "$st" "$at" "$port" >"$f.tmp" &&
@@ -130,7 +141,10 @@ rep "$f"
 """
 )
 
-# `sh -c STOP lm DIR SVC IDX TENTHS`: TERM to the process group, KILL after the grace period.
+# `sh -c STOP lm DIR SVC IDX TENTHS`: TERM to the process group, KILL after the grace period. The
+# record goes only with the process: one still alive 2 s after SIGKILL (stuck in uninterruptible
+# sleep, or not ours to signal) keeps it, so the replica stays seen and counted rather than running
+# as an orphan nothing tracks, and STOP fails saying so.
 STOP = (
     _COMMON
     + r"""
@@ -143,6 +157,10 @@ if alive "$pid" "$st"; then
   if alive "$pid" "$st"; then kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null; fi
   n=20
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
+  if alive "$pid" "$st"; then
+    echo "pid $pid is still running after SIGKILL (uninterruptible sleep, or not ours to signal); its record is kept" >&2
+    exit 3
+  fi
 fi
 rm -f "$f"
 echo "stopped"
