@@ -285,10 +285,9 @@ class _Reader:
             capacity = self.read_resources(t, "capacity", e, required=(CPU, MEM)) if "capacity" in t else None
             if demo and "capacity" not in t:
                 self.problem(e, "capacity", 'is required on a demo host, e.g. capacity = { cpu = 4, mem = "8GiB" }')
-            if demo and address and not _is_loopback(address):
-                self.problem(
-                    e, "address", f'{literal(address)} is not on this machine; a demo host needs e.g. "127.0.0.1"'
-                )
+            if demo and address and not is_demo_address(address):
+                why = "the demo fleet listens on IPv4 loopback only" if _is_loopback(address) else "not on this machine"
+                self.problem(e, "address", f'{literal(address)}: {why}; a demo host needs e.g. "127.0.0.1"')
             # From the table as written, so a reserve is judged against the capacity even when that is invalid.
             declared = t.get("capacity") if isinstance(t.get("capacity"), dict) else {}
             dimensions = (CPU, MEM, *(d for d in declared if d not in (CPU, MEM)))
@@ -470,6 +469,21 @@ class _Reader:
 
 
 # -- converters: each returns the value or raises ValueError saying what is valid --
+
+
+def is_demo_address(address: str) -> bool:
+    """An address `loadmaster demo` can serve a demo host on: "localhost" or IPv4 loopback (127.0.0.0/8, whose
+    every address is this machine's, so each demo host can have its own). Not "local", which runs replicas without
+    SSH, and not ::1: the demo fleet listens on IPv4 loopback only. `validate` and the demo use this one rule."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address) in _IPV4_LOOPBACK
+    except ValueError:
+        return False
+
+
+_IPV4_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 def _is_loopback(address: str) -> bool:

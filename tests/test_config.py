@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from core import config
 from core.errors import ConfigError
+from core.hostlink.demo import demo_config
 from core.model import ClusterConfig, HostKeyPolicy, Policy, Resources, SshDefaults, Strategy
 from core.units import literal
 
@@ -151,12 +152,39 @@ def test_demo_hosts_need_a_pinned_capacity_on_loopback() -> None:
     text = '[cluster]\ndemo = true\n[[hosts]]\nname = "a"\naddress = "10.1.1.1"\n'
     assert problems(text) == [
         ('hosts "a"', "capacity", 'is required on a demo host, e.g. capacity = { cpu = 4, mem = "8GiB" }'),
-        ('hosts "a"', "address", '"10.1.1.1" is not on this machine; a demo host needs e.g. "127.0.0.1"'),
+        ('hosts "a"', "address", '"10.1.1.1": not on this machine; a demo host needs e.g. "127.0.0.1"'),
     ]
     real = text + "demo = false\n"  # a real host inside a demo cluster
     assert config.parse(real).hosts[0].demo is False
     ok = text.replace("10.1.1.1", "127.0.0.3") + 'capacity = { cpu = 1, mem = "1GiB" }\n'
     assert config.parse(ok).hosts[0].demo is True
+
+
+DEMO_HOST = '[cluster]\ndemo = true\n[[hosts]]\nname = "a"\naddress = "{}"\ncapacity = {{ cpu = 1, mem = "1GiB" }}\n'
+
+
+@pytest.mark.parametrize("address", ["::1", "local", "::ffff:127.0.0.1", "127.0.0.300"])
+def test_validate_refuses_a_demo_address_the_demo_cannot_serve(tmp_path: Path, address: str) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text(DEMO_HOST.format(address))
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    (problem,) = err.value.problems
+    assert (problem.file, problem.entry, problem.field) == (str(path), 'hosts "a"', "address")
+    assert str(problem).startswith(f'{path}: hosts "a": address "{address}": ')
+    assert str(problem).endswith('a demo host needs e.g. "127.0.0.1"')
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.3.0.9", "localhost", "::1", "local", "10.0.0.1", "127.1"])
+def test_validate_accepts_a_demo_host_exactly_when_the_demo_serves_it(address: str) -> None:
+    try:
+        cfg = config.parse(DEMO_HOST.format(address), "cluster.toml")
+    except ConfigError:
+        accepted = False
+    else:
+        accepted = True
+        demo_config(cfg)  # raises ConfigError when the demo would refuse what validate let through
+    assert accepted == (address in ("127.0.0.1", "127.3.0.9", "localhost"))
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from pathlib import Path
 import asyncssh
 import psutil
 
+from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
 from core.hostlink import records, scripts
 from core.hostlink.keys import host_pattern
@@ -51,9 +52,11 @@ def demo_config(config: ClusterConfig, extra_hosts: int = 0) -> ClusterConfig:
         )
     demo = [h for h in config.hosts if h.demo]
     for h in demo:
-        if not (h.address.startswith("127.") or h.address == "localhost"):
+        if not is_demo_address(h.address):
             problems.append(
-                ConfigProblem(config.source, f'hosts "{h.name}"', "address", f"{h.address} is not loopback (demo host)")
+                ConfigProblem(
+                    config.source, f'hosts "{h.name}"', "address", f"{h.address} is not IPv4 loopback (demo host)"
+                )
             )
     if problems:
         raise ConfigError(problems)

@@ -158,7 +158,7 @@ if alive "$pid" "$st"; then
   n=20
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
   if alive "$pid" "$st"; then
-    echo "pid $pid is still running after SIGKILL (uninterruptible sleep, or not ours to signal); its record is kept" >&2
+    echo "pid $pid is still running after SIGKILL (stuck in the kernel, or not ours to signal); record kept" >&2
     exit 3
   fi
 fi

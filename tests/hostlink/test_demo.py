@@ -164,7 +164,7 @@ def test_demo_config_errors_name_what_to_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="state_dir must start with ~/"):
         DemoFleet(dataclasses.replace(cfg, state_dir="/srv/state"), tmp_path)
     remote = dataclasses.replace(cfg.hosts[0], address="10.1.2.3")
-    with pytest.raises(ConfigError, match=r'hosts "h1": address 10\.1\.2\.3 is not loopback'):
+    with pytest.raises(ConfigError, match=r'hosts "h1": address 10\.1\.2\.3 is not IPv4 loopback'):
         DemoFleet(dataclasses.replace(cfg, hosts=(remote,)), tmp_path)
 
 
