@@ -289,7 +289,8 @@ class _Reader:
                 why = "the demo fleet listens on IPv4 loopback only" if _is_loopback(address) else "not on this machine"
                 self.problem(e, "address", f'{literal(address)}: {why}; a demo host needs e.g. "127.0.0.1"')
             # From the table as written, so a reserve is judged against the capacity even when that is invalid.
-            declared = t.get("capacity") if isinstance(t.get("capacity"), dict) else {}
+            written = t.get("capacity")
+            declared = written if isinstance(written, dict) else {}
             dimensions = (CPU, MEM, *(d for d in declared if d not in (CPU, MEM)))
             reserve = self.read_resources(t, "reserve", e, dimensions=dimensions) if "reserve" in t else Resources()
             if capacity is not None and reserve is not None and not reserve.fits(capacity):

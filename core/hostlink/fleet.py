@@ -232,7 +232,7 @@ class Fleet:
         self._held_ports[(host.address, port)] = now
         return port
 
-    def _load_client_keys(self) -> Sequence[asyncssh.SSHKey] | None:
+    def _load_client_keys(self) -> Sequence[asyncssh.SSHKeyPair] | None:
         if self._client_key_paths is None:
             return None
         try:

@@ -70,7 +70,7 @@ class LinkContext:
 
     config: ClusterConfig
     keys: HostKeys
-    client_keys: Sequence[asyncssh.SSHKey] | None  # None: the user's keys, agent and ssh config
+    client_keys: Sequence[asyncssh.SSHKeyPair] | None  # None: the user's keys, agent and ssh config
     handshakes: asyncio.Semaphore
     jump: Callable[[str], Awaitable[asyncssh.SSHClientConnection]]  # host name → its live connection
     notice: Callable[[str], None]
@@ -237,7 +237,7 @@ class SshLink(Link):
     async def _connect(self, client: _Client) -> asyncssh.SSHClientConnection:
         host, defaults = self.host, self.config.defaults
         tunnel = await self.ctx.jump(host.jump) if host.jump else ()
-        keys = self.ctx.client_keys
+        keys: Sequence[asyncssh.SSHKeyPair | str] | None = self.ctx.client_keys
         if keys is None and host.identity_file:
             keys = [os.path.expanduser(host.identity_file)]
         keepalive = max(1.0, 2 * self.config.poll_interval)  # frames reset it: no keepalive traffic while they flow
@@ -270,7 +270,8 @@ class SshLink(Link):
         """Stream frames until the channel or connection ends; the reason if the host is unsupported."""
         command = scripts.probe_command(self.state_dir, self.config.poll_interval)
         try:
-            chan, session = await conn.create_session(lambda: _ProbeSession(self), command, encoding=None)
+            session = _ProbeSession(self)
+            chan, _ = await conn.create_session(lambda: session, command, encoding=None)
         except (OSError, asyncssh.Error) as exc:
             log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
             return None
@@ -305,7 +306,12 @@ async def _answering(address: str, port: int, timeout: float) -> socket.socket:
         async with asyncio.timeout(timeout):
             await loop.sock_connect(sock, target)
             readable = loop.create_future()
-            loop.add_reader(sock.fileno(), lambda: readable.done() or readable.set_result(None))
+
+            def banner_waiting() -> None:
+                if not readable.done():
+                    readable.set_result(None)
+
+            loop.add_reader(sock.fileno(), banner_waiting)
             try:
                 await readable
             finally:
