@@ -260,7 +260,7 @@ class SshLink(Link):
             sock = await _answering(options.host, options.port, defaults.connect_timeout)
         try:
             async with self.ctx.handshakes:
-                return await asyncssh.connect(**target, sock=sock, options=options)  # type: ignore[arg-type]
+                return await asyncssh.connect(**target, sock=sock, options=options)
         except BaseException:
             if sock is not None:
                 sock.close()
