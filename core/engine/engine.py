@@ -701,3 +701,8 @@ class Engine:
         self._drift_seen = ""
         self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {len(config.hosts)} hosts, "
                    f"{len(config.services)} services")  # fmt: skip
+
+    def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
+        """An event a front end made happen (e.g. who changed the file through the API): journaled and
+        streamed like the engine's own."""
+        self._emit(kind, message, data=data)

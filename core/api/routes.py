@@ -1,0 +1,426 @@
+"""The /v1 endpoints: one handler per route, and the route table the OpenAPI document is built from."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import difflib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from core import desired
+from core.api import views
+from core.api.document import DesiredFile
+from core.api.http import ApiError, json_body, json_response, only_fields, whole_number
+from core.api.tokens import Token
+from core.engine.api import EngineAPI
+from core.engine.engine import plan_id
+from core.engine.events import EventKind
+from core.errors import ConfigError, LoadmasterError, ReadOnly, RevisionConflict, StalePlan, UnknownService
+from core.model import ClusterConfig, Plan
+
+log = logging.getLogger("loadmaster.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PLANS_KEPT = 50
+KEEPALIVE = 15.0  # seconds between SSE comments, so a proxy or a dead client is noticed
+SERVICE_EXAMPLE = '{"command": "python3 -m http.server {port}", "replicas": 2, "cpu": "500m", "mem": "256MiB"}'
+SCALE_EXAMPLE = '{"replicas": 3}'
+TOKEN = web.RequestKey("token", Token)  # who is asking: set by the server's guard before any handler runs
+_FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+class ServedEngine(EngineAPI, Protocol):
+    """What the API needs of the engine beyond the console's calls."""
+
+    read_only: bool
+
+    def check_stale(self, plan: Plan) -> list[str]: ...
+
+    def reload(self, config: ClusterConfig) -> None: ...
+
+    def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: str  # name of the Api method
+    summary: str
+    query: tuple[tuple[str, str], ...] = ()  # (name, description) of boolean flags
+    body: Mapping[str, Any] | None = None  # JSON schema of the request body
+    responses: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def write(self) -> bool:
+        return self.method != "GET"
+
+
+_SERVICE_SCHEMA = {
+    "type": "object",
+    "description": "The service's keys as in a [[services]] table of cluster.toml; validated like the file.",
+    "properties": {
+        "command": {"type": "string"},
+        "replicas": {"type": "integer", "minimum": 0},
+        "cpu": {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        "mem": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+        "resources": {"type": "object"},
+        "max_per_host": {"type": "integer", "minimum": 1},
+        "spread_over": {"type": "string"},
+        "require": {"type": "object", "additionalProperties": {"type": "string"}},
+        "avoid": {"type": "array", "items": {"type": "string"}},
+        "priority": {"type": "integer"},
+        "min_healthy": {"type": "integer", "minimum": 0},
+    },
+}
+_WRITE = {400: "bad body", 401: "no or wrong token", 403: "read-only token or --read-only", 409: "revision changed"}
+_FILE_WRITE = {**_WRITE, 404: "no such service", 422: "the file would be invalid (every problem listed)"}
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/hosts", "get_hosts", "Every host: state, capacity, usage, replicas"),
+    Route("GET", "/v1/hosts/{name}", "get_host", "One host", responses={404: "no such host"}),
+    Route("POST", "/v1/hosts/{name}/drain", "not_yet", "Drain a host (not available yet: 501)", responses=_WRITE),
+    Route("POST", "/v1/hosts/{name}/cordon", "not_yet", "Cordon a host (not available yet: 501)", responses=_WRITE),
+    Route("POST", "/v1/hosts/{name}/uncordon", "not_yet", "Uncordon a host (not available yet: 501)", responses=_WRITE),
+    Route("GET", "/v1/services", "get_services", "Every service: desired replicas, where they run, health"),
+    Route("GET", "/v1/services/{name}", "get_service", "One service", responses={404: "no such service"}),
+    Route(
+        "PUT", "/v1/services/{name}", "put_service", "Create or replace a service definition",
+        body=_SERVICE_SCHEMA, responses={**_FILE_WRITE, 201: "created"},
+    ),
+    Route("DELETE", "/v1/services/{name}", "delete_service", "Remove a service", responses=_FILE_WRITE),
+    Route(
+        "POST", "/v1/services/{name}/scale", "scale_service", "Set a service's replicas",
+        body={"type": "object", "required": ["replicas"], "additionalProperties": False,
+              "properties": {"replicas": {"type": "integer", "minimum": 0}}},
+        responses=_FILE_WRITE,
+    ),
+    Route("GET", "/v1/plans/pending", "get_pending", "The plan waiting for approval", responses={404: "none"}),
+    Route("GET", "/v1/plans/{id}", "get_plan", "A plan by id, with its status", responses={404: "unknown id"}),
+    Route(
+        "POST", "/v1/plans", "post_plan", "Compute a plan and make it the pending one",
+        query=(("repack", "1: fewest hosts before fewest moves"),), responses={**_WRITE, 201: "computed"},
+    ),
+    Route(
+        "POST", "/v1/plans/{id}/approve", "approve_plan", "Approve and apply a plan",
+        responses={**_WRITE, 202: "applying", 404: "unknown id", 409: "stale or not pending (reasons listed)"},
+    ),
+    Route("POST", "/v1/plans/{id}/reject", "reject_plan", "Reject a plan", responses={**_WRITE, 404: "unknown id"}),
+    Route("GET", "/v1/failover", "get_failover", "The failover plan of every host and zone"),
+    Route(
+        "GET", "/v1/events", "get_events", "Recent events; with follow=1 a server-sent event stream",
+        query=(("follow", "1: stream events as server-sent events (text/event-stream)"),),
+    ),
+    Route("POST", "/v1/reload", "reload", "Re-read cluster.toml", responses={**_WRITE, 422: "the file is invalid"}),
+)  # fmt: skip
+
+
+def _flag(request: web.Request, allowed: tuple[str, ...]) -> dict[str, bool]:
+    unknown = [k for k in request.query if k not in allowed]
+    if unknown:
+        known = ", ".join(allowed) or "none"
+        raise ApiError(400, f"unknown query parameter {', '.join(unknown)} (this endpoint takes: {known})")
+    out = {}
+    for name in allowed:
+        value = request.query.get(name, "0").lower()
+        if value not in _FLAGS:
+            raise ApiError(400, f"{name}={value!r} is not a flag; use {name}=1 or {name}=0")
+        out[name] = _FLAGS[value]
+    return out
+
+
+def _etag(revision: str) -> dict[str, str]:
+    return {"ETag": f'"{revision}"'} if revision else {}
+
+
+def _if_match(request: web.Request) -> str | None:
+    """The revision the client based its change on; None when it sent no If-Match (or `*`)."""
+    header = request.headers.get("If-Match", "").strip()
+    if not header or header == "*":
+        return None
+    if "," in header:
+        raise ApiError(400, "If-Match must name one revision (the ETag of the last read)")
+    return header.removeprefix("W/").strip('"')
+
+
+class Api:
+    def __init__(self, engine: ServedEngine, config_path: Path):
+        self.engine = engine
+        self.file = DesiredFile(config_path)
+        self._write_lock = asyncio.Lock()  # writes and their reloads happen in revision order
+        self._plans: collections.OrderedDict[str, Plan] = collections.OrderedDict()
+        self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
+        self._background: set[asyncio.Task[None]] = set()
+        self.followers: set[asyncio.Task[Any]] = set()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def get_hosts(self, request: web.Request) -> web.Response:
+        snap = self.engine.snapshot()
+        return json_response({"at": snap.at, "hosts": views.hosts(snap)})
+
+    async def get_host(self, request: web.Request) -> web.Response:
+        snap, name = self.engine.snapshot(), request.match_info["name"]
+        obs = snap.hosts.get(name)
+        if obs is None:
+            raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
+        return json_response(views.host(snap, obs))
+
+    def _services(self) -> tuple[str, list[dict[str, Any]], tuple[str, ...]]:
+        """Desired services from the file (its revision with them), run-time state from the engine."""
+        snap, file = self.engine.snapshot(), self.file.view()
+        declared = file.config.services if file.config else snap.config.services
+        return file.revision, views.services(snap, declared, file.definitions), file.problems
+
+    async def get_services(self, request: web.Request) -> web.Response:
+        revision, services, problems = self._services()
+        doc: dict[str, Any] = {"revision": revision, "services": services}
+        if problems:
+            doc["file_problems"] = list(problems)  # shown from the config in force until the file is fixed
+        return json_response(doc, headers=_etag(revision))
+
+    async def get_service(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        revision, services, _ = self._services()
+        for s in services:
+            if s["name"] == name:
+                return json_response({"revision": revision, **s}, headers=_etag(revision))
+        raise ApiError(404, f'no service "{name}"', hint=_near(name, [s["name"] for s in services]))
+
+    async def get_pending(self, request: web.Request) -> web.Response:
+        snap = self.engine.snapshot()
+        if snap.pending is None:
+            raise ApiError(404, "no plan is pending; POST /v1/plans computes one")
+        pid = self._remember(snap.pending)
+        return json_response(views.plan(snap, snap.pending, pid, "pending"))
+
+    async def get_plan(self, request: web.Request) -> web.Response:
+        snap, pid = self.engine.snapshot(), request.match_info["id"]
+        plan = self._find(pid)
+        return json_response(views.plan(snap, plan, pid, self._status(pid)))
+
+    async def get_failover(self, request: web.Request) -> web.Response:
+        return json_response(views.failover(self.engine.snapshot()))
+
+    async def get_events(self, request: web.Request) -> web.StreamResponse:
+        if _flag(request, ("follow",))["follow"]:
+            return await self._follow(request)
+        return json_response({"events": [e.as_json() for e in self.engine.recent_events()]})
+
+    async def _follow(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: every event the headless log prints, as it happens."""
+        queue = self.engine.subscribe()
+        task = asyncio.current_task()
+        assert task is not None
+        self.followers.add(task)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        try:
+            await response.prepare(request)
+            await response.write(b": following loadmaster events\n\n")
+            while True:
+                try:
+                    event = await asyncio.wait_for(queue.get(), KEEPALIVE)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if event.kind is EventKind.STATE_UPDATED:
+                    continue
+                data = json.dumps(event.as_json(), separators=(",", ":"))
+                await response.write(f"event: {event.kind.value}\ndata: {data}\n\n".encode())
+        except (ConnectionError, asyncio.CancelledError):
+            return response  # the client left, or the server is closing
+        finally:
+            self.engine.unsubscribe(queue)
+            self.followers.discard(task)
+
+    # -- writes of the desired-state document --------------------------------------------
+
+    async def _change(
+        self, request: web.Request, what: str, change: Callable[[str | None], desired.Document]
+    ) -> desired.Document:
+        """Run one change of cluster.toml (in a thread: it reads and writes files), reload, journal."""
+        expect = _if_match(request)
+        async with self._write_lock:
+            try:
+                doc = await asyncio.to_thread(change, expect)
+            except RevisionConflict as exc:
+                raise ApiError(
+                    409, str(exc), headers=_etag(exc.current), revision=exc.current, expected=exc.expected
+                ) from None
+            except ConfigError as exc:
+                problems = [str(p) for p in exc.problems]
+                message = f"{what}: refused, {len(problems)} problem(s) in the result"
+                raise ApiError(422, message, problems=problems) from None
+            except UnknownService as exc:
+                raise ApiError(404, str(exc), services=exc.known) from None
+            self.engine.reload(doc.config)
+        self._journal(request, what, revision=doc.revision)
+        return doc
+
+    async def put_service(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await json_body(request, SERVICE_EXAMPLE)
+        path = self.file.path
+        created = False
+
+        def change(expect: str | None) -> desired.Document:
+            nonlocal created
+            doc, created = desired.put_service(path, name, body, expect=expect)
+            return doc
+
+        doc = await self._change(request, f"put service {name}", change)
+        service = doc.config.service(name)
+        return json_response(
+            {"service": name, "created": created, "replicas": service.replicas, "revision": doc.revision},
+            201 if created else 200,
+            _etag(doc.revision),
+        )
+
+    async def delete_service(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        path = self.file.path
+        doc = await self._change(
+            request, f"delete service {name}", lambda e: desired.delete_service(path, name, expect=e)
+        )
+        return json_response({"service": name, "deleted": True, "revision": doc.revision}, headers=_etag(doc.revision))
+
+    async def scale_service(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = await json_body(request, SCALE_EXAMPLE)
+        only_fields(body, ("replicas",))
+        replicas = whole_number(body, "replicas")
+        path = self.file.path
+        before = self.file.view()
+        old = next((s.replicas for s in before.config.services if s.name == name), None) if before.config else None
+        doc = await self._change(
+            request, f"scale {name} to {replicas}", lambda e: desired.scale(path, name, replicas, expect=e)
+        )
+        return json_response(
+            {"service": name, "replicas": replicas, "previous": old, "revision": doc.revision},
+            headers=_etag(doc.revision),
+        )
+
+    async def reload(self, request: web.Request) -> web.Response:
+        _flag(request, ())
+        try:
+            doc = await asyncio.to_thread(desired.read, self.file.path)
+        except ConfigError as exc:
+            problems = [str(p) for p in exc.problems]
+            raise ApiError(422, "the file is invalid; the configuration in force stays", problems=problems) from None
+        async with self._write_lock:
+            self.engine.reload(doc.config)
+        self._journal(request, "reload", revision=doc.revision)
+        cfg = doc.config
+        return json_response(
+            {"revision": doc.revision, "hosts": len(cfg.hosts), "services": len(cfg.services)},
+            headers=_etag(doc.revision),
+        )
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    async def post_plan(self, request: web.Request) -> web.Response:
+        repack = _flag(request, ("repack",))["repack"]
+        try:
+            plan = await self.engine.plan(repack=repack)
+        except LoadmasterError as exc:
+            raise ApiError(422, f"cannot plan: {exc}") from None
+        pid = self._remember(plan)
+        self._journal(request, f"plan {pid} computed" + (" (repack)" if repack else ""))
+        return json_response(views.plan(self.engine.snapshot(), plan, pid, self._status(pid)), 201)
+
+    async def approve_plan(self, request: web.Request) -> web.Response:
+        pid = request.match_info["id"]
+        plan = self._find(pid)
+        status = self._status(pid)
+        if status not in ("pending", "superseded"):  # a superseded plan may still fit: staleness decides
+            raise ApiError(409, f"plan {pid} is {status} already; compute a new one with POST /v1/plans",
+                           reasons=[f"the plan is {status}"])  # fmt: skip
+        reasons = self.engine.check_stale(plan)
+        if reasons:
+            raise ApiError(409, f"plan {pid} is stale: " + "; ".join(reasons), reasons=reasons)
+        self._outcomes[pid] = "approved"
+        self._journal(request, f"plan {pid} approved")
+        task = asyncio.create_task(self._apply(plan, pid), name=f"api-approve-{pid}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        await asyncio.sleep(0)  # let the engine take the plan before the answer says "applying"
+        return json_response({"id": pid, "status": "applying", "actions": len(plan.actions)}, 202)
+
+    async def _apply(self, plan: Plan, pid: str) -> None:
+        try:
+            await self.engine.approve(plan)
+        except (StalePlan, ReadOnly) as exc:  # the fleet moved between the check and the start
+            self._outcomes[pid] = "refused"
+            self.engine.record(EventKind.API_WRITE, f"plan {pid} was not applied: {exc}", data={"plan": pid})
+
+    async def reject_plan(self, request: web.Request) -> web.Response:
+        pid = request.match_info["id"]
+        plan = self._find(pid)
+        await self.engine.reject(plan)
+        self._outcomes[pid] = "rejected"
+        self._journal(request, f"plan {pid} rejected")
+        return json_response({"id": pid, "status": "rejected"})
+
+    async def not_yet(self, request: web.Request) -> web.Response:
+        what = request.path.rsplit("/", 1)[-1]
+        raise ApiError(
+            501,
+            f"{what} is not available yet: the engine has no drain or cordon (issue 12, item 10); "
+            "until it lands, scale services or edit cluster.toml instead",
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _remember(self, plan: Plan) -> str:
+        pid = plan_id(plan)
+        self._plans[pid] = plan
+        self._plans.move_to_end(pid)
+        while len(self._plans) > PLANS_KEPT:
+            old, _ = self._plans.popitem(last=False)
+            self._outcomes.pop(old, None)
+        return pid
+
+    def _find(self, pid: str) -> Plan:
+        snap = self.engine.snapshot()
+        for plan in (snap.pending, snap.applying.plan if snap.applying else None):
+            if plan is not None and plan_id(plan) == pid:
+                self._remember(plan)
+        if pid not in self._plans:
+            raise ApiError(404, f"no plan {pid} (the API keeps the last {PLANS_KEPT}); GET /v1/plans/pending")
+        return self._plans[pid]
+
+    def _status(self, pid: str) -> str:
+        snap = self.engine.snapshot()
+        if snap.applying is not None and plan_id(snap.applying.plan) == pid:
+            if not snap.applying.finished:
+                return "applying"
+            return "failed" if snap.applying.failed else "applied"
+        if snap.pending is not None and plan_id(snap.pending) == pid:
+            return "pending"
+        return self._outcomes.get(pid, "superseded")
+
+    def _journal(self, request: web.Request, what: str, **data: object) -> None:
+        token = request[TOKEN]
+        self.engine.record(
+            EventKind.API_WRITE,
+            f'{what} (by token "{token.name}" through the API)',
+            data={"by": token.name, "request": f"{request.method} {request.path}", **data},
+        )
+
+    def close(self) -> None:
+        """End the event streams; an approved plan being applied is left to the engine to finish."""
+        for task in self.followers:
+            task.cancel()
+
+
+def _near(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    return f"did you mean {', '.join(close)}?" if close else ""

@@ -1,0 +1,180 @@
+"""The HTTP server: aiohttp in the engine's own event loop, bearer tokens, JSON errors, optional TLS."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from core.api import openapi
+from core.api.http import MAX_BODY, ApiError, json_response
+from core.api.routes import ROUTES, TOKEN, Api, ServedEngine
+from core.api.tokens import Access, TokenFileError, TokenStore
+from core.errors import LoadmasterError
+
+log = logging.getLogger("loadmaster.api")
+DEFAULT_PORT = 7400
+_READS = ("GET", "HEAD")
+
+
+class BindError(LoadmasterError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    host: str
+    port: int
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_bind(text: str) -> Bind:
+    """`127.0.0.1:7400`, `[::1]:7400`, `localhost` (port 7400) or `:7400` (loopback)."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not sep:
+        host, port = text, str(DEFAULT_PORT)
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise BindError(f'API address "{text}": port must be a number from 0 to 65535 (e.g. 127.0.0.1:7400)')
+    if any(c.isspace() for c in host) or "/" in host:
+        raise BindError(f'API address "{text}": "{host}" is not a host name or IP address')
+    return Bind(host, int(port))
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise LoadmasterError(f"API TLS: cannot load certificate {cert} with key {key}: {exc}") from None
+    return context
+
+
+class ApiServer:
+    """Serves `engine` on /v1 until `close()`; every request but the OpenAPI document needs a token."""
+
+    def __init__(
+        self,
+        engine: ServedEngine,
+        config_path: Path,
+        tokens: TokenStore,
+        *,
+        read_only: bool = False,
+        tls: ssl.SSLContext | None = None,
+        version: str = "0",
+    ):
+        self.api = Api(engine, config_path)
+        self.tokens = tokens
+        self.read_only = read_only or engine.read_only
+        self.tls = tls
+        self._openapi = openapi.document(version)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.app = self._build()
+
+    def _build(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
+        for route in ROUTES:
+            app.router.add_route(route.method, route.path, getattr(self.api, route.handler))
+        app.router.add_get(openapi.OPENAPI_PATH, self._get_openapi)
+        return app
+
+    async def start(self, bind: Bind, warn: Callable[[str], None]) -> str:
+        """Listen on `bind` (port 0 picks a free one); returns the base URL."""
+        self.tokens.ensure()
+        self.tokens.tokens()  # a token file with a bad mode or content stops the start, not the first request
+        if not bind.loopback and self.tls is None:
+            warn(
+                f"warning: the API listens on {bind} without TLS: tokens and cluster data cross the network "
+                "in clear text; give [api] tls_cert and tls_key, or bind to 127.0.0.1"
+            )
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)  # no log line holds a token
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, bind.host, bind.port, ssl_context=self.tls)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            raise BindError(f"API cannot listen on {bind}: {exc.strerror or exc}") from None
+        host, port = self._runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"{'https' if self.tls else 'http'}://{shown}:{port}"
+        return self.url
+
+    async def close(self) -> None:
+        self.api.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _get_openapi(self, request: web.Request) -> web.Response:
+        return json_response(self._openapi)
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Callable) -> web.StreamResponse:  # type: ignore[type-arg]
+        try:
+            if request.path != openapi.OPENAPI_PATH:
+                self._authorize(request)
+            return await handler(request)
+        except ApiError as exc:
+            return exc.response()
+        except web.HTTPException as exc:
+            return self._http_error(request, exc)
+        except LoadmasterError as exc:
+            return ApiError(400, str(exc)).response()
+        except Exception:  # never a traceback to the client; the server log has it
+            log.exception("API %s %s failed", request.method, request.path)
+            return ApiError(500, "internal error; the loadmaster log has the details").response()
+
+    def _authorize(self, request: web.Request) -> None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        challenge = {"WWW-Authenticate": 'Bearer realm="loadmaster"'}
+        if not header:
+            raise ApiError(401, "no token: send 'Authorization: Bearer <token>' (loadmaster api-token prints one)",
+                           headers=challenge)  # fmt: skip
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise ApiError(401, "the Authorization header must be 'Bearer <token>'", headers=challenge)
+        try:
+            token = self.tokens.check(presented.strip())
+        except TokenFileError as exc:
+            raise ApiError(503, f"the API cannot check tokens: {exc}") from None
+        if token is None:
+            raise ApiError(401, "the token is not valid (rotated? loadmaster api-token prints the current one)",
+                           headers=challenge)  # fmt: skip
+        request[TOKEN] = token
+        if request.method not in _READS:
+            if self.read_only:
+                raise ApiError(403, f"{request.method} {request.path}: refused, loadmaster runs with --read-only")
+            if token.access is not Access.READ_WRITE:
+                raise ApiError(403, f"{request.method} {request.path}: the read-only token cannot change anything; "
+                               "use the read-write token (loadmaster api-token)")  # fmt: skip
+
+    def _http_error(self, request: web.Request, exc: web.HTTPException) -> web.Response:
+        if isinstance(exc, web.HTTPNotFound):
+            message = f"no endpoint {request.method} {request.path}; the endpoints are listed at {openapi.OPENAPI_PATH}"
+        elif isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{request.method} is not allowed on {request.path} (allowed: {allowed})"
+        elif isinstance(exc, web.HTTPRequestEntityTooLarge):
+            message = f"the body is too large; the limit is {MAX_BODY} bytes"
+        else:
+            message = exc.text or exc.reason
+        return ApiError(exc.status, message).response()
