@@ -16,7 +16,7 @@ from core.api.server import ApiServer, parse_bind
 from core.api.tokens import Access, TokenStore
 from core.engine.engine import Engine
 from core.engine.journal import Journal
-from tests.engine.fake_fleet import FakeFleet
+from tests.fake_fleet import FakeFleet
 
 CLUSTER = """\
 # The API test cluster: this comment must survive every write.
