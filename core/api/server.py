@@ -13,7 +13,7 @@ from aiohttp import web
 
 from core.api import openapi
 from core.api.http import MAX_BODY, ApiError, json_response
-from core.api.routes import ROUTES, TOKEN, Api, ServedEngine
+from core.api.routes import ROUTES, TOKEN, Api, Handler, ServedEngine
 from core.api.tokens import Access, TokenFileError, TokenStore
 from core.errors import LoadmasterError
 
@@ -128,7 +128,7 @@ class ApiServer:
         return json_response(self._openapi)
 
     @web.middleware
-    async def _guard(self, request: web.Request, handler: Callable) -> web.StreamResponse:  # type: ignore[type-arg]
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             if request.path != openapi.OPENAPI_PATH:
                 self._authorize(request)
