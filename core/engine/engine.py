@@ -658,6 +658,8 @@ class Engine:
         await self._apply(plan)
 
     async def reject(self, plan: Plan) -> None:
+        if self.read_only:  # a rejection is a change too (journaled, drops the pending plan)
+            raise ReadOnly("reject")
         self._journal.record_rejected(plan_id(plan), plan.reason, plan.basis)
         if self._pending is not None and plan_id(self._pending) == plan_id(plan):
             self._pending = None
