@@ -90,4 +90,4 @@ def test_stopping_a_demo_host_in_a_real_terminal(tmux: Callable[..., str], tmp_p
     assert took < failure_timeout + 5
     wait_for_screen(session, r"node-a is down: 3 replicas to re-place", timeout=5)
     # the failover is applied action by action (half a second each here): then no replicas are left
-    wait_for_screen(session, r"^\s*node-a\s+down\s.*\s0\s+\d+s\s*$", timeout=5)
+    wait_for_screen(session, r"^\s*node-a\s+down\s.*\s0\s+\d+s\s*$", timeout=10)
