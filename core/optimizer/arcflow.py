@@ -11,13 +11,13 @@ small without losing any packing.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 from ortools.sat.python import cp_model
 
 from core.optimizer.bounds import l2_bound
 from core.optimizer.cpsat import Budget, run
+from core.optimizer.repack import Neighbourhood, repack
 
 Bins = list[list[int]]  # per host: how many replicas of each type
 
@@ -28,10 +28,9 @@ Bins = list[list[int]]  # per host: how many replicas of each type
 WHOLE_FIRST_MAX_ARCS = 10_000
 WHOLE_FIRST_SHARE = 0.9  # of the budget for the whole model when it goes first
 REPACK_SHARE = 0.6  # of the budget for repacking when it goes first
-REPACK_ROUNDS = 60
-REPACK_LOOSE = 6  # bins with room left, per round
-REPACK_NEIGHBOURS = 10  # full bins added at random, per round
-REPACK_SECONDS = 1.0
+# A round is one arc-flow model over ~16 bins' items: cheap to build and often proven, so rounds
+# are larger and longer than `solve`'s, whose rounds each run the whole placement pipeline.
+REPACK = Neighbourhood(rounds=60, loose=6, others=10, seconds=1.0)
 FLAVOURS = (
     {"linearization_level": 2, "use_objective_lb_search": True},
     {"linearization_level": 2, "search_branching": cp_model.PSEUDO_COST_SEARCH},
@@ -139,7 +138,7 @@ def pack(
                 best, proven = found
         else:
             share = 1.0 if small else REPACK_SHARE
-            best = repack(best, sizes, capacity, lb=lb, budget=budget.share(share), seed=seed)
+            best = _repack(best, sizes, capacity, lb=lb, budget=budget.share(share), seed=seed)
             proven = len(best) <= lb
     if proven or len(best) < len(given):
         return best, proven
@@ -151,38 +150,34 @@ def _arc_count(sizes: Sequence[int], counts: Sequence[int], capacity: int) -> in
     return len(_compress(_graph(sizes, counts, capacity, order), sizes, capacity)[0])
 
 
-def repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: Budget, seed: int) -> Bins:
-    """Large-neighbourhood search over bins: the bins with room left plus a few random full ones
-    are packed again exactly (arc-flow on a few dozen items); fewer bins replace them.
-
-    Rounds are counted, not timed, so the same input and seed give the same bins (the wall
-    clock only cuts the search short on an overloaded machine, see `Budget`).
-    """
-    rng = random.Random(seed)
-    bins = [list(b) for b in bins]
+def _repack(bins: Bins, sizes: Sequence[int], capacity: int, *, lb: int, budget: Budget, seed: int) -> Bins:
+    """The bins with room left plus a few random full ones are packed again exactly (arc-flow on
+    a few dozen items); fewer bins replace them (see `repack`)."""
 
     def load(b: list[int]) -> int:
         return sum(sizes[t] * n for t, n in enumerate(b))
 
-    for _ in range(REPACK_ROUNDS):
-        if len(bins) <= lb or budget.left() <= 0:
-            break
-        slack = sorted(range(len(bins)), key=lambda i: (load(bins[i]), i))
-        loose = [i for i in slack if load(bins[i]) < capacity][:REPACK_LOOSE]
-        others = [i for i in range(len(bins)) if i not in loose]
-        chosen = loose + rng.sample(others, min(len(others), REPACK_NEIGHBOURS))
-        counts = [sum(bins[i][t] for i in chosen) for t in range(len(sizes))]
+    def resolve(chosen: list[list[int]], part: Budget, round_seed: int) -> Bins | None:
+        counts = [sum(b[t] for b in chosen) for t in range(len(sizes))]
         sub_lb = l2_bound([(sizes[t], n) for t, n in enumerate(counts) if n], capacity)
         if sub_lb >= len(chosen):
-            continue
+            return None
         found = _solve_flow(
-            sizes, counts, capacity, best=[bins[i] for i in chosen], lb=sub_lb,
-            budget=budget, seconds=REPACK_SECONDS, seed=seed, workers=1,
-        )  # fmt: skip
-        if found is not None and len(found[0]) < len(chosen):
-            keep = [b for i, b in enumerate(bins) if i not in set(chosen)]
-            bins = keep + found[0]
-    return bins
+            sizes,
+            counts,
+            capacity,
+            best=chosen,
+            lb=sub_lb,
+            budget=part,
+            seconds=part.left(),
+            seed=round_seed,
+            workers=1,
+        )
+        return None if found is None else found[0]
+
+    return repack(
+        bins, fill=lambda b: load(b) / capacity, resolve=resolve, size=REPACK, lb=lb, budget=budget, seed=seed
+    )
 
 
 def _solve_flow(

@@ -29,6 +29,7 @@ class Compiled:
     ub: tuple[tuple[int, ...], ...]  # [service][host]: most replicas of s that host h may hold
     matches: tuple[tuple[bool, ...], ...]  # [service][host]: `require` labels hold
     avoid_pairs: tuple[tuple[int, int], ...]  # (s, t) with s < t that must not share a host
+    conflicts: tuple[frozenset[int], ...]  # [service]: the services it must not share a host with (both ways)
     zones: tuple[tuple[tuple[int, ...], ...] | None, ...]  # [service]: host groups per spread label value
     max_per_host: tuple[int, ...]
 
@@ -105,6 +106,11 @@ def compile_problem(problem: PlacementProblem) -> Compiled:
             if ti != si:
                 pairs.add((min(si, ti), max(si, ti)))
 
+    conflicts: list[set[int]] = [set() for _ in services]
+    for si, ti in pairs:
+        conflicts[si].add(ti)
+        conflicts[ti].add(si)
+
     zones: list[tuple[tuple[int, ...], ...] | None] = []
     for si, s in enumerate(services):
         if s.spread_over is None:
@@ -129,6 +135,7 @@ def compile_problem(problem: PlacementProblem) -> Compiled:
         ub=tuple(ub),
         matches=matches,
         avoid_pairs=tuple(sorted(pairs)),
+        conflicts=tuple(frozenset(row) for row in conflicts),
         zones=tuple(zones),
         max_per_host=max_per_host,
     )
@@ -232,8 +239,20 @@ def objective_terms(c: Compiled, x: Counts, binpack: bool) -> dict[str, int]:
     return terms
 
 
+def used_hosts(c: Compiled, x: Counts) -> list[int]:
+    """Hosts that hold at least one replica in `x`, in host order."""
+    return [h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))]
+
+
 def hosts_used(c: Compiled, x: Counts) -> int:
-    return sum(1 for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services)))
+    return len(used_hosts(c, x))
+
+
+def hosts_independent(c: Compiled) -> bool:
+    """True when a few hosts may be packed again on their own: no rule links replicas across hosts
+    (spread, avoid) and nothing runs yet (moves would need the whole picture). Both repacking
+    hosts a few at a time and the arc-flow model need it."""
+    return not c.avoid_pairs and not any(c.zones) and not any(map(any, c.cur)) and not any(c.displaced)
 
 
 def max_load_permille(c: Compiled, x: Counts) -> int:

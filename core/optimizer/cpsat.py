@@ -8,16 +8,17 @@ later stage fixes the earlier optimum as a constraint. Weights would have to spa
 priority × replicas × moves × hosts and overflow or hurt the LP relaxation at
 10,000 replicas, while sequential solves keep each objective small and let every stage
 stop as soon as it meets its own bound.
-  A. most priority-weighted replicas placed; ties broken by the least spread excess
+  PLACE (A). most priority-weighted replicas placed; ties broken by the least spread excess
      (max - min - 1 of a spread service's per-group counts): both in one objective,
      placed_weight * (E + 1) - excess, safe because excess <= E;
-  B. fewest moves: per service, min(running, placed) - replicas left where they run
+  MOVES (B). fewest moves: per service, min(running, placed) - replicas left where they run
      (a running replica that is not kept either moves or, when fewer are placed, stops);
-  C. binpack: fewest hosts used; spread: lowest worst load (per mille of a host dimension).
+  HOSTS (C). binpack: fewest hosts used; spread: lowest worst load (per mille of a host dimension).
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import threading
 import time
@@ -26,7 +27,16 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
-from core.optimizer.compiled import Compiled, Counts, moves_of, spread_excess, weights
+from core.optimizer.compiled import Compiled, Counts, moves_of, spread_excess, used_hosts, weights
+
+
+class Stage(enum.Enum):
+    """The levels of the lexicographic objective, solved in this order (see the module docstring)."""
+
+    PLACE = "A"  # most priority-weighted replicas placed, spread as even as it can be
+    MOVES = "B"  # fewest running replicas moved
+    HOSTS = "C"  # binpack: fewest hosts used; spread: lowest worst load
+
 
 DETERMINISTIC_PER_SECOND = 0.25  # CP-SAT ran 0.3-0.45 deterministic units per wall second here
 # The wall clock only cuts in at twice the limit: the deterministic budget normally ends the search
@@ -222,7 +232,8 @@ class CountsModel:
         self.moves = sum(kept_or_moved) - sum(stay)
 
         self.worst = m.new_int_var(0, 1000, "worst")
-        self.fixed: set[str] = set()
+        self.fixed: set[Stage] = set()
+        self.counts_fixed = False
         w = weights(c)
         self.placed_weight = sum(w[s] * self.placed[s] for s in range(n_s))
         # placed weight first, spread excess as tie-break: safe because excess <= excess_bound
@@ -261,12 +272,12 @@ class CountsModel:
             m.add_hint(var, value(x))
 
     def solve_stage(
-        self, stage: str, x0: Counts, *, budget: Budget, seconds: float, seed: int, workers: int, lb: int = 0
+        self, stage: Stage, x0: Counts, *, budget: Budget, seconds: float, seed: int, workers: int, lb: int = 0
     ) -> StageResult:
         m, c = self.model, self.c
-        if stage == "A":
+        if stage is Stage.PLACE:
             m.maximize(self.stage_a)
-        elif stage == "B":
+        elif stage is Stage.MOVES:
             m.minimize(self.moves)
         elif self.binpack:
             total = sum(self.used.values())
@@ -288,20 +299,27 @@ class CountsModel:
             x[s][h] = solver.value(var)
         return StageResult(x, status == cp_model.OPTIMAL, solver.best_objective_bound)
 
-    def fix_to(self, x: Counts, stage: str) -> None:
+    def fix_to(self, x: Counts, stage: Stage) -> None:
         """Keep the value `x` reached in `stage` while later stages run (once per stage)."""
         if stage in self.fixed:
             return
         self.fixed.add(stage)
-        m, c = self.model, self.c
-        if stage == "A":
-            m.add(self.stage_a >= self.stage_a_value(x))
-        elif stage == "B":
-            m.add(self.moves <= moves_of(c, x))
-        elif stage == "counts":
-            for s in range(c.n_services):
-                if self.by_service[s]:
-                    m.add(self.placed[s] == sum(x[s]))
+        if stage is Stage.PLACE:
+            self.model.add(self.stage_a >= self.stage_a_value(x))
+        elif stage is Stage.MOVES:
+            self.model.add(self.moves <= moves_of(self.c, x))
+        else:
+            raise ValueError(f"{stage} is the last stage; nothing is solved after it")
+
+    def fix_counts(self, x: Counts) -> None:
+        """Place exactly as many replicas of each service as `x` does (once), so that the last stage
+        only rearranges them and cannot trade one service's replicas for another's of equal weight."""
+        if self.counts_fixed:
+            return
+        self.counts_fixed = True
+        for s in range(self.c.n_services):
+            if self.by_service[s]:
+                self.model.add(self.placed[s] == sum(x[s]))
 
 
 def identical_groups(c: Compiled, hosts: Collection[int]) -> list[list[int]]:
@@ -323,7 +341,7 @@ def hosts_worth_modelling(c: Compiled, x: Counts) -> list[int]:
     hosts it never needs more than that many; the hosts x uses are kept, then the group's first
     unused ones. This keeps "unlimited identical hosts" from blowing up the model.
     """
-    used = {h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))}
+    used = set(used_hosts(c, x))
     keep = set(used)
     grouped: set[int] = set()
     for members in identical_groups(c, range(c.n_hosts)):
@@ -337,7 +355,7 @@ def hosts_worth_modelling(c: Compiled, x: Counts) -> list[int]:
 def neighbourhood(c: Compiled, x: Counts) -> list[int]:
     """The hosts `x` uses plus one spare of each kind: a search around `x` that a model over every
     host would be too large for. Its optimum is not a proof for the whole fleet."""
-    used = {h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))}
+    used = set(used_hosts(c, x))
     keep = set(used)
     for members in identical_groups(c, range(c.n_hosts)):
         keep.update([h for h in members if h not in used][:1])

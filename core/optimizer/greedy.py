@@ -10,9 +10,9 @@ which keeps it fast at thousands of replicas.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from core.optimizer.compiled import Compiled, Counts
+from core.optimizer.compiled import Compiled, Counts, used_hosts
 
 ORDERS = ("max", "sum", "first")  # dimension that ranks "largest": the worst one, all of them, the first
 
@@ -36,13 +36,9 @@ def greedy_counts(c: Compiled, *, order: str = "max", binpack: bool = True) -> C
     x = [[0] * n_h for _ in range(n_s)]
     residual = [list(row) for row in c.cap]
     present: list[set[int]] = [set() for _ in range(n_h)]
-    conflicts: list[set[int]] = [set() for _ in range(n_s)]
-    for s, t in c.avoid_pairs:
-        conflicts[s].add(t)
-        conflicts[t].add(s)
 
     def room(s: int, h: int) -> int:
-        if conflicts[s] & present[h]:
+        if c.conflicts[s] & present[h]:
             return 0
         return min(c.ub[s][h] - x[s][h], c.fits_count(s, residual[h]))
 
@@ -70,15 +66,10 @@ def greedy_counts(c: Compiled, *, order: str = "max", binpack: bool = True) -> C
             continue
         groups = c.zones[s]
         if groups:
-            _place_spread(c, s, left, [sorted(g, key=rank.__getitem__) for g in groups], x, room, put)
+            per_group = [sum(x[s][h] for h in g) for g in groups]
+            place_spread(s, left, [sorted(g, key=rank.__getitem__) for g in groups], per_group, room, put)
         elif binpack:
-            for h in host_order:
-                n = min(left, room(s, h))
-                if n > 0:
-                    put(s, h, n)
-                    left -= n
-                    if not left:
-                        break
+            first_fit(s, left, host_order, room, put)
         else:
             for _ in range(left):
                 best = min(
@@ -104,22 +95,32 @@ def _load_after(c: Compiled, residual: list[int], h: int, s: int) -> float:
     )
 
 
-def _place_spread(
-    c: Compiled,
-    s: int,
-    left: int,
-    groups: list[list[int]],
-    x: Counts,
-    room: Callable[[int, int], int],
-    put: Callable[[int, int, int], None],
+Room = Callable[[int, int], int]  # (service, host) → replicas of it the host may still take
+Put = Callable[[int, int, int], None]  # (service, host, replicas): place them and update the room
+
+
+def first_fit(s: int, left: int, hosts: Sequence[int], room: Room, put: Put) -> None:
+    """Up to `left` replicas of s, as many as fit on each host in `hosts` order."""
+    for h in hosts:
+        n = min(left, room(s, h))
+        if n > 0:
+            put(s, h, n)
+            left -= n
+            if not left:
+                return
+
+
+def place_spread(
+    s: int, left: int, groups: Sequence[Sequence[int]], per_group: list[int], room: Room, put: Put
 ) -> None:
-    """One replica at a time into the group that has the fewest so far, first fit inside it.
+    """One replica at a time into the group that has the fewest so far (`per_group`, counted by
+    the caller, ties to the lower group), first fit inside it.
 
     A host that cannot take a replica of s now never can later (its room only shrinks while
     s is placed), so each group keeps a cursor instead of rescanning from its first host.
     """
+    per_group = list(per_group)
     cursor = [0] * len(groups)
-    per_group = [sum(x[s][h] for h in g) for g in groups]
     for _ in range(left):
         for gi in sorted(range(len(groups)), key=lambda g: (per_group[g], g)):
             g = groups[gi]
@@ -145,10 +146,6 @@ def consolidate(c: Compiled, x: Counts) -> Counts:
     load = [
         [sum(c.demand[s][d] * x[s][h] for s in range(c.n_services)) for d in range(len(c.dims))] for h in range(n_h)
     ]
-    conflicts: list[set[int]] = [set() for _ in range(c.n_services)]
-    for s, t in c.avoid_pairs:
-        conflicts[s].add(t)
-        conflicts[t].add(s)
     group_of: list[dict[int, int]] = [
         {h: gi for gi, g in enumerate(groups) for h in g} if groups else {} for groups in c.zones
     ]
@@ -156,19 +153,16 @@ def consolidate(c: Compiled, x: Counts) -> Counts:
     def fullness(h: int) -> float:
         return sum(load[h][d] / c.cap[h][d] for d in range(len(c.dims)) if c.cap[h][d])
 
-    def used(h: int) -> bool:
-        return any(x[s][h] for s in range(c.n_services))
-
-    for victim in sorted((h for h in range(n_h) if used(h)), key=lambda h: (fullness(h), h)):
+    for victim in sorted(used_hosts(c, x), key=lambda h: (fullness(h), h)):
         if any(x[s][victim] and c.cur[s][victim] for s in range(c.n_services)):
             continue
-        receivers = sorted((h for h in range(n_h) if h != victim and used(h)), key=lambda h: (-fullness(h), h))
+        receivers = sorted((h for h in used_hosts(c, x) if h != victim), key=lambda h: (-fullness(h), h))
         trial: list[tuple[int, int, int]] = []  # (service, host, replicas) moved so far
         ok = True
         for s in sorted(range(c.n_services), key=lambda s: -sum(c.demand[s])):
             need = x[s][victim]
             for h in receivers if need else ():
-                if group_of[s].get(h) != group_of[s].get(victim) or any(x[t][h] for t in conflicts[s]):
+                if group_of[s].get(h) != group_of[s].get(victim) or any(x[t][h] for t in c.conflicts[s]):
                     continue
                 n = min(need, c.ub[s][h] - x[s][h])
                 for d in range(len(c.dims)):

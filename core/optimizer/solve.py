@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 import time
 from collections.abc import Callable, Sequence
 
@@ -25,18 +24,21 @@ from core.optimizer.compiled import (
     Compiled,
     Counts,
     compile_problem,
+    hosts_independent,
     hosts_used,
     max_load_permille,
     moves_of,
     objective_terms,
     spread_excess,
     to_placement,
+    used_hosts,
     weights,
 )
 from core.optimizer.cpsat import (
     MAX_EXACT_VARS,
     Budget,
     CountsModel,
+    Stage,
     hosts_worth_modelling,
     model_size,
     neighbourhood,
@@ -44,6 +46,7 @@ from core.optimizer.cpsat import (
 from core.optimizer.explain import explain
 from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
+from core.optimizer.repack import Neighbourhood, repack
 
 
 def greedy(problem: PlacementProblem) -> PlacementResult:
@@ -52,7 +55,7 @@ def greedy(problem: PlacementProblem) -> PlacementResult:
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK
     x = greedy_counts(c, order=ORDERS[0], binpack=binpack)
-    proven = {"A": _placed_at_bound(c, x), "B": _stay_at_bound(c, x)}
+    proven = {Stage.PLACE: _placed_at_bound(c, x), Stage.MOVES: _stay_at_bound(c, x)}
     return _result(c, x, proven, hosts_bound=None, binpack=binpack, start=start, seed=0)
 
 
@@ -105,7 +108,7 @@ def _solve(
     x = min((greedy_counts(c, order=o, binpack=binpack) for o in ORDERS), key=lambda x: _rank(c, x, binpack))
     if binpack:
         x = min((x, consolidate(c, x)), key=lambda x: _rank(c, x, binpack))
-    proven: dict[str, bool] = {}
+    proven: dict[Stage, bool] = {}
     model: CountsModel | None = None
 
     exact = True  # False when the fewest-hosts stage only searched around the incumbent
@@ -129,40 +132,47 @@ def _solve(
             progress(hosts_used(c, x), int(bound) if bound is not None and binpack else None)
 
     report(hosts_lower_bound(c, [sum(x[s]) for s in range(c.n_services)]))
-    proven["A"] = _placed_at_bound(c, x)
-    if not proven["A"] and budget.left() > 0 and (m := get_model()) is not None:
-        r = m.solve_stage("A", x, budget=budget, seconds=budget.left() * 0.3, seed=seed, workers=workers)
-        x, proven["A"] = r.x, r.proven
+    proven[Stage.PLACE] = _placed_at_bound(c, x)
+    if not proven[Stage.PLACE] and budget.left() > 0 and (m := get_model()) is not None:
+        r = m.solve_stage(Stage.PLACE, x, budget=budget, seconds=budget.left() * 0.3, seed=seed, workers=workers)
+        x, proven[Stage.PLACE] = r.x, r.proven
 
-    # A repack does not minimise moves before hosts: stage B is not part of its objective.
-    proven["B"] = _stay_at_bound(c, x) or not moves_first
-    if not proven["B"] and budget.left() > 0 and (m := get_model()) is not None:
-        m.fix_to(x, "A")
-        r = m.solve_stage("B", x, budget=budget, seconds=budget.left() * 0.4, seed=seed, workers=workers)
-        x, proven["B"] = r.x, r.proven
+    # A repack does not minimise moves before hosts: that stage is not part of its objective.
+    proven[Stage.MOVES] = _stay_at_bound(c, x) or not moves_first
+    if not proven[Stage.MOVES] and budget.left() > 0 and (m := get_model()) is not None:
+        m.fix_to(x, Stage.PLACE)
+        r = m.solve_stage(Stage.MOVES, x, budget=budget, seconds=budget.left() * 0.4, seed=seed, workers=workers)
+        x, proven[Stage.MOVES] = r.x, r.proven
 
     placed = [sum(x[s]) for s in range(c.n_services)]
     hosts_bound: float | None = hosts_lower_bound(c, placed) if binpack else None
     report(hosts_bound)
-    stage_c_done = binpack and hosts_used(c, x) <= (hosts_bound or 0)
-    proven["C"] = stage_c_done
-    if not stage_c_done and budget.left() > 0:
-        flow = _arcflow_shape(c, x) if binpack else None
+    hosts_done = binpack and hosts_used(c, x) <= (hosts_bound or 0)
+    proven[Stage.HOSTS] = hosts_done
+    if not hosts_done and budget.left() > 0:
+        independent = binpack and hosts_independent(c)
+        flow = _arcflow_shape(c, x) if independent else None
         if flow is not None:
-            x, proven["C"], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
+            x, proven[Stage.HOSTS], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
         else:
-            if binpack and repack and _repackable(c):
+            if independent and repack:
                 x = _repack_hosts(c, x, lb=int(hosts_bound or 0), budget=budget.share(REPACK_SHARE), seed=seed)
             m = get_model(only_fewer_hosts=binpack)
             if m is not None:
-                m.fix_to(x, "A")
+                m.fix_to(x, Stage.PLACE)
                 if moves_first:
-                    m.fix_to(x, "B")
-                m.fix_to(x, "counts")
+                    m.fix_to(x, Stage.MOVES)
+                m.fix_counts(x)
                 r = m.solve_stage(
-                    "C", x, budget=budget, seconds=budget.left(), seed=seed, workers=workers, lb=int(hosts_bound or 0)
+                    Stage.HOSTS,
+                    x,
+                    budget=budget,
+                    seconds=budget.left(),
+                    seed=seed,
+                    workers=workers,
+                    lb=int(hosts_bound or 0),
                 )
-                x, proven["C"] = r.x, r.proven and exact
+                x, proven[Stage.HOSTS] = r.x, r.proven and exact
                 if binpack and r.bound is not None and exact:
                     hosts_bound = max(hosts_bound or 0, r.bound)
         report(hosts_bound)
@@ -171,59 +181,53 @@ def _solve(
 
 MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
-REPACK_ROUNDS = 80
-REPACK_LOOSE = 4  # least filled hosts per round
-REPACK_NEIGHBOURS = 8  # further used hosts per round, at random
-REPACK_SECONDS = 0.3
+# A round re-runs this whole pipeline on a dozen hosts (greedy, bounds, up to three CP-SAT stages),
+# so rounds are smaller and shorter than arc-flow's, whose round is a single model.
+REPACK = Neighbourhood(rounds=80, loose=4, others=8, seconds=0.3)
 
-
-def _repackable(c: Compiled) -> bool:
-    """Repacking a subset of hosts alone is valid when no rule links replicas across hosts
-    (spread, avoid) and nothing runs yet (moves would need the whole picture)."""
-    return not c.avoid_pairs and not any(c.zones) and not any(map(any, c.cur)) and not any(c.displaced)
+HostBin = tuple[int, tuple[int, ...]]  # (host, replicas of each service on it)
 
 
 def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int) -> Counts:
-    """Large-neighbourhood search: the least filled hosts plus a few random used ones are solved
-    again as a problem of their own (this same pipeline, on a dozen hosts); when their replicas
-    fit on fewer of them, that packing replaces theirs. Rounds are counted, so the result
-    depends only on the input and seed (see `Budget`).
+    """Large-neighbourhood search (see `repack`): the least filled hosts plus a few random used ones
+    are solved again as a problem of their own (this same pipeline, on a dozen hosts); when their
+    replicas fit on fewer of them, that packing replaces theirs. Needs `hosts_independent(c)`.
     """
-    rng = random.Random(seed)
-    x = [row[:] for row in x]
     problem = c.problem
-    for round_no in range(REPACK_ROUNDS):
-        used = [h for h in range(c.n_hosts) if any(x[s][h] for s in range(c.n_services))]
-        if len(used) <= lb or budget.left() <= 0:
-            break
-        fill = {h: sum(_share(c, x, h)) for h in used}
-        loose = sorted(used, key=lambda h: (fill[h], h))[:REPACK_LOOSE]
-        rest = [h for h in used if h not in loose]
-        chosen = sorted(loose + rng.sample(rest, min(len(rest), REPACK_NEIGHBOURS)))
-        services = [
-            dataclasses.replace(problem.services[s], replicas=sum(x[s][h] for h in chosen)) for s in range(c.n_services)
+    index = {svc.name: s for s, svc in enumerate(problem.services)}
+
+    def fill(b: HostBin) -> float:
+        h, contents = b
+        shares = [
+            sum(c.demand[s][d] * n for s, n in enumerate(contents)) / c.cap[h][d]
+            for d in range(len(c.dims))
+            if c.cap[h][d]
         ]
-        sub = PlacementProblem(tuple(problem.hosts[h] for h in chosen), tuple(services), strategy=Strategy.BINPACK)
-        part = budget.share(1.0, at_most=REPACK_SECONDS)
-        found = _solve(sub, part, seed=seed + round_no, workers=1, repack=False)
+        return sum(shares) / len(shares) if shares else 1.0
+
+    def resolve(chosen: list[HostBin], part: Budget, round_seed: int) -> list[HostBin] | None:
+        hosts = sorted(h for h, _ in chosen)
+        services = [
+            dataclasses.replace(svc, replicas=sum(contents[s] for _, contents in chosen))
+            for s, svc in enumerate(problem.services)
+        ]
+        sub = PlacementProblem(tuple(problem.hosts[h] for h in hosts), tuple(services), strategy=Strategy.BINPACK)
+        found = _solve(sub, part, seed=round_seed, workers=1, repack=False)
         if found.unplaced or found.hosts_used >= len(chosen):
-            continue
-        names = {problem.hosts[h].name: h for h in chosen}
-        index = {svc.name: s for s, svc in enumerate(problem.services)}
-        for h in chosen:
-            for s in range(c.n_services):
-                x[s][h] = 0
+            return None
+        names = {problem.hosts[h].name: h for h in hosts}
+        packed: dict[int, list[int]] = {}
         for replica, name in found.placement.assignments.items():
-            x[index[replica.service]][names[name]] += 1
-    return x
+            packed.setdefault(names[name], [0] * c.n_services)[index[replica.service]] += 1
+        return [(h, tuple(packed[h])) for h in sorted(packed)]
 
-
-def _share(c: Compiled, x: Counts, h: int) -> list[float]:
-    return [
-        sum(c.demand[s][d] * x[s][h] for s in range(c.n_services)) / c.cap[h][d]
-        for d in range(len(c.dims))
-        if c.cap[h][d]
-    ]
+    bins = [(h, tuple(x[s][h] for s in range(c.n_services))) for h in used_hosts(c, x)]
+    bins = repack(bins, fill=fill, resolve=resolve, size=REPACK, lb=lb, budget=budget, seed=seed)
+    out = [[0] * c.n_hosts for _ in range(c.n_services)]
+    for h, contents in bins:
+        for s, n in enumerate(contents):
+            out[s][h] = n
+    return out
 
 
 def _rank(c: Compiled, x: Counts, binpack: bool) -> tuple[int, int, int, int]:
@@ -258,9 +262,11 @@ def _stay_at_bound(c: Compiled, x: Counts) -> bool:
 
 
 def _arcflow_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
-    """(dimension, hosts) when fewest hosts is plain 1-D bin packing over identical hosts, else None."""
-    if c.avoid_pairs or any(c.zones) or any(any(row) for row in c.cur) or any(c.displaced):
-        return None
+    """(dimension, hosts) when fewest hosts is plain 1-D bin packing over identical hosts, else None.
+
+    Only asked when `hosts_independent(c)`: then the rest is whether one dimension and one host
+    shape are all there is.
+    """
     active = [d for d in range(len(c.dims)) if any(c.demand[s][d] for s in range(c.n_services))]
     services = [s for s in range(c.n_services) if sum(x[s])]
     if len(active) != 1 or not services:
@@ -304,7 +310,7 @@ def _solve_arcflow(
 def _result(
     c: Compiled,
     x: Counts,
-    proven: dict[str, bool],
+    proven: dict[Stage, bool],
     *,
     hosts_bound: float | None,
     binpack: bool,
@@ -318,13 +324,14 @@ def _result(
     if hosts_bound is not None:
         bound = max(bound, int(-(-hosts_bound // 1)))
     bound = min(bound, used)
+    placed_and_stayed = proven.get(Stage.PLACE, False) and proven.get(Stage.MOVES, False)
     if unplaced:
-        status = SolverStatus.INFEASIBLE if proven.get("A") else SolverStatus.UNKNOWN
-    elif all(proven.get(k, False) for k in ("A", "B")) and (used <= bound or proven.get("C", False)):
+        status = SolverStatus.INFEASIBLE if proven.get(Stage.PLACE) else SolverStatus.UNKNOWN
+    elif placed_and_stayed and (used <= bound or proven.get(Stage.HOSTS, False)):
         status = SolverStatus.OPTIMAL
     else:
         status = SolverStatus.FEASIBLE
-    if binpack and proven.get("C") and proven.get("A") and proven.get("B"):
+    if binpack and placed_and_stayed and proven.get(Stage.HOSTS):
         bound = used
     return PlacementResult(
         placement=placement,

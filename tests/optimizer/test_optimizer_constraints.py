@@ -11,6 +11,9 @@ from core.errors import InvalidProblem
 from core.model import HostState, Placement, ReplicaId, Resources, Service, SolverStatus, Strategy
 from core.optimizer import HostSpec, PlacementProblem, greedy, lower_bound, solve
 from core.optimizer.bounds import l2_bound
+from core.optimizer.compiled import compile_problem, hosts_independent
+from core.optimizer.cpsat import Budget, CountsModel, Stage
+from core.optimizer.repack import Neighbourhood, repack
 from tests.optimizer.checks import GIB, host, service, violations, zone_counts
 
 FAST = {"time_limit": 1.0, "workers": 2}
@@ -273,3 +276,64 @@ def test_bad_solver_arguments_are_refused() -> None:
         solve(problem, time_limit=0)
     with pytest.raises(InvalidProblem, match="workers must be 1 or more"):
         solve(problem, workers=0)
+
+
+# -- the helpers every pipeline shares ------------------------------------------------------------
+
+
+def test_conflicts_are_built_once_both_ways_from_avoid_on_either_side() -> None:
+    services = (service("db", 1, 1, avoid=("batch",)), service("batch", 1, 1), service("web", 1, 1, avoid=("db",)))
+    c = compile_problem(PlacementProblem((host("a", 4, 16),), services))
+    assert c.conflicts == (frozenset({1, 2}), frozenset({0}), frozenset({0}))
+
+
+def test_hosts_are_independent_only_without_spread_avoid_or_running_replicas() -> None:
+    hosts = (host("a", 4, 16, zone="z1"), host("b", 4, 16, zone="z2"))
+    plain = PlacementProblem(hosts, (service("w", 2, 1), service("v", 2, 1)))
+    assert hosts_independent(compile_problem(plain))
+    spread = PlacementProblem(hosts, (service("w", 2, 1, spread_over="zone"),))
+    avoid = PlacementProblem(hosts, (service("w", 2, 1, avoid=("v",)), service("v", 2, 1)))
+    running = PlacementProblem(hosts, plain.services, Placement({ReplicaId("w", 0): "a"}))
+    gone = PlacementProblem(hosts, plain.services, Placement({ReplicaId("w", 0): "lost-host"}))
+    for problem in (spread, avoid, running, gone):
+        assert not hosts_independent(compile_problem(problem))
+
+
+def test_repack_keeps_every_item_never_adds_bins_and_repeats_for_a_seed() -> None:
+    rng = random.Random(3)
+    bins = [[rng.randint(5, 40) for _ in range(2)] for _ in range(30)]  # 30 half-empty bins of 100
+    calls: list[int] = []
+
+    def resolve(chosen: list[list[int]], part: Budget, seed: int) -> list[list[int]]:
+        calls.append(seed)
+        out: list[list[int]] = []
+        for item in sorted((i for b in chosen for i in b), reverse=True):  # first fit decreasing
+            fits = next((b for b in out if sum(b) + item <= 100), None)
+            if fits is None:
+                out.append([item])
+            else:
+                fits.append(item)
+        return out
+
+    size = Neighbourhood(rounds=5, loose=3, others=4, seconds=0.1)
+
+    def run(lb: int) -> list[list[int]]:
+        return repack(bins, fill=lambda b: sum(b) / 100, resolve=resolve, size=size, lb=lb, budget=Budget.of(5), seed=7)
+
+    first = run(0)
+    assert sorted(i for b in first for i in b) == sorted(i for b in bins for i in b)
+    assert all(sum(b) <= 100 for b in first) and len(first) < len(bins)
+    assert calls == [7, 8, 9, 10, 11]  # one round each, seeded from the caller's seed
+    assert run(0) == first
+    calls.clear()
+    assert run(len(bins)) == bins and calls == []  # already at the bound: nothing to search
+
+
+def test_a_stage_is_fixed_before_later_ones_and_the_last_stage_is_not() -> None:
+    c = compile_problem(PlacementProblem((host("a", 4, 16),), (service("w", 2, 1),)))
+    model = CountsModel(c, binpack=True)
+    x = [[2]]
+    model.fix_to(x, Stage.PLACE)
+    model.fix_to(x, Stage.MOVES)
+    with pytest.raises(ValueError, match="last stage"):
+        model.fix_to(x, Stage.HOSTS)
