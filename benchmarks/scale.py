@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         failover_for(problem, result.placement, [name])
         one.append((time.monotonic() - t0) * 1000)
     t0 = time.monotonic()
-    plans = failover_plans(problem, result.placement, label="zone")
+    plans = failover_plans(problem, result.placement, labels=("zone",))
     all_s = time.monotonic() - t0
     safety = summarize(plans)
     print(

@@ -4,7 +4,7 @@ No I/O, no globals; the only clock read is the solver's wall-clock budget.
 """
 
 from core.optimizer.bounds import lower_bound
-from core.optimizer.failover import FailoverSummary, failover_for, failover_plans, summarize
+from core.optimizer.failover import FailoverSummary, failover_for, failover_plans, spread_labels, summarize
 from core.optimizer.problem import HostSpec, PlacementProblem, PlacementResult
 from core.optimizer.solve import greedy, solve
 
@@ -18,5 +18,6 @@ __all__ = [
     "greedy",
     "lower_bound",
     "solve",
+    "spread_labels",
     "summarize",
 ]

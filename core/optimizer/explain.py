@@ -13,10 +13,11 @@ from ortools.sat.python import cp_model
 
 from core.model import CPU, MEM
 from core.optimizer.compiled import Compiled, Counts, loads
-from core.optimizer.cpsat import CountsModel, model_size
+from core.optimizer.cpsat import DETERMINISTIC_PER_SECOND, Budget, CountsModel, model_size, run
 from core.units import human_cpu, human_size
 
 MAX_CORE_VARS = 100_000
+CORE_SECONDS = 0.5 / DETERMINISTIC_PER_SECOND  # of search for an infeasible core (0.5 deterministic units)
 
 
 def amount(dim: str, value: int) -> str:
@@ -32,7 +33,7 @@ def _require_text(c: Compiled, s: int) -> str:
     return "require={" + ", ".join(f'{k}="{v}"' for k, v in sorted(req.items())) + "}"
 
 
-def explain(c: Compiled, x: Counts, *, seconds: float = 0.5, seed: int = 0) -> dict[int, str]:
+def explain(c: Compiled, x: Counts, *, seconds: float = CORE_SECONDS, seed: int = 0) -> dict[int, str]:
     """A reason for each service s that has fewer replicas placed in `x` than it asks for."""
     short = [s for s in range(c.n_services) if sum(x[s]) < c.replicas[s]]
     reasons: dict[int, str] = {}
@@ -163,12 +164,9 @@ def _infeasible_core(c: Compiled, *, seconds: float, seed: int) -> list[int]:
             lit = lits[s] = m.new_bool_var(f"full{s}")
             m.add(model.placed[s] == c.replicas[s]).only_enforce_if(lit)
     m.add_assumptions(list(lits.values()))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1  # assumption cores are reported by a single search thread
-    solver.parameters.random_seed = seed
-    solver.parameters.max_deterministic_time = seconds
-    solver.parameters.max_time_in_seconds = seconds * 3
-    if solver.solve(m) != cp_model.INFEASIBLE:
+    # one worker: assumption cores are reported by a single search thread
+    solver, status = run(m, budget=Budget.of(seconds), seconds=seconds, seed=seed, workers=1)
+    if status != cp_model.INFEASIBLE:
         return []
     names = {lit.index: s for s, lit in lits.items()}
     return sorted({names[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in names})

@@ -1,40 +1,47 @@
-"""Failover plans: where a lost host's (or zone's) replicas go, moving nothing else if possible.
+"""Failover plans: where a lost host's (or a label value's, e.g. a zone's) replicas go, moving
+nothing else if possible.
 
 Only the displaced replicas are placed, against the capacity the survivors have left,
-so one plan costs a pass over the candidate hosts per displaced service. Greedy goes
-first (hosts already in use, fullest that still fits first, so spare hosts stay free);
-when it leaves replicas over, a small CP-SAT model over the displaced replicas alone tries
-again; only if that fails too, and the cluster is small enough to re-solve quickly, are
-other replicas allowed to move, or to stop for replicas of higher priority. Such a plan
-counts them in `others_moved`, and lists the stopped ones in `unplaced` with the reason.
+so one plan costs a pass over the candidate hosts per displaced service. Greedy's first fit
+goes first (hosts already in use, fullest that still fits first, so spare hosts stay free;
+a spread service into its emptiest group first); when it leaves replicas over, a small
+CP-SAT model over the displaced replicas alone tries again; only if that fails too, and the
+cluster is small enough to re-solve quickly, are other replicas allowed to move, or to stop
+for replicas of higher priority. Such a plan counts them in `others_moved`, and lists the
+stopped ones in `unplaced` with the reason.
+
+Which labels get a plan per value: every label a service spreads over (`spread_labels`),
+since spreading over a label is how a service asks to survive losing one of its values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
 from core.errors import InvalidProblem
-from core.model import FailoverPlan, HostState, Placement, ReplicaId, SolverStatus
-from core.optimizer.compiled import compile_problem, weights
+from core.model import FailoverPlan, HostState, Placement, ReplicaId, Service, SolverStatus
+from core.optimizer.compiled import compile_problem, used_hosts, weights
+from core.optimizer.cpsat import Budget, run
 from core.optimizer.explain import amount
+from core.optimizer.greedy import first_fit, place_spread
 from core.optimizer.problem import HostSpec, PlacementProblem
 from core.optimizer.solve import solve
 
 FULL_RESOLVE_MAX_REPLICAS = 2000  # above this a re-solve that moves others is too slow for a what-if
-EXACT_SECONDS = 0.1
+EXACT_SECONDS = 0.4  # of search for the displaced replicas greedy left over (0.1 deterministic units)
 
 
 @dataclass(frozen=True, slots=True)
 class FailoverSummary:
-    """Can the cluster lose any one host (N+1)? any one value of the label (e.g. a zone)?"""
+    """Can the cluster lose any one host (N+1)? any one value of each label (e.g. a zone, a rack)?"""
 
     n_plus_one: bool
     label_safe: bool | None  # None when no plan per label value was made
     hosts_at_risk: tuple[str, ...]  # hosts whose loss leaves replicas unplaced
-    values_at_risk: tuple[str, ...]
+    values_at_risk: tuple[str, ...]  # "label=value" (e.g. "zone=z1") whose loss leaves replicas unplaced
 
 
 class _Context:
@@ -59,10 +66,17 @@ class _Context:
             for d, need in enumerate(c.demand[s]):
                 self.residual[h][d] -= need
         self.placement = placement
-        self.conflicts: list[set[int]] = [set() for _ in range(c.n_services)]
-        for a, b in c.avoid_pairs:
-            self.conflicts[a].add(b)
-            self.conflicts[b].add(a)
+        self.used = set(used_hosts(c, self.count))
+        # per spread service and group: every host with the group's label value, so that replicas
+        # running on a host s could not be placed on now (e.g. a SUSPECT one) count towards evenness
+        with_value: dict[tuple[str, str], list[int]] = {}
+        for h, spec in enumerate(problem.hosts):
+            for item in spec.labels.items():
+                with_value.setdefault(item, []).append(h)
+        self.same_value = [
+            [with_value[label, problem.hosts[g[0]].labels[label]] for g in groups] if groups and label else []
+            for label, groups in zip((s.spread_over for s in problem.services), c.zones, strict=True)
+        ]
         # hosts each service may go to at all (labels, state, one replica fits an empty host)
         self.eligible = [[h for h in range(n_h) if c.ub[s][h] > 0] for s in range(c.n_services)]
 
@@ -89,24 +103,25 @@ class _Context:
             return {t for t in range(c.n_services) if (count[t][h] if t in count else self.count[t][h])}
 
         def room(s: int, h: int) -> int:
-            if self.conflicts[s] and self.conflicts[s] & present(h):
+            if c.conflicts[s] and c.conflicts[s] & present(h):
                 return 0
             return min(c.max_per_host[s] - count[s][h], c.fits_count(s, res(h)))
 
-        order = sorted(displaced, key=lambda s: (-c.problem.services[s].priority, -sum(c.demand[s]), s))
-        left: dict[int, list[ReplicaId]] = {}
-        for s in order:
-            replicas = sorted(displaced[s])
-            candidates = [h for h in self.eligible[s] if h not in lost_set]
-            candidates.sort(key=lambda h: (not self._used(h), self._slack(res(h), h), h))
-            placed_to = self._place(s, len(replicas), candidates, count, room)
-            for replica, h in zip(replicas, placed_to, strict=False):
+        waiting = {s: sorted(replicas) for s, replicas in displaced.items()}
+
+        def put(s: int, h: int, n: int) -> None:
+            for replica in waiting[s][:n]:
                 moves[replica] = c.problem.hosts[h].name
-                count[s][h] += 1
-                for d, need in enumerate(c.demand[s]):
-                    res(h)[d] -= need
-            if len(placed_to) < len(replicas):
-                left[s] = replicas[len(placed_to) :]
+            del waiting[s][:n]
+            count[s][h] += n
+            for d, need in enumerate(c.demand[s]):
+                res(h)[d] -= need * n
+
+        for s in sorted(displaced, key=lambda s: (-c.problem.services[s].priority, -sum(c.demand[s]), s)):
+            candidates = [h for h in self.eligible[s] if h not in lost_set]
+            candidates.sort(key=lambda h: (h not in self.used, self._slack(res(h), h), h))
+            self._place(s, len(waiting[s]), candidates, count, room, put)
+        left = {s: rs for s, rs in waiting.items() if rs}
 
         status, others_moved = SolverStatus.OPTIMAL, 0
         if left:
@@ -151,62 +166,50 @@ class _Context:
             others_moved=others_moved,
         )
 
-    def _used(self, h: int) -> bool:
-        return bool(self.on_host[h])
-
     def _slack(self, residual: list[int], h: int) -> float:
         return sum(r / cap for r, cap in zip(residual, self.c.cap[h], strict=True) if cap)
 
-    def _place(self, s: int, n: int, candidates: list[int], count: dict[int, list[int]], room) -> list[int]:
-        """Hosts for n replicas of s; for a spread service, the group with the fewest replicas first."""
+    def _place(
+        self,
+        s: int,
+        n: int,
+        candidates: list[int],
+        count: dict[int, list[int]],
+        room: Callable[[int, int], int],
+        put: Callable[[int, int, int], None],
+    ) -> None:
+        """Greedy's placement of n displaced replicas of s over `candidates` (in this order); a spread
+        service one replica at a time into the group that has the fewest of it."""
         c = self.c
-        out: list[int] = []
-        spec = c.problem.services[s]
-        if spec.spread_over is None:
-            for h in candidates:
-                k = min(n - len(out), room(s, h))
-                if k > 0:
-                    out.extend([h] * k)
-                    if len(out) == n:
-                        break
-            return out
-        groups: dict[str, list[int]] = {}
-        for h in candidates:
-            groups.setdefault(c.problem.hosts[h].labels[spec.spread_over], []).append(h)
-        per_group = {
-            v: sum(count[s][h] for h in range(c.n_hosts) if c.problem.hosts[h].labels.get(spec.spread_over) == v)
-            for v in groups
-        }
-        cursor = dict.fromkeys(groups, 0)
-        taken: dict[int, int] = {}
-        for _ in range(n):
-            for v in sorted(groups, key=lambda v: (per_group[v], v)):
-                hosts = groups[v]
-                while cursor[v] < len(hosts) and room(s, hosts[cursor[v]]) - taken.get(hosts[cursor[v]], 0) <= 0:
-                    cursor[v] += 1
-                if cursor[v] < len(hosts):
-                    h = hosts[cursor[v]]
-                    out.append(h)
-                    # the caller applies capacity after this call, so reserve here for the next replica
-                    taken[h] = taken.get(h, 0) + 1
-                    per_group[v] += 1
-                    break
-            else:
-                break
-        return out
+        groups = c.zones[s]
+        if not groups:
+            first_fit(s, n, candidates, room, put)
+            return
+        rank = {h: i for i, h in enumerate(candidates)}
+        place_spread(
+            s,
+            n,
+            [sorted((h for h in g if h in rank), key=rank.__getitem__) for g in groups],
+            [sum(count[s][h] for h in self.same_value[s][gi]) for gi in range(len(groups))],
+            room,
+            put,
+        )
 
-    def _exact(self, left: dict[int, list[ReplicaId]], lost: set[int], count, res, present) -> dict[ReplicaId, int]:
+    def _exact(
+        self,
+        left: dict[int, list[ReplicaId]],
+        lost: set[int],
+        count: dict[int, list[int]],
+        res: Callable[[int], list[int]],
+        present: Callable[[int], set[int]],
+    ) -> dict[ReplicaId, int]:
         """CP-SAT over the replicas greedy could not place, on what the survivors have left."""
         c = self.c
         m = cp_model.CpModel()
         x = {}
         for s, replicas in left.items():
             for h in self.eligible[s]:
-                if h in lost:
-                    continue
-                if self.conflicts[s] & {
-                    t for t in range(c.n_services) if (count[t][h] if t in count else self.count[t][h])
-                }:
+                if h in lost or c.conflicts[s] & present(h):
                     continue
                 k = min(len(replicas), c.max_per_host[s] - count[s][h], c.fits_count(s, res(h)))
                 if k > 0:
@@ -228,11 +231,8 @@ class _Context:
         for s, replicas in left.items():
             m.add(sum(v for (ss, _), v in x.items() if ss == s) <= len(replicas))
         m.maximize(sum(self.weight[s] * v for (s, _), v in x.items()))
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = 1
-        solver.parameters.max_deterministic_time = EXACT_SECONDS
-        solver.parameters.max_time_in_seconds = EXACT_SECONDS * 3
-        if solver.solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        solver, status = run(m, budget=Budget.of(EXACT_SECONDS), seconds=EXACT_SECONDS, seed=0, workers=1)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return {}
         out: dict[ReplicaId, int] = {}
         for s, replicas in left.items():
@@ -294,9 +294,9 @@ class _Context:
             have = sum(c.cap[h][d] for h in alive)
             if need > have:
                 return f"{dim} short by {amount(dim, need - have)} without {lost_names}"
-        blocked = [h for h in survivors if self.conflicts[s] & {t for t in range(c.n_services) if self.count[t][h]}]
+        blocked = [h for h in survivors if c.conflicts[s] & {t for t in range(c.n_services) if self.count[t][h]}]
         if blocked and len(blocked) == len(survivors):
-            names = " or ".join(sorted(c.problem.services[t].name for t in self.conflicts[s]))
+            names = " or ".join(sorted(c.problem.services[t].name for t in c.conflicts[s]))
             return f"{spec.name} avoids {names} and every remaining host it may use runs {names}"
         per = ", ".join(amount(dim, c.demand[s][d]) for d, dim in enumerate(c.dims) if c.demand[s][d])
         return f"no remaining host has room for {spec.name} ({per} per replica) without {lost_names}"
@@ -319,13 +319,19 @@ def failover_for(
     return ctx.plan(lost, scope, target if target is not None else ",".join(problem.hosts[h].name for h in lost))
 
 
+def spread_labels(services: Iterable[Service]) -> tuple[str, ...]:
+    """Every label some service spreads over, sorted: the labels a failover plan per value is made for."""
+    return tuple(sorted({s.spread_over for s in services if s.spread_over is not None}))
+
+
 def failover_plans(
-    problem: PlacementProblem, placement: Placement, *, label: str | None = "zone"
+    problem: PlacementProblem, placement: Placement, *, labels: Iterable[str] | None = None
 ) -> tuple[FailoverPlan, ...]:
-    """One plan per host (in problem order), then one per value of `label` (sorted)."""
+    """One plan per host (in problem order), then for each of `labels` (in order; by default
+    `spread_labels` of the problem's services) one plan per value of it (sorted)."""
     ctx = _Context(problem, placement)
     plans = [ctx.plan([h], "host", spec.name) for h, spec in enumerate(problem.hosts)]
-    if label is not None:
+    for label in spread_labels(problem.services) if labels is None else labels:
         values = sorted({spec.labels[label] for spec in problem.hosts if label in spec.labels})
         for value in values:
             lost = [h for h, spec in enumerate(problem.hosts) if spec.labels.get(label) == value]
@@ -340,5 +346,5 @@ def summarize(plans: Sequence[FailoverPlan]) -> FailoverSummary:
         n_plus_one=all(p.survives for p in hosts),
         label_safe=all(p.survives for p in values) if values else None,
         hosts_at_risk=tuple(p.target for p in hosts if not p.survives),
-        values_at_risk=tuple(p.target for p in values if not p.survives),
+        values_at_risk=tuple(f"{p.scope}={p.target}" for p in values if not p.survives),
     )

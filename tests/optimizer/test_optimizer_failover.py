@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from core.errors import InvalidProblem
 from core.model import Placement, ReplicaId, SolverStatus
-from core.optimizer import PlacementProblem, failover_for, failover_plans, solve, summarize
+from core.optimizer import PlacementProblem, failover_for, failover_plans, solve, spread_labels, summarize
 from tests.optimizer.checks import host, service
 
 ZONES = ("z1", "z2", "z3")
@@ -68,7 +70,7 @@ def test_other_replicas_move_only_when_they_must() -> None:
 def test_plans_for_every_host_then_every_zone_and_the_summary() -> None:
     problem = fleet()
     placement = solve(problem, time_limit=1.0).placement
-    plans = failover_plans(problem, placement, label="zone")
+    plans = failover_plans(problem, placement, labels=("zone",))
     assert [p.target for p in plans] == [h.name for h in problem.hosts] + list(ZONES)
     assert [p.scope for p in plans] == ["host"] * 6 + ["zone"] * 3
     for plan in plans[6:]:
@@ -91,3 +93,47 @@ def test_unknown_host_is_an_error() -> None:
     problem = fleet()
     with pytest.raises(InvalidProblem, match='unknown host "nope"'):
         failover_for(problem, Placement(), ["nope"])
+
+
+def racks() -> PlacementProblem:
+    # two zones of two racks each; "web" spreads over racks, nothing spreads over zones
+    hosts = tuple(
+        host(f"{z}-{r}-{i}", 4, 16, zone=z, rack=f"{z}{r}") for z in ("z1", "z2") for r in ("a", "b") for i in range(2)
+    )
+    return PlacementProblem(hosts, (service("web", 8, 1, spread_over="rack"), service("batch", 4, 1)))
+
+
+def test_a_service_spread_over_racks_gets_a_plan_per_rack_and_none_per_zone() -> None:
+    problem = racks()
+    placement = solve(problem, time_limit=1.0).placement
+    plans = failover_plans(problem, placement)
+    assert [(p.scope, p.target) for p in plans[8:]] == [("rack", r) for r in ("z1a", "z1b", "z2a", "z2b")]
+    for plan in plans[8:]:
+        assert set(plan.lost_hosts) == {h.name for h in problem.hosts if h.labels["rack"] == plan.target}
+        # the lost rack's web replicas go to the other racks evenly (2 per rack before, 8 over 3 after)
+        after = dict(placement.assignments) | dict(plan.moves)
+        per_rack = Counter(problem.host(h).labels["rack"] for r, h in after.items() if r.service == "web")
+        assert plan.target not in per_rack and sorted(per_rack.values()) == [2, 3, 3], plan.target
+        assert plan.survives and plan.others_moved == 0
+
+
+def test_every_label_a_service_spreads_over_gets_plans_in_label_order() -> None:
+    problem = racks()
+    services = (*problem.services, service("db", 2, 1, spread_over="zone"))
+    problem = PlacementProblem(problem.hosts, services)
+    placement = solve(problem, time_limit=1.0).placement
+    assert spread_labels(problem.services) == ("rack", "zone")
+    plans = failover_plans(problem, placement)
+    assert [p.scope for p in plans[8:]] == ["rack"] * 4 + ["zone"] * 2
+    assert [p.target for p in failover_plans(problem, placement, labels=("zone",))[8:]] == ["z1", "z2"]
+    assert [p.scope for p in failover_plans(problem, placement, labels=())] == ["host"] * 8
+
+
+def test_values_at_risk_name_their_label() -> None:
+    # one rack holds more than the other can take in: losing rack a leaves replicas over
+    hosts = (host("a1", 4, 16, rack="a"), host("a2", 4, 16, rack="a"), host("b1", 4, 16, rack="b"))
+    problem = PlacementProblem(hosts, (service("web", 3, 2, spread_over="rack"),))
+    placement = solve(problem, time_limit=1.0).placement
+    summary = summarize(failover_plans(problem, placement))
+    assert summary.label_safe is False
+    assert summary.values_at_risk == ("rack=a",)
