@@ -55,6 +55,7 @@ replicas = {db}
 cpu = 1
 mem = "1GiB"
 max_per_host = 1
+spread_over = "zone"
 """
 
 
