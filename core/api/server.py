@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import ssl
@@ -86,6 +87,7 @@ class ApiServer:
         self.tls = tls
         self._openapi = openapi.document(version)
         self._runner: web.AppRunner | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.url = ""
         self.app = self._build()
 
@@ -113,6 +115,7 @@ class ApiServer:
         except OSError as exc:
             await self._runner.cleanup()
             raise BindError(f"API cannot listen on {bind}: {exc.strerror or exc}") from None
+        self._watch = asyncio.create_task(self.api.watch(), name="api-watch")
         host, port = self._runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if self.tls else 'http'}://{shown}:{port}"
@@ -120,6 +123,10 @@ class ApiServer:
 
     async def close(self) -> None:
         self.api.close()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
