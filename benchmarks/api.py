@@ -142,7 +142,8 @@ def child(mode: str, token: str, *args: str) -> subprocess.Popen[str]:
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from core import config as config_io
-    from core.api.server import ApiServer, parse_bind
+    from core.api.bind import parse_bind
+    from core.api.server import ApiServer
     from core.api.tokens import Access, TokenStore
     from core.engine.engine import Engine
     from core.engine.events import EventKind
