@@ -98,7 +98,7 @@ def _precheck(c: Compiled, x: Counts, s: int) -> str | None:
                 f"{name} needs {amount(dim, need)} in total "
                 f"but the {len(eligible)} hosts it may use have {amount(dim, have)}"
             )
-    avoided = [t for a, b in c.avoid_pairs for t in ((b,) if a == s else (a,) if b == s else ())]
+    avoided = sorted(c.conflicts[s])
     if avoided:
         load = loads(c, x)
         with_room = [
