@@ -109,3 +109,21 @@ def test_a_killed_run_is_swept_by_the_next(tmp_path):
     assert prefix in sweep_stale()
     assert leftovers(prefix) == []
     assert prefix != f"lmf{os.getpid()}"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("false", "1 skipped")])
+def test_where_namespaces_cannot_be_made_ci_fails_with_the_reason(ci, outcome):
+    """Run as an unprivileged user, a fault test fails under CI=true saying why, and skips elsewhere."""
+    if os.geteuid() != 0:
+        pytest.skip("this test drops root to show the rule; it runs as root")
+    setpriv = require_tool("setpriv", "util-linux")
+    root = Path(__file__).resolve().parents[2]
+    test = f"{root}/tests/faults/test_harness.py::test_a_small_disk_fills_and_frees"
+    out = subprocess.run(
+        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m", "pytest", "-q", "-rs",
+         "-p", "no:cacheprovider", "--rootdir", str(root), "-c", str(root / "pyproject.toml"), test],
+        cwd=root, env={**os.environ, "CI": ci}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert outcome in out.stdout, out.stdout[-2000:]
+    assert "network namespaces and a test login user need root" in out.stdout
+    assert (out.returncode != 0) == (ci == "true")
