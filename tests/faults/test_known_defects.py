@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests.faults.census import census
+from tests.faults.scenario import DESIRED, FAILED_OVER_WITHIN, PLACED_WITHIN, SERVICES, busiest
 from tests.faults.settle import count, until_exact
-from tests.faults.test_failover import DESIRED, FAILED_OVER_WITHIN, PLACED_WITHIN, SERVICES, busiest
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
