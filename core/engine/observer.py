@@ -1,0 +1,204 @@
+"""Observe: the hosts' frames → what runs where, as one `View` per tick.
+
+State owned here, and who changes it:
+- host states (`states`), and when a lost host came back (`_back_since`, `_ever_lost`): `observe` only;
+- the replica records per host, corrected by `_expected` — our own starts and stops that no frame
+  has shown yet: `observe`, and every start/stop made through `runtime` (the only way the engine
+  reaches the hosts' replicas);
+- `_intended`, the target of the last applied plan (which copy to keep when a replica runs twice):
+  `intend`, called by the engine after an apply;
+- `view`, the latest `View`: replaced (never mutated) by `observe`.
+
+Everything else reads `view`: it is computed once per observation, so that a tick's stages share one
+picture of the fleet and none of them recomputes host states or the basis per host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from functools import cached_property
+
+from core.engine.basis import basis_of, fingerprint, generation
+from core.engine.events import EventKind
+from core.engine.ports import FleetPort, ReplicaRuntime
+from core.engine.reconcile import Reconciliation, reconcile
+from core.model import (
+    Action,
+    ActionKind,
+    Basis,
+    ClusterConfig,
+    HostObservation,
+    HostState,
+    Placement,
+    ReplicaId,
+    ReplicaStatus,
+    Resources,
+    Service,
+)
+
+_HOST_EVENTS = {
+    HostState.UP: EventKind.HOST_UP,
+    HostState.SUSPECT: EventKind.HOST_SUSPECT,
+    HostState.DOWN: EventKind.HOST_DOWN,
+    HostState.KEY_MISMATCH: EventKind.HOST_KEY_MISMATCH,
+    HostState.UNSUPPORTED: EventKind.HOST_UNSUPPORTED,
+}
+
+Emit = Callable[..., None]  # Engine._emit(kind, message, host=, replica=, data=)
+
+
+@dataclass(frozen=True)
+class View:
+    """One observation of the fleet and what follows from it (immutable; derived parts computed once)."""
+
+    at: float
+    config: ClusterConfig
+    observations: Mapping[str, HostObservation]
+    states: Mapping[str, HostState]  # as observed
+    planning: Mapping[str, HostState]  # as the optimizer sees them: a host back from the dead settles first
+    records: Mapping[str, tuple[ReplicaStatus, ...]]  # per host, our own unseen starts/stops included
+    rec: Reconciliation
+
+    @property
+    def current(self) -> Placement:
+        return self.rec.current
+
+    @cached_property
+    def basis(self) -> Basis:
+        # Hosts as planned for: only a settling host differs from its observation.
+        planning = self.planning
+        hosts = {
+            n: o if planning.get(n, o.state) is o.state else replace(o, state=planning[n])
+            for n, o in self.observations.items()
+        }
+        return basis_of(self.config, hosts, self.rec.current)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return fingerprint(self.basis)
+
+    def restarts_needed(self, target: Placement) -> list[Action]:
+        """Replicas that stay where they run but were started from an older definition of their service."""
+        gens = {s.name: generation(s) for s in self.config.services}
+        out = []
+        for host, records in self.records.items():
+            if not self.states.get(host, HostState.UNKNOWN).reachable:
+                continue
+            for r in records:
+                want = gens.get(r.replica.service)
+                if r.running and want and r.generation and r.generation != want and target.host_of(r.replica) == host:
+                    out.append(Action(ActionKind.RESTART, r.replica, host, host))
+        return sorted(out, key=lambda a: a.replica)
+
+    @cached_property
+    def probed(self) -> Mapping[str, Resources]:
+        return {n: o.capacity for n, o in self.observations.items() if o.capacity is not None}
+
+
+class _Expecting:
+    """Every start and stop the engine makes goes through here, so it is remembered until seen."""
+
+    def __init__(self, fleet: ReplicaRuntime, expect: Callable[[str, ReplicaId, ReplicaStatus | None], None]):
+        self._fleet, self._expect = fleet, expect
+
+    async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus:
+        status = await self._fleet.start_replica(host, service, index, generation)
+        self._expect(host, status.replica, status if status.running else None)
+        return status
+
+    async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
+        await self._fleet.stop_replica(host, replica, grace)
+        self._expect(host, replica, None)
+
+
+class Observer:
+    def __init__(self, config: ClusterConfig, fleet: FleetPort, clock: Callable[[], float], emit: Emit):
+        self._fleet, self._clock, self._emit = fleet, clock, emit
+        self.states: dict[str, HostState] = {}
+        self._back_since: dict[str, float] = {}  # host → when it came back after being lost
+        self._ever_lost: set[str] = set()
+        self._records: dict[str, tuple[ReplicaStatus, ...]] = {}
+        # host → replica → (status after our start, or None after our stop; when), until a frame shows it
+        self._expected: dict[str, dict[ReplicaId, tuple[ReplicaStatus | None, float]]] = {}
+        self._intended: Placement | None = None
+        self.runtime: ReplicaRuntime = _Expecting(fleet, self._expect)
+        self.view = View(self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
+
+    def intend(self, placement: Placement) -> None:
+        """The engine applied a plan for `placement`: when a replica runs twice, keep the copy it chose."""
+        self._intended = placement
+
+    def observe(
+        self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
+    ) -> list[tuple[str, HostState, HostState]]:
+        """Pull the fleet's observations into a new `view`; returns the host state transitions."""
+        transitions = []
+        now = self._clock()
+        observations = self._fleet.observations()
+        for name, obs in observations.items():
+            before = self.states.get(name, HostState.UNKNOWN)
+            if obs.state is not before:
+                transitions.append((name, before, obs.state))
+                self.states[name] = obs.state
+                if obs.state in (HostState.DOWN, HostState.KEY_MISMATCH):
+                    self._ever_lost.add(name)
+                if obs.state is HostState.UP and name in self._ever_lost:
+                    self._back_since[name] = now
+                kind = _HOST_EVENTS.get(obs.state)
+                if kind is not None:
+                    detail = f": {obs.error}" if obs.error else ""
+                    self._emit(kind, f"{name} is {obs.state.value}{detail}", host=name)
+            if obs.state.reachable:
+                replicas = self._with_expected(name, obs.replicas, now, config)
+                if before.reachable:  # a host that just came back reports its dead, not crashed, replicas
+                    self._note_replica_changes(name, replicas)
+                self._records[name] = replicas
+        planning = self._planning_states(config, now)
+        records = dict(self._records)
+        rec = reconcile(config, planning, records, self._intended, given_up)
+        self.view = View(now, config, observations, dict(self.states), planning, records, rec)
+        return transitions
+
+    def _planning_states(self, config: ClusterConfig, now: float) -> dict[str, HostState]:
+        settle = config.policy.settle
+        out = {}
+        for host, state in self.states.items():
+            back = self._back_since.get(host)
+            settling = state is HostState.UP and back is not None and now - back < settle
+            out[host] = HostState.SUSPECT if settling else state
+        return out
+
+    def _with_expected(
+        self, host: str, reported: tuple[ReplicaStatus, ...], now: float, config: ClusterConfig
+    ) -> tuple[ReplicaStatus, ...]:
+        """The host's report, corrected by our own starts and stops that its probe has not shown yet.
+
+        Without this, the frame that left the host just before a start lands would make the
+        replica look missing, and the next plan would start it a second time elsewhere.
+        """
+        expected = self._expected.get(host)
+        if not expected:
+            return reported
+        replicas = {r.replica: r for r in reported}
+        horizon = config.failure_timeout + 3 * config.poll_interval
+        for replica, (status, at) in list(expected.items()):
+            seen = replicas.get(replica)
+            confirmed = seen is None if status is None else seen is not None and seen.running
+            if confirmed or now - at > horizon:
+                del expected[replica]
+            elif status is None:
+                replicas.pop(replica, None)
+            else:
+                replicas[replica] = status
+        return tuple(replicas.values())
+
+    def _expect(self, host: str, replica: ReplicaId, status: ReplicaStatus | None) -> None:
+        self._expected.setdefault(host, {})[replica] = (status, self._clock())
+
+    def _note_replica_changes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> None:
+        before = {r.replica: r for r in self._records.get(host, ())}
+        for r in replicas:
+            old = before.get(r.replica)
+            if old is not None and old.running and not r.running:
+                self._emit(EventKind.REPLICA_CRASHED, f"{r.replica} exited on {host}", host=host, replica=r.replica)

@@ -1,0 +1,194 @@
+"""Plan: placement problems from a `View`, plans from the optimizer, failover plans ahead of time, bounds.
+
+State owned here, and who changes it (all of it is what the planner last computed; the engine only reads it):
+- the solve in progress (`solving_since`, `_solve_progress`): `compute`, and the solver's thread through
+  its progress callback;
+- the precomputed failover plans (`failover`) and the basis they were computed from: `refresh_failover`,
+  whose work runs in a background task owned here (`busy`, `cancel`);
+- the quick lower bound and a solve's proven one (`fits_on`): `refresh_failover` and `compute`;
+- `unplaced`, from the latest plan of any kind, applied or not: `compute` and `failover_plan`.
+
+The optimizer runs in threads (CP-SAT releases the GIL), and so does building its problem from a
+`View` (immutable, so safe to read there): the event loop stays free for the hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Coroutine, Mapping
+
+from core import optimizer
+from core.engine.api import SolveProgress
+from core.engine.events import EventKind
+from core.engine.observer import View
+from core.model import FailoverPlan, HostState, Placement, Plan, ReplicaId, diff_actions
+from core.optimizer import PlacementProblem
+
+
+def plan_id(plan: Plan) -> str:
+    body = plan.basis + "|" + ";".join(str(a) for a in plan.actions)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def problem_of(view: View) -> PlacementProblem:
+    return PlacementProblem.from_config(view.config, view.probed, view.planning, view.current)
+
+
+def _bound_key(view: View) -> object:
+    # Moves don't change the fewest hosts needed; host states and the file do.
+    return (id(view.config), tuple(sorted(view.planning.items())))
+
+
+class Planner:
+    def __init__(self, clock: Callable[[], float], emit: Callable[..., None], *, seed: int, workers: int):
+        self._clock, self._emit, self._seed, self._workers = clock, emit, seed, workers
+        self.solving_since: float | None = None
+        self._solve_progress: tuple[int | None, int | None, int] = (None, None, 0)  # best, bound, reports
+        self.failover: tuple[FailoverPlan, ...] = ()
+        self._failover_basis = ""
+        # Fewest hosts that could hold the desired state: the quick bound, raised by a solve's proven
+        # bound for the same hosts and config.
+        self._quick_bound: int | None = None
+        self._solved_bound: tuple[object, int] | None = None
+        self.unplaced: Mapping[ReplicaId, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- what the snapshot shows ------------------------------------------------------
+
+    def solve_progress(self) -> SolveProgress | None:
+        if self.solving_since is None:  # not `if not`: an injected clock may read 0
+            return None
+        return SolveProgress(self._clock() - self.solving_since, *self._solve_progress)
+
+    def fits_on(self, view: View) -> int | None:
+        solved = self._solved_bound[1] if self._solved_bound and self._solved_bound[0] == _bound_key(view) else None
+        bounds = [b for b in (self._quick_bound, solved) if b is not None]
+        return max(bounds) if bounds else None
+
+    # -- plans ------------------------------------------------------------------------
+
+    async def compute(self, view: View, reason: str = "rebalance", *, moves_first: bool = True) -> Plan:
+        self.solving_since = self._clock()
+        self._solve_progress = (None, None, 0)
+        self._emit(EventKind.STATE_UPDATED, "")
+        loop = asyncio.get_running_loop()
+
+        def progress(best: int, bound: int | None) -> None:  # called from the solver's thread
+            before, _, found = self._solve_progress
+            self._solve_progress = (best, bound, found + (before is None or best < before))
+            loop.call_soon_threadsafe(self._emit, EventKind.STATE_UPDATED, "")
+
+        def solve() -> optimizer.PlacementResult:
+            return optimizer.solve(
+                problem_of(view),
+                time_limit=view.config.policy.solver_time_limit,
+                seed=self._seed,
+                workers=self._workers,
+                progress=progress,
+                moves_first=moves_first,
+            )
+
+        try:
+            result = await asyncio.to_thread(solve)
+        finally:
+            self.solving_since = None
+        self._solved_bound = (_bound_key(view), result.lower_bound)
+        self.unplaced = result.unplaced
+        current = view.current
+        plan = Plan(
+            cluster=view.config.name,
+            basis=view.fingerprint,
+            created_at=self._clock(),
+            current=current,
+            target=result.placement,
+            actions=diff_actions(current, result.placement) + tuple(view.restarts_needed(result.placement)),
+            status=result.status,
+            hosts_used=result.hosts_used,
+            lower_bound=result.lower_bound,
+            gap=result.gap,
+            unplaced=result.unplaced,
+            reason=reason,
+            assumed=view.basis,
+        )
+        self._emit(
+            EventKind.PLAN_COMPUTED,
+            f"plan ({reason}): {len(plan.actions)} actions, {plan.hosts_used} hosts, "
+            f"{plan.status.value.lower()}, lower bound {plan.lower_bound}",
+            data={"plan": plan_id(plan), "actions": len(plan.actions), "status": plan.status.value},
+        )
+        return plan
+
+    async def failover_plan(self, view: View, host: str) -> Plan:
+        """Where `host`'s replicas go now that it is lost: the plan made ahead if it still fits, else a new one."""
+        current = view.current
+        ready = self.ready_for(view, host)
+        if ready is None:
+            ready = await asyncio.to_thread(lambda: optimizer.failover_for(problem_of(view), current, [host]))
+        self.unplaced = {**self.unplaced, **ready.unplaced}
+        # Replicas with nowhere to go stay assigned to the lost host: stopping them there is moot.
+        target = Placement({**current.assignments, **ready.moves})
+        return Plan(
+            cluster=view.config.name,
+            basis=view.fingerprint,
+            created_at=self._clock(),
+            current=current,
+            target=target,
+            actions=diff_actions(current, target),
+            status=ready.status,
+            hosts_used=len(target.hosts_used()),
+            lower_bound=self.fits_on(view) or 0,
+            gap=0.0,
+            unplaced=ready.unplaced,
+            reason=f"failover:{host}",
+            assumed=view.basis,
+        )
+
+    def ready_for(self, view: View, host: str) -> FailoverPlan | None:
+        """The failover plan made ahead for `host`, if it still covers what runs there and its targets take work."""
+        ready = next((f for f in self.failover if f.scope == "host" and f.target == host), None)
+        if ready is None:
+            return None
+        displaced = set(view.current.on_host(host))
+        planning = view.planning
+        if set(ready.moves) | set(ready.unplaced) != displaced or not all(
+            planning.get(h, HostState.UNKNOWN).accepts_work for h in ready.moves.values()
+        ):
+            return None
+        return ready
+
+    def what_if(self, view: View, host: str) -> FailoverPlan:
+        ready = next((f for f in self.failover if f.scope == "host" and f.target == host), None)
+        return ready or optimizer.failover_for(problem_of(view), view.current, [host])
+
+    def refresh_failover(self, view: View) -> None:
+        """Recompute every failover plan when the placement or host states moved (in the background)."""
+        if view.fingerprint == self._failover_basis or self.busy:
+            return
+        self._failover_basis = view.fingerprint
+
+        def work() -> tuple[tuple[FailoverPlan, ...], int]:
+            problem = problem_of(view)
+            return optimizer.failover_plans(problem, view.current), optimizer.lower_bound(problem)
+
+        async def run() -> None:
+            self.failover, self._quick_bound = await asyncio.to_thread(work)
+            self._emit(EventKind.STATE_UPDATED, "")
+
+        self._spawn(run(), "failover")
+
+    # -- background work ----------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def _spawn(self, coro: Coroutine[object, object, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
