@@ -1,15 +1,18 @@
 """The operator console: a Textual app over the engine's snapshot, events and calls.
 
 It talks only to `core.engine.api.EngineAPI`. One worker follows the engine's
-event queue and posts `EngineChanged`; the app then reads the snapshot once and
-redraws the screen on top. Every call that may take time runs in a worker, and
-every change is refused under --read-only before it reaches the engine.
+event queue and posts `EngineChanged`; the app then reads the snapshot once,
+builds a new `ConsoleView` and redraws the screen on top. Screens read that view
+and post messages (console/messages.py) for what the operator asks; the app's
+handlers call the engine, each call that may take time in a worker, and every
+change is refused under --read-only before it reaches the engine.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,9 +23,9 @@ from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
 from textual.screen import Screen
 
-from console.derive import Capacities, FleetSummary, HostLoad, requests_by_host, summarize
+from console import messages
+from console.derive import Capacities, HostLoad, requests_by_host, summarize
 from console.history import CpuHistory
-from console.messages import EngineChanged
 from console.screens.base import CHANGING_ACTIONS, LiveScreen
 from console.screens.events import EventsScreen
 from console.screens.failover import FailoverScreen
@@ -32,6 +35,7 @@ from console.screens.host import HostScreen
 from console.screens.plan import PlanScreen
 from console.screens.services import ServicesScreen
 from console.screens.whatif import WhatIfScreen
+from console.view import ConsoleView
 from core.engine.api import EngineAPI, Snapshot
 from core.engine.events import Event, EventKind
 from core.errors import LoadmasterError
@@ -94,20 +98,41 @@ class LoadmasterApp(App[None]):
         super().__init__()
         self.engine = engine
         self._read_only = read_only
-        self.history = CpuHistory()
-        self.events: deque[Event] = deque(maxlen=EVENT_LOG)
-        self.event_count = 0  # every event ever logged, so screens can tell what is new
-        self.planning = False  # a re-plan worker is waiting on the engine
-        self.loads: dict[str, HostLoad] = {}
-        self.capacities = Capacities()
-        self.summary: FleetSummary
-        self.snapshot: Snapshot
-        self._take(engine.snapshot())
-        self._log(engine.recent_events())
+        self._history = CpuHistory()
+        self._events: deque[Event] = deque(maxlen=EVENT_LOG)
+        self._event_count = 0
+        self._planning = False
+        self._loads: dict[str, HostLoad] = {}
+        self._capacities = Capacities()
+        self._record_events(engine.recent_events())
+        self.view: ConsoleView = self._view_of(engine.snapshot(), None)
 
     @property
     def read_only(self) -> bool:
-        return self._read_only or self.snapshot.read_only
+        return self.view.read_only
+
+    def _view_of(self, snapshot: Snapshot, previous: Snapshot | None) -> ConsoleView:
+        """The next view: requests are summed again only when the placement or the config changed."""
+        if previous is None or snapshot.placement is not previous.placement or snapshot.config is not previous.config:
+            self._loads = requests_by_host(snapshot.config, snapshot.placement)
+        if snapshot is not previous:
+            self._history.record(snapshot)
+        return ConsoleView(
+            snapshot=snapshot,
+            summary=summarize(snapshot, self._loads, self._capacities),
+            loads=self._loads,
+            read_only=self._read_only or snapshot.read_only,
+            planning=self._planning,
+            events=tuple(self._events),
+            event_count=self._event_count,
+            capacities=self._capacities,
+            history=self._history,
+        )
+
+    def _record_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._events.append(event)
+            self._event_count += 1
 
     # --- following the engine
 
@@ -122,34 +147,27 @@ class LoadmasterApp(App[None]):
                 events = [await queue.get()]
                 while not queue.empty():  # coalesce a burst into one redraw
                     events.append(queue.get_nowait())
-                self.post_message(EngineChanged(tuple(e for e in events if e.kind is not EventKind.STATE_UPDATED)))
+                changes = tuple(e for e in events if e.kind is not EventKind.STATE_UPDATED)
+                self.post_message(messages.EngineChanged(changes))
         finally:
             self.engine.unsubscribe(queue)
 
-    def on_engine_changed(self, message: EngineChanged) -> None:
-        self._log(message.events)
+    def on_engine_changed(self, message: messages.EngineChanged) -> None:
+        self._record_events(message.events)
         for event in message.events:
             severity = NOTIFY.get(event.kind)
             if severity is not None:
                 self.notify(event.message, severity=severity)  # type: ignore[arg-type]
         snapshot = self.engine.snapshot()
-        if snapshot is self.snapshot and not message.events:
+        if snapshot is self.view.snapshot and not message.events:
             return
-        self._take(snapshot)
+        self.view = self._view_of(snapshot, self.view.snapshot)
         self.redraw()
 
-    def _take(self, snapshot: Snapshot) -> None:
-        previous = getattr(self, "snapshot", None)
-        if previous is None or snapshot.placement is not previous.placement or snapshot.config is not previous.config:
-            self.loads = requests_by_host(snapshot.config, snapshot.placement)
-        self.snapshot = snapshot
-        self.summary = summarize(snapshot, self.loads, self.capacities)
-        self.history.record(snapshot)
-
-    def _log(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self.events.append(event)
-            self.event_count += 1
+    def _set_planning(self, planning: bool) -> None:
+        self._planning = planning
+        self.view = replace(self.view, planning=planning)
+        self.redraw()
 
     def redraw(self) -> None:
         """Draw the latest snapshot on the screen in front; screens behind catch up when they return."""
@@ -158,10 +176,33 @@ class LoadmasterApp(App[None]):
         if isinstance(self.screen, LiveScreen) and self.screen.is_mounted:
             self.screen.redraw()
 
-    # --- navigation
+    # --- what the screens ask for
 
-    def open_host(self, host: str) -> None:
-        self.push_screen(HostScreen(host))
+    def on_host_opened(self, message: messages.HostOpened) -> None:
+        self.push_screen(HostScreen(message.host))
+
+    def on_what_if_asked(self, message: messages.WhatIfAsked) -> None:
+        self.what_if(message.host)
+
+    def on_what_if_answered(self, message: messages.WhatIfAnswered) -> None:
+        self.push_screen(WhatIfScreen(message.plan))
+
+    def on_demo_host_toggled(self, message: messages.DemoHostToggled) -> None:
+        self.toggle_demo_host(message.host)
+
+    def on_plan_approved(self, message: messages.PlanApproved) -> None:
+        self.approve(message.plan)
+
+    def on_plan_rejected(self, message: messages.PlanRejected) -> None:
+        self.reject(message.plan)
+
+    def on_plan_export_chosen(self, message: messages.PlanExportChosen) -> None:
+        self.export(message.plan, message.path, message.fmt)
+
+    def on_replan_requested(self, message: messages.ReplanRequested) -> None:
+        self.replan(repack=message.repack)
+
+    # --- help and the palette
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -220,15 +261,13 @@ class LoadmasterApp(App[None]):
 
     @work(exclusive=True, group="plan")
     async def replan(self, repack: bool = False) -> None:
-        self.planning = True
-        self.redraw()
+        self._set_planning(True)
         try:
             await self.engine.plan(repack=repack)
         except LoadmasterError as exc:
             self.notify(str(exc), title="re-plan", severity="error")
         finally:
-            self.planning = False
-            self.redraw()
+            self._set_planning(False)
 
     @work(thread=True, group="export")
     def export(self, plan: Plan, path: str, fmt: str) -> None:
@@ -247,16 +286,16 @@ class LoadmasterApp(App[None]):
         except LoadmasterError as exc:
             self.call_from_thread(self.notify, str(exc), title="what if", severity="error")
             return
-        self.call_from_thread(self.push_screen, WhatIfScreen(plan))
+        self.post_message(messages.WhatIfAnswered(plan))  # thread-safe; the handler shows it
 
     @work(group="demo")
     async def toggle_demo_host(self, host: str) -> None:
         if self._refused("stop/start demo host"):
             return
-        if not self.snapshot.demo:
+        if not self.view.snapshot.demo:
             self.notify("only demo hosts can be stopped from the console", severity="error")
             return
-        obs = self.snapshot.hosts.get(host)
+        obs = self.view.snapshot.hosts.get(host)
         try:
             if obs is not None and obs.state in (HostState.DOWN, HostState.SUSPECT):
                 self.notify(f"restarting {host}")

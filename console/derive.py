@@ -126,9 +126,14 @@ def services_touched(plan: Plan) -> tuple[str, ...]:
     return tuple(sorted({a.replica.service for a in plan.actions}))
 
 
-def action_counts(plan: Plan) -> dict[ActionKind, int]:
+# The order an operator reads a plan's actions in; every kind is counted, none may be left out.
+COUNTED = (ActionKind.MOVE, ActionKind.START, ActionKind.STOP, ActionKind.RESTART)
+
+
+def action_counts(plan: Plan) -> str:
+    """ "3 moves, 0 starts, 0 stops, 1 restart": every kind of action, zeros included."""
     counts = Counter(a.kind for a in plan.actions)
-    return {kind: counts[kind] for kind in ActionKind}
+    return ", ".join(f"{counts[kind]} {kind.value}{'' if counts[kind] == 1 else 's'}" for kind in COUNTED)
 
 
 def hosts_freed(plan: Plan) -> tuple[str, ...]:

@@ -1,10 +1,16 @@
-"""Messages that carry engine state into the console's widgets."""
+"""Messages of the console, one class per step (Harlequin's pattern).
+
+The engine's follower posts `EngineChanged`; screens post what the operator asked for and never
+call the app; the app's handlers do it (in a worker when it waits on the engine) and post back
+what came of it (`WhatIfAnswered`).
+"""
 
 from __future__ import annotations
 
 from textual.message import Message
 
 from core.engine.events import Event
+from core.model import FailoverPlan, Plan
 
 
 class EngineChanged(Message):
@@ -13,3 +19,69 @@ class EngineChanged(Message):
     def __init__(self, events: tuple[Event, ...]) -> None:
         super().__init__()
         self.events = events
+
+
+class HostOpened(Message):
+    """The operator drilled down into one host."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+
+class WhatIfAsked(Message):
+    """The operator asked what losing `host` would do (may solve: answered by `WhatIfAnswered`)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+
+class WhatIfAnswered(Message):
+    """The engine's answer to `WhatIfAsked`, for the app to show."""
+
+    def __init__(self, plan: FailoverPlan) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class DemoHostToggled(Message):
+    """The operator stops a running demo host, or restarts a stopped one."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+
+class PlanApproved(Message):
+    """The operator said yes in the approve dialog: apply `plan` (refused if stale or read-only)."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class PlanRejected(Message):
+    """The operator dropped the pending plan."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class PlanExportChosen(Message):
+    """The operator chose where and in which format to write `plan`."""
+
+    def __init__(self, plan: Plan, path: str, fmt: str) -> None:
+        super().__init__()
+        self.plan = plan
+        self.path = path
+        self.fmt = fmt
+
+
+class ReplanRequested(Message):
+    """The operator asked for a plan now; `repack` puts it on the fewest hosts even if running replicas move."""
+
+    def __init__(self, *, repack: bool = False) -> None:
+        super().__init__()
+        self.repack = repack

@@ -1,4 +1,8 @@
-"""What every full-size console screen shares: the summary on top, the footer, redraws and the read-only guard."""
+"""What every full-size console screen shares: the summary on top, the footer, redraws and the read-only guard.
+
+A screen draws from the app's `ConsoleView` (`self.view`) and posts a message (console/messages.py)
+for anything the operator asks; it never calls the app's methods or reads its other attributes.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 
+from console.view import ConsoleView
 from console.widgets.summary import ClusterSummary
-from core.engine.api import Snapshot
 
 if TYPE_CHECKING:
     from console.app import LoadmasterApp
@@ -21,7 +25,7 @@ CHANGING_ACTIONS = frozenset({"approve", "reject", "demo_toggle"})
 
 
 class LiveScreen(Screen[None]):
-    """A screen drawn from the engine's snapshot; the app calls `redraw` when a new one arrives."""
+    """A screen drawn from the console's view; the app calls `redraw` when a new one arrives."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
@@ -30,8 +34,9 @@ class LiveScreen(Screen[None]):
         self._binding_state: tuple[object, ...] | None = None
 
     @property
-    def loadmaster(self) -> LoadmasterApp:
-        return cast("LoadmasterApp", self.app)
+    def view(self) -> ConsoleView:
+        """The latest view: a frozen value the app replaces, never changed from here."""
+        return cast("LoadmasterApp", self.app).view
 
     def compose(self) -> ComposeResult:
         yield ClusterSummary(id="summary")
@@ -45,18 +50,18 @@ class LiveScreen(Screen[None]):
         self.redraw()
 
     def redraw(self) -> None:
-        app = self.loadmaster
-        snapshot = app.snapshot
-        self.query_one(ClusterSummary).show(snapshot, app.summary, read_only=app.read_only)
-        self.show(snapshot)
+        view = self.view
+        snapshot = view.snapshot
+        self.query_one(ClusterSummary).show(snapshot, view.summary, read_only=view.read_only)
+        self.show(view)
         # The footer recomposes on every bindings refresh: only ask when what enables a key has changed.
         applying = snapshot.applying is not None and not snapshot.applying.finished
-        state = (app.read_only, snapshot.demo, snapshot.pending is not None, applying, *self.binding_state())
+        state = (view.read_only, snapshot.demo, snapshot.pending is not None, applying, *self.binding_state())
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
 
-    def show(self, snapshot: Snapshot) -> None:
+    def show(self, view: ConsoleView) -> None:
         raise NotImplementedError
 
     def binding_state(self) -> tuple[object, ...]:
@@ -64,10 +69,10 @@ class LiveScreen(Screen[None]):
         return ()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        app = self.loadmaster
-        if action in CHANGING_ACTIONS and app.read_only:
+        view = self.view
+        if action in CHANGING_ACTIONS and view.read_only:
             return False
-        return not (action == "demo_toggle" and not app.snapshot.demo)
+        return not (action == "demo_toggle" and not view.snapshot.demo)
 
     def action_back(self) -> None:
         """Pop a pushed screen; from the top of another view, go back to the fleet."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -12,7 +13,7 @@ from textual.widgets import DataTable, Input
 from console.derive import host_matcher
 from console.formatting import clock
 from console.screens.base import FilteredScreen
-from core.engine.api import Snapshot
+from console.view import ConsoleView
 from core.engine.events import Event, EventKind
 
 KIND_STYLE = {
@@ -42,7 +43,7 @@ class EventsScreen(FilteredScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._seen = 0  # app.event_count when last drawn
+        self._seen = 0  # view.event_count when last drawn
         self._rows = 0  # row keys: a running number
 
     def compose_body(self) -> ComposeResult:
@@ -63,23 +64,23 @@ class EventsScreen(FilteredScreen):
     def table(self) -> DataTable[Any]:
         return self.query_one("#events", DataTable)
 
-    def show(self, snapshot: Snapshot) -> None:
-        app = self.loadmaster
-        fresh = app.event_count - self._seen
+    def show(self, view: ConsoleView) -> None:
+        fresh = view.event_count - self._seen
         if not fresh:
             return
-        if self._seen == 0 or fresh > len(app.events) or self.table.row_count > 2 * len(app.events):
+        if self._seen == 0 or fresh > len(view.events) or self.table.row_count > 2 * len(view.events):
             self.arrange_rows()
             return
-        self._append(list(app.events)[-fresh:])
-        self._seen = app.event_count
+        self._append(view.events[-fresh:])
+        self._seen = view.event_count
 
     def arrange_rows(self) -> None:
+        view = self.view
         self.table.clear()
-        self._seen = self.loadmaster.event_count
-        self._append(list(self.loadmaster.events))
+        self._seen = view.event_count
+        self._append(view.events)
 
-    def _append(self, events: list[Event]) -> None:
+    def _append(self, events: Sequence[Event]) -> None:
         table = self.table
         follow = table.cursor_row >= table.row_count - 1
         matches = host_matcher(self._filter)

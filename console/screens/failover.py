@@ -10,9 +10,10 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Static
 
 from console.derive import joined
+from console.messages import HostOpened, WhatIfAsked
 from console.screens.base import LiveScreen
+from console.view import ConsoleView
 from console.widgets.failover_text import failover_text
-from core.engine.api import Snapshot
 from core.model import FailoverPlan
 
 COLUMNS = (
@@ -63,8 +64,8 @@ class FailoverScreen(LiveScreen):
         for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
 
-    def show(self, snapshot: Snapshot) -> None:
-        plans = {plan_key(p): p for p in snapshot.failover}
+    def show(self, view: ConsoleView) -> None:
+        plans = {plan_key(p): p for p in view.snapshot.failover}
         table: DataTable[Any] = self.query_one("#failover", DataTable)
         if list(plans) != list(self._plans):
             table.clear()
@@ -117,9 +118,9 @@ class FailoverScreen(LiveScreen):
     def action_what_if(self) -> None:
         plan = self.selected
         if plan is not None and plan.scope == "host":
-            self.loadmaster.what_if(plan.target)
+            self.post_message(WhatIfAsked(plan.target))
 
     def action_details(self) -> None:
         plan = self.selected
         if plan is not None and plan.scope == "host":
-            self.loadmaster.open_host(plan.target)
+            self.post_message(HostOpened(plan.target))

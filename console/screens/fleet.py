@@ -13,7 +13,9 @@ from textual.widgets import Input
 
 from console.derive import HostLoad, host_matcher, host_search_text, mem_used
 from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
+from console.messages import DemoHostToggled, HostOpened, WhatIfAsked
 from console.screens.base import FilteredScreen
+from console.view import ConsoleView
 from console.widgets.keyed_table import Cell, KeyedTable, TableColumn
 from core.engine.api import Snapshot
 from core.model import Host, HostState, Resources
@@ -140,8 +142,8 @@ class FleetScreen(FilteredScreen):
 
     # --- drawing
 
-    def show(self, snapshot: Snapshot) -> None:
-        app = self.loadmaster
+    def show(self, view: ConsoleView) -> None:
+        snapshot = view.snapshot
         old = self._signatures
         new: dict[str, Signature] = {}
         changed: list[str] = []
@@ -149,8 +151,8 @@ class FleetScreen(FilteredScreen):
         resort = False
         for host in snapshot.config.hosts:
             name = host.name
-            cap = app.capacities.of(snapshot, host)
-            sig = host_signature(snapshot, host, cap, app.loads.get(name), app.history.samples(name))
+            cap = view.capacities.of(snapshot, host)
+            sig = host_signature(snapshot, host, cap, view.loads.get(name), view.history.samples(name))
             new[name] = sig
             before = old.get(name)
             if before is None:
@@ -210,16 +212,16 @@ class FleetScreen(FilteredScreen):
     # --- drill down and host actions
 
     def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
-        self.loadmaster.open_host(event.key)
+        self.post_message(HostOpened(event.key))
 
     def action_details(self) -> None:
         if (host := self.selected_host) is not None:
-            self.loadmaster.open_host(host)
+            self.post_message(HostOpened(host))
 
     def action_what_if(self) -> None:
         if (host := self.selected_host) is not None:
-            self.loadmaster.what_if(host)
+            self.post_message(WhatIfAsked(host))
 
     def action_demo_toggle(self) -> None:
         if (host := self.selected_host) is not None:
-            self.loadmaster.toggle_demo_host(host)
+            self.post_message(DemoHostToggled(host))

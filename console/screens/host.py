@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -12,10 +13,13 @@ from textual.widgets import DataTable, Static
 
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, mem_bar, percent, size, sparkline
+from console.messages import DemoHostToggled, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
+from console.view import ConsoleView
 from console.widgets.failover_text import failover_text
 from core.engine.api import Snapshot
+from core.engine.events import Event
 from core.model import HostState, ReplicaId, ReplicaStatus
 
 RECENT_EVENTS = 8
@@ -53,8 +57,8 @@ class HostScreen(LiveScreen):
         ):
             table.add_column(label, key=key, width=width)
 
-    def show(self, snapshot: Snapshot) -> None:
-        app = self.loadmaster
+    def show(self, view: ConsoleView) -> None:
+        snapshot = view.snapshot
         try:
             host = snapshot.config.host(self.host)
         except KeyError:
@@ -63,7 +67,7 @@ class HostScreen(LiveScreen):
         obs = snapshot.hosts.get(self.host)
         state = obs.state if obs else HostState.UNKNOWN
         cap = capacity(snapshot, host)
-        load = app.loads.get(self.host, HostLoad())
+        load = view.loads.get(self.host, HostLoad())
         info = Text()
         info.append(f" {self.host} ", style="bold reverse")
         info.append(f"  {state.value}", style=STATE_STYLE.get(state, ""))
@@ -77,7 +81,7 @@ class HostScreen(LiveScreen):
         info.append(f"   {load.replicas} replicas")
         info.append("\n live       cpu ")
         info.append(f"{percent(obs.cpu_percent if obs else None):>4} ")
-        info.append(sparkline(app.history.samples(self.host), 16), style="cyan")
+        info.append(sparkline(view.history.samples(self.host), 16), style="cyan")
         info.append(f"   mem {size(mem_used(obs))} used")
         seen = None if obs is None or obs.last_seen is None else snapshot.at - obs.last_seen
         info.append(f"   last seen {age(seen)} ago")
@@ -87,7 +91,7 @@ class HostScreen(LiveScreen):
         self.query_one("#host-failover", Static).update(
             failover_text(plan) if plan else Text("No failover plan computed for this host yet.", style="dim")
         )
-        self._show_events()
+        self._show_events(view.events)
 
     def _show_replicas(self, snapshot: Snapshot) -> None:
         obs = snapshot.hosts.get(self.host)
@@ -128,8 +132,8 @@ class HostScreen(LiveScreen):
             table.add_row(*row, key=row[0])
         table.move_cursor(row=min(keep, max(0, len(rows) - 1)), animate=False)
 
-    def _show_events(self) -> None:
-        events = [e for e in self.loadmaster.events if e.host == self.host][-RECENT_EVENTS:]
+    def _show_events(self, recent: Sequence[Event]) -> None:
+        events = [e for e in recent if e.host == self.host][-RECENT_EVENTS:]
         text = Text("Recent events\n", style="bold")
         if not events:
             text.append("none", style="dim")
@@ -140,7 +144,7 @@ class HostScreen(LiveScreen):
         self.query_one("#host-events", Static).update(text)
 
     def action_what_if(self) -> None:
-        self.loadmaster.what_if(self.host)
+        self.post_message(WhatIfAsked(self.host))
 
     def action_demo_toggle(self) -> None:
-        self.loadmaster.toggle_demo_host(self.host)
+        self.post_message(DemoHostToggled(self.host))

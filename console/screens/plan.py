@@ -12,19 +12,20 @@ from textual.widgets import DataTable, ProgressBar, Static
 
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
 from console.formatting import age
+from console.messages import PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
 from console.screens.base import LiveScreen
 from console.screens.confirm import ConfirmScreen
 from console.screens.export import ExportScreen
+from console.view import ConsoleView
 from console.widgets.spinner import Spinner
 from core.engine.api import ApplyProgress, Snapshot
-from core.model import Action, ActionKind, Plan
+from core.model import Action, Plan
 
 
 def confirm_text(plan: Plan) -> str:
-    counts = action_counts(plan)
     return (
         f"Approve and apply this plan now?\n\n"
-        f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, {counts[ActionKind.STOP]} stops\n"
+        f"{action_counts(plan)}\n"
         f"services touched: {', '.join(services_touched(plan)) or 'none'}"
     )
 
@@ -96,12 +97,13 @@ class PlanScreen(LiveScreen):
     @property
     def plan(self) -> Plan | None:
         """The plan on screen: the pending one, else the one being (or last) applied."""
-        snapshot = self.loadmaster.snapshot
+        snapshot = self.view.snapshot
         if snapshot.pending is not None:
             return snapshot.pending
         return snapshot.applying.plan if snapshot.applying is not None else None
 
-    def show(self, snapshot: Snapshot) -> None:
+    def show(self, view: ConsoleView) -> None:
+        snapshot = view.snapshot
         plan = self.plan
         progress = snapshot.applying if plan is not None and snapshot.applying is not None else None
         if progress is not None and plan is not None and progress.plan.basis != plan.basis:
@@ -112,7 +114,7 @@ class PlanScreen(LiveScreen):
         self._show_summary(snapshot, plan)
         self._show_statuses(plan, progress)
         self._show_progress(progress)
-        self._show_solving(snapshot)
+        self._show_solving(snapshot, view.planning)
 
     def _fill(self, snapshot: Snapshot, plan: Plan | None) -> None:
         actions: DataTable[Any] = self.query_one("#plan-actions", DataTable)
@@ -142,14 +144,12 @@ class PlanScreen(LiveScreen):
             text.append("No pending plan.", style="bold")
             text.append("  Press p to compute one now.", style="dim")
         else:
-            counts = action_counts(plan)
             freed = hosts_freed(plan)
             pending = snapshot.pending is plan
             text.append(f"{'Pending plan' if pending else 'Last applied plan'} ({plan.reason})", style="bold")
             text.append(f"  computed {age(snapshot.at - plan.created_at)} ago\n", style="dim")
             if plan.actions:
-                text.append(f"{counts[ActionKind.MOVE]} moves, {counts[ActionKind.START]} starts, ")
-                text.append(f"{counts[ActionKind.STOP]} stops · services: {', '.join(services_touched(plan))}\n")
+                text.append(f"{action_counts(plan)} · services: {', '.join(services_touched(plan))}\n")
             else:
                 text.append("nothing to change: the fleet already runs this placement\n", style="green")
             style = "green" if plan.status.value == "OPTIMAL" else "yellow"
@@ -184,9 +184,9 @@ class PlanScreen(LiveScreen):
         label.append(" · finished" if progress.finished else " · applying…", style="dim")
         self.query_one("#apply-label", Static).update(label)
 
-    def _show_solving(self, snapshot: Snapshot) -> None:
+    def _show_solving(self, snapshot: Snapshot, planning: bool) -> None:
         spinner = self.query_one("#solving", Spinner)
-        if not (snapshot.solving or self.loadmaster.planning):
+        if not (snapshot.solving or planning):
             spinner.stop()
             return
         message = "solving…"
@@ -203,37 +203,38 @@ class PlanScreen(LiveScreen):
     # --- keys
 
     def binding_state(self) -> tuple[object, ...]:
-        return (self.loadmaster.planning, self.loadmaster.snapshot.solving)
+        return (self.view.planning, self.view.snapshot.solving)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         allowed = super().check_action(action, parameters)
         if not allowed:
             return allowed
-        snapshot = self.loadmaster.snapshot
+        view = self.view
+        snapshot = view.snapshot
         applying = snapshot.applying is not None and not snapshot.applying.finished
         if action in ("approve", "reject"):
             return True if snapshot.pending is not None and not applying else None
         if action == "export":
             return True if self.plan is not None else None
         if action in ("replan", "repack"):
-            return None if snapshot.solving or self.loadmaster.planning or applying else True
+            return None if snapshot.solving or view.planning or applying else True
         return True
 
     def action_approve(self) -> None:
-        plan = self.loadmaster.snapshot.pending
+        plan = self.view.snapshot.pending
         if plan is None:
             return
 
         def approved(yes: bool | None) -> None:
             if yes:
-                self.loadmaster.approve(plan)
+                self.post_message(PlanApproved(plan))
 
         self.app.push_screen(ConfirmScreen(confirm_text(plan), confirm="Approve"), approved)
 
     def action_reject(self) -> None:
-        plan = self.loadmaster.snapshot.pending
+        plan = self.view.snapshot.pending
         if plan is not None:
-            self.loadmaster.reject(plan)
+            self.post_message(PlanRejected(plan))
 
     def action_export(self) -> None:
         plan = self.plan
@@ -242,13 +243,13 @@ class PlanScreen(LiveScreen):
 
         def chosen(choice: tuple[str, str] | None) -> None:
             if choice is not None:
-                self.loadmaster.export(plan, *choice)
+                self.post_message(PlanExportChosen(plan, *choice))
 
         self.app.push_screen(ExportScreen(f"{plan.cluster}-plan"), chosen)
 
     def action_replan(self) -> None:
-        self.loadmaster.replan()
+        self.post_message(ReplanRequested())
 
     def action_repack(self) -> None:
         """A plan onto the fewest hosts even if running replicas move (p keeps moves fewest)."""
-        self.loadmaster.replan(repack=True)
+        self.post_message(ReplanRequested(repack=True))

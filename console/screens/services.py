@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from console.derive import ServiceView, joined, service_views
 from console.screens.base import LiveScreen
-from core.engine.api import Snapshot
+from console.view import ConsoleView
 
 COLUMNS = (
     ("SERVICE", "service", 12),
@@ -42,17 +42,17 @@ class ServicesScreen(LiveScreen):
         for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
 
-    def show(self, snapshot: Snapshot) -> None:
+    def show(self, view: ConsoleView) -> None:
         table: DataTable[Any] = self.query_one("#services", DataTable)
-        views = {v.name: v for v in service_views(snapshot)}
+        views = {v.name: v for v in service_views(view.snapshot)}
         if list(views) != list(self._views):
             table.clear()
             for name in views:
                 table.add_row(*self._cells(views[name]), key=name)
         else:
-            for name, view in views.items():
-                if view != self._views[name]:
-                    for (_, key, _), cell in zip(COLUMNS, self._cells(view), strict=True):
+            for name, service in views.items():
+                if service != self._views[name]:
+                    for (_, key, _), cell in zip(COLUMNS, self._cells(service), strict=True):
                         table.update_cell(name, key, cell)
         self._views = views
         self._show_detail()

@@ -11,6 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -28,7 +30,7 @@ from console.screens.whatif import WhatIfScreen
 from console.widgets.keyed_table import KeyedTable
 from console.widgets.spinner import Spinner
 from core.engine.events import EventKind
-from core.model import HostState, ReplicaId
+from core.model import Action, ActionKind, HostState, ReplicaId
 from tests.console.fleet_data import small_events
 
 SIZE = (120, 40)
@@ -322,6 +324,23 @@ async def test_approve_asks_first_and_cancel_changes_nothing(fake: ModuleType) -
         assert engine.snapshot().pending is not None
 
 
+async def test_approve_dialog_counts_restarts(fake: ModuleType) -> None:
+    """A plan that only restarts (a changed definition) must not read as "0 moves, 0 starts, 0 stops"."""
+    from dataclasses import replace
+
+    snapshot = fake.small_snapshot()
+    restart = Action(ActionKind.RESTART, ReplicaId("db", 0), "node-c", "node-c")
+    pending = replace(snapshot.pending, target=snapshot.placement, actions=(restart,))
+    app = LoadmasterApp(fake.FakeEngine(replace(snapshot, pending=pending)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        assert "0 moves, 0 starts, 0 stops, 1 restart" in text_of(app.screen.query_one("#plan-summary", Static))
+        await pilot.press("a")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "0 moves, 0 starts, 0 stops, 1 restart" in app.screen.question
+        assert "services touched: db" in app.screen.question
+
+
 async def test_approve_applies_with_per_action_progress(fake: ModuleType) -> None:
     engine = fake.FakeEngine(fake.small_snapshot(), apply_delay=0.05, failing=[ReplicaId("worker", 3)])
     app = LoadmasterApp(engine)
@@ -537,6 +556,34 @@ async def test_help_lists_the_keys_of_every_screen(fake: ModuleType) -> None:
             assert expected in text
         await pilot.press("escape")
         assert isinstance(app.screen, PlanScreen)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_help_scrolls_at_the_smallest_size_even_read_only(fake: ModuleType, read_only: bool) -> None:
+    """The help once stored the struck keys in `self.disabled`, Textual's own flag: read-only, it froze."""
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot(demo=True)), read_only=read_only)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert not app.screen.disabled
+        body = app.screen.query_one("#help", VerticalScroll)
+        assert body.max_scroll_y > 0  # the keys do not fit in 24 lines
+        await pilot.press("end")
+        await pilot.pause()
+        assert body.scroll_y == body.max_scroll_y
+        text = "\n".join(str(s.render()) for s in app.screen.query(Static))
+        assert ("disabled (--read-only)" in text) is read_only
+
+
+async def test_textual_logging_reaches_the_app_logger(fake: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event log once was `App._log`, Textual's devtools writer: with devtools attached, any log crashed."""
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot(), small_events()))
+    monkeypatch.setattr(LoadmasterApp, "_is_devtools_connected", property(lambda _self: True))
+    async with app.run_test(size=SIZE) as pilot:
+        app.log("a line for the devtools console", answer=42)
+        app.log.system("switching screens logs too")
+        await pilot.press("5")
+        assert isinstance(app.screen, EventsScreen) and app.screen.table.row_count == 7
 
 
 async def test_palette_offers_every_action_and_runs_it(fake: ModuleType) -> None:

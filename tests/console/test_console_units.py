@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import ModuleType
 
 from console.derive import (
     Capacities,
+    action_counts,
     host_matcher,
     hosts_freed,
     requests_by_host,
@@ -15,7 +17,7 @@ from console.derive import (
 )
 from console.formatting import age, bar, sparkline
 from console.history import CpuHistory
-from core.model import ReplicaId
+from core.model import Action, ActionKind, ReplicaId
 
 
 def test_bar_fills_in_eighths_and_caps_when_over_capacity() -> None:
@@ -60,6 +62,13 @@ def test_plan_figures(fake: ModuleType) -> None:
     plan = fake.small_snapshot().pending
     assert services_touched(plan) == ("cache", "web", "worker")
     assert hosts_freed(plan) == ("node-b", "node-g")
+    assert action_counts(plan) == "9 moves, 0 starts, 0 stops, 0 restarts"
+
+
+def test_action_counts_name_every_kind_of_action(fake: ModuleType) -> None:
+    actions = tuple(Action(kind, ReplicaId("web", i), "node-a", "node-b") for i, kind in enumerate(ActionKind))
+    plan = replace(fake.small_snapshot().pending, actions=actions + actions[-1:])
+    assert action_counts(plan) == "1 move, 1 start, 1 stop, 2 restarts"
 
 
 def test_service_views_explain_unplaced_replicas(fake: ModuleType) -> None:
