@@ -8,6 +8,7 @@ import sys
 
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
+from console.daemon import JsonLog, run_daemon
 from core import config as config_io
 from core.errors import LoadmasterError
 
@@ -23,8 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.engine.daemon import JsonLog, run_daemon  # the engine (ortools) loads only when it runs
-
     path = config_io.resolve_path(args.config)
     cfg = load_config(args)
     auto = args.auto_apply or cfg.policy.auto_apply

@@ -68,7 +68,7 @@ def test_no_screen_reuses_a_textual_name(fake: ModuleType) -> None:
         HelpScreen([("Fleet", [])], frozenset({"approve"})),
         ConfirmScreen("sure?"),
         ExportScreen("plan"),
-        WhatIfScreen(snapshot.failover[0]),  # type: ignore[attr-defined]
+        WhatIfScreen(snapshot.failover[0]),
     ]
     bare = Screen[object]()
     assert {type(s).__name__: clashes(s, Screen, bare) for s in screens if clashes(s, Screen, bare)} == {}

@@ -1,0 +1,89 @@
+"""The headless front end: the engine without a screen, logging one JSON object per line.
+
+SIGTERM/SIGINT stop it cleanly (actions in flight finish, the journal keeps the
+rest); SIGHUP or an edit of the cluster file re-reads it (core.engine.config_watch,
+which every front end shares), and a bad file is reported while the old desired
+state stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from core.engine.config_watch import ConfigWatch
+from core.engine.events import Event, EventKind
+from core.errors import ConfigError
+from core.model import ClusterConfig
+
+if TYPE_CHECKING:
+    from core.engine.engine import Engine
+
+
+class JsonLog:
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def write(self, doc: dict[str, object]) -> None:
+        self.stream.write(json.dumps(doc, sort_keys=False) + "\n")
+        self.stream.flush()
+
+    def event(self, event: Event) -> None:
+        self.write(event.as_json())
+
+    def line(self, event: str, message: str, **fields: object) -> None:
+        """A line of the daemon's own (not one of the engine's events)."""
+        self.write({"at": round(time.time(), 3), "event": event, "message": message, **fields})
+
+
+async def run_daemon(
+    path: Path,
+    config: ClusterConfig,
+    make_engine: Callable[[ClusterConfig], Engine],
+    log: JsonLog,
+    *,
+    watch_interval: float = 1.0,
+) -> int:
+    engine = make_engine(config)
+    queue = engine.subscribe()
+    stop = asyncio.Event()
+
+    def invalid(exc: ConfigError) -> None:
+        log.line(EventKind.CONFIG_INVALID.value, f"{path} is invalid; keeping the previous configuration",
+                 errors=[str(p) for p in exc.problems])  # fmt: skip
+
+    watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, watch.request)
+
+    def write(event: Event) -> None:
+        if event.kind is not EventKind.STATE_UPDATED:  # a snapshot changed: nothing to log
+            log.event(event)
+
+    async def forward() -> None:
+        while True:
+            write(await queue.get())
+
+    log.line("daemon.started", f"watching {len(config.hosts)} hosts",
+             cluster=config.name, auto_apply=engine.auto_apply, read_only=engine.read_only)  # fmt: skip
+    helpers = [asyncio.create_task(forward()), asyncio.create_task(watch.run())]
+    try:
+        await engine.start()
+        await stop.wait()
+        log.line("daemon.stopping", "signal received: finishing actions in flight")
+        await engine.close()
+        while not queue.empty():  # what the last actions reported
+            write(queue.get_nowait())
+    finally:
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+    log.line("daemon.stopped", "clean exit")
+    return 0
