@@ -88,7 +88,61 @@ def test_controller_killed_mid_apply_restarts_and_rolls_forward_exactly_once(net
     second = controllers(config, home, name="second")
     until_exact(fleet, DESIRED, PLACED_WITHIN, hold=5)
     assert second.proc.poll() is None
-    print(f"kill -9 mid-apply: {len(at_kill)}/{len(DESIRED)} ran at the kill; {count(fleet, DESIRED)}")
+    print(f"kill -9 mid-apply: {len(at_kill)}/{len(DESIRED)} ran at the kill")
+
+
+def test_controller_killed_mid_failover_restarts_and_finishes_it_exactly_once(netns_fleet, controllers, tmp_path):
+    fleet, first = placed(netns_fleet, controllers, tmp_path)
+    victim = busiest(fleet)
+    mark = len(first.events)
+    fleet.crash(victim)
+    first.wait_for("failover.started", FAILED_OVER_WITHIN, after=mark)
+    first.kill9()
+    missing = count(fleet, DESIRED)
+    assert missing, "the kill came after the failover had finished"
+
+    second = controllers(tmp_path / "cluster.toml", tmp_path / "controller", name="second")
+    until_exact(fleet, DESIRED, PLACED_WITHIN, hold=3)
+    fleet.heal(victim)  # it boots with the records of replicas that now run elsewhere
+    second.wait_for(lambda e: e["event"] == "host.up" and e.get("host") == victim, 20)
+    until_exact(fleet, DESIRED, 10, hold=4)
+    assert second.proc.poll() is None
+    print(f"kill -9 mid-failover: at the kill {missing}")
+
+
+def test_controller_restarted_during_a_partition_stops_the_stale_copies_when_it_heals(
+    netns_fleet, controllers, tmp_path
+):
+    """The new controller never saw the cut-off host: it places that host's replicas elsewhere,
+    and when the host is back its copies (still running all along) must go, not the new ones."""
+    fleet, first = placed(netns_fleet, controllers, tmp_path)
+    victim = busiest(fleet)
+    assert first.terminate() == 0
+    fleet.partition(victim)
+    second = controllers(tmp_path / "cluster.toml", tmp_path / "controller", name="second")
+    until_exact(fleet, DESIRED, PLACED_WITHIN, without=[victim])
+    fleet.heal(victim)
+    second.wait_for(lambda e: e["event"] == "host.up" and e.get("host") == victim, 30)
+    until_exact(fleet, DESIRED, 15, hold=4)
+
+
+def test_controller_cut_off_from_every_host_doubles_nothing_when_the_network_returns(
+    netns_fleet, controllers, tmp_path
+):
+    """Every host down at once (the controller's own network failed): nothing can be placed;
+    when the network returns every replica is still running exactly once."""
+    fleet, controller = placed(netns_fleet, controllers, tmp_path)
+    mark = len(controller.events)
+    for host in fleet.hosts:
+        fleet.partition(host.name, "link")
+    for host in fleet.hosts:
+        controller.wait_for(lambda e, h=host.name: e["event"] == "host.down" and e.get("host") == h, 10, after=mark)
+    assert not count(fleet, DESIRED)  # cut off, not dead
+    for host in fleet.hosts:
+        fleet.heal(host.name)
+    for host in fleet.hosts:
+        controller.wait_for(lambda e, h=host.name: e["event"] == "host.up" and e.get("host") == h, 30, after=mark)
+    until_exact(fleet, DESIRED, 15, hold=4)
 
 
 def test_a_replica_killed_on_its_host_is_restarted_once(netns_fleet, controllers, tmp_path):
