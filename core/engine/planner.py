@@ -169,7 +169,8 @@ class Planner:
 
         def work() -> tuple[tuple[FailoverPlan, ...], int]:
             problem = problem_of(view)
-            return optimizer.failover_plans(problem, view.current), optimizer.lower_bound(problem)
+            labels = optimizer.spread_labels(view.config.services)  # a plan per zone, rack, … a service spreads over
+            return optimizer.failover_plans(problem, view.current, labels=labels), optimizer.lower_bound(problem)
 
         async def run() -> None:
             self.failover, self._quick_bound = await asyncio.to_thread(work)
