@@ -7,11 +7,11 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from console.commands import apply, console, demo, hosts, plan, run, status, validate
+from console.commands import api_token, apply, console, demo, hosts, plan, run, status, validate
 from core.errors import LoadmasterError
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (console, demo, hosts, status, plan, apply, run, validate)
+COMMANDS = (console, demo, hosts, status, plan, apply, run, validate, api_token)
 
 
 def _version() -> str:

@@ -6,8 +6,10 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
+from console.commands.api_server import ApiRequest, add_api, api_request, serving
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
+from core import config as config_io
 
 if TYPE_CHECKING:
     from core.engine.engine import Engine
@@ -17,21 +19,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("console", help="the interactive console (the default command)")
     add_config(p)
     add_read_only(p)
+    add_api(p, by_default="only when asked")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    return asyncio.run(run_console(make_engine(cfg, read_only=args.read_only), read_only=args.read_only))
+    api = api_request(args.api, cfg, config_io.resolve_path(args.config), from_file=False)
+    engine = make_engine(cfg, read_only=args.read_only)
+    return asyncio.run(run_console(engine, read_only=args.read_only, api=api))
 
 
-async def run_console(engine: Engine, *, read_only: bool) -> int:
+async def run_console(engine: Engine, *, read_only: bool, api: ApiRequest | None = None) -> int:
     # Textual is imported here so that the other commands start without it.
     from console.app import LoadmasterApp
 
     await engine.start(first_contact_timeout=1.5)
     try:
-        await LoadmasterApp(engine, read_only=read_only).run_async()
+        async with serving(engine, api, read_only=read_only):  # the same engine the screens draw
+            await LoadmasterApp(engine, read_only=read_only).run_async()
     finally:
         await engine.close(grace=10)
     return 0

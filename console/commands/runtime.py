@@ -24,6 +24,11 @@ def journal_path(config: ClusterConfig) -> Path:
     return Path(os.path.expanduser(f"~/.loadmaster/{config.name}/journal.db"))
 
 
+def api_tokens_path(config: ClusterConfig) -> Path:
+    """The HTTP API's tokens, beside the journal in the controller's state directory."""
+    return journal_path(config).parent / "api-tokens.json"
+
+
 def fleet_for(config: ClusterConfig, demo_workdir: Path | None = None) -> Fleet:
     """A demo cluster is reached with the keys its demo fleet wrote (`loadmaster demo [--serve]`
     running); any other with the user's own keys, agent and known_hosts."""
