@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from console.commands.api_server import ApiRequest, serving
 from core.engine.config_watch import ConfigWatch
 from core.engine.events import Event, EventKind
 from core.errors import ConfigError
@@ -48,6 +49,7 @@ async def run_daemon(
     log: JsonLog,
     *,
     watch_interval: float = 1.0,
+    api: ApiRequest | None = None,
 ) -> int:
     engine = make_engine(config)
     queue = engine.subscribe()
@@ -76,8 +78,11 @@ async def run_daemon(
     helpers = [asyncio.create_task(forward()), asyncio.create_task(watch.run())]
     try:
         await engine.start()
-        await stop.wait()
-        log.line("daemon.stopping", "signal received: finishing actions in flight")
+        async with serving(engine, api, read_only=engine.read_only) as server:
+            if server is not None:
+                log.line("api.listening", f"HTTP API on {server.url}/v1", url=server.url)
+            await stop.wait()
+            log.line("daemon.stopping", "signal received: finishing actions in flight")
         await engine.close()
         while not queue.empty():  # what the last actions reported
             write(queue.get_nowait())

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 
+from console.commands.api_server import add_api, api_request
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from console.daemon import JsonLog, run_daemon
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", required=True, help="run without the console (required)")
     p.add_argument("--auto-apply", action="store_true", help="apply rebalancing plans within [policy] on its own")
     p.add_argument("--log", metavar="FILE", help="append JSON lines here instead of stdout")
+    add_api(p, by_default="also where [api] listen says")
     p.set_defaults(run=run)
 
 
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     path = config_io.resolve_path(args.config)
     cfg = load_config(args)
     auto = args.auto_apply or cfg.policy.auto_apply
+    api = api_request(args.api, cfg, path, from_file=True)
     stream = open(args.log, "a", buffering=1) if args.log else sys.stdout  # noqa: SIM115
     try:
         return asyncio.run(
@@ -35,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
                 cfg,
                 lambda c: make_engine(c, read_only=args.read_only, auto_apply=auto, failover_auto=True),
                 JsonLog(stream),
+                api=api,
             )
         )
     except OSError as exc:
