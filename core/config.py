@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.api.bind import parse_bind
 from core.errors import ConfigError, ConfigProblem
 from core.model import (
     CPU,
     MEM,
-    ApiSettings,
     ClusterConfig,
     Host,
     HostKeyPolicy,
@@ -39,7 +37,7 @@ T = TypeVar("T")
 ENV_CONFIG = "LOADMASTER_CONFIG"
 DEFAULT_CONFIG = "cluster.toml"
 
-SECTIONS = ("cluster", "defaults", "hosts", "services", "policy", "api")
+SECTIONS = ("cluster", "defaults", "hosts", "services", "policy")
 CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo")
 DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "connect_timeout")
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
@@ -47,8 +45,15 @@ SERVICE_KEYS = (
     "name", "command", "replicas", "cpu", "mem", "resources", "max_per_host",
     "spread_over", "require", "avoid", "priority", "min_healthy",
 )  # fmt: skip
-API_KEYS = ("listen", "tls_cert", "tls_key")
-POLICY_KEYS = ("strategy", "auto_apply", "max_moves_per_cycle", "cooldown", "solver_time_limit", "settle")
+POLICY_KEYS = (
+    "strategy",
+    "auto_apply",
+    "max_moves_per_cycle",
+    "cooldown",
+    "solver_time_limit",
+    "settle",
+    "solver_workers",
+)
 
 LOCAL_ADDRESS = "local"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -191,7 +196,6 @@ class _Reader:
         name, poll, timeout, state_dir, demo = self.read_cluster(self.table(data, "cluster"))
         defaults = self.read_defaults(self.table(data, "defaults"))
         policy = self.read_policy(self.table(data, "policy"))
-        api = self.read_api(self.table(data, "api"))
         if not data.get("hosts", []):
             self.problem("", "hosts", "are missing: declare at least one [[hosts]] table with name and address")
         hosts = self.read_hosts(data.get("hosts", []), demo, defaults)
@@ -210,7 +214,6 @@ class _Reader:
             demo=demo,
             defaults=defaults,
             policy=policy,
-            api=api,
             source=self.file,
         )
 
@@ -261,18 +264,8 @@ class _Reader:
             solver_time_limit=self.take(table, "solver_time_limit", e, _positive_duration, d.solver_time_limit)
             or d.solver_time_limit,
             settle=_or(self.take(table, "settle", e, parse_duration, d.settle), d.settle),
+            solver_workers=self.take(table, "solver_workers", e, _solver_workers, d.solver_workers),
         )
-
-    def read_api(self, table: dict[str, Any]) -> ApiSettings:
-        e = "api"
-        self.unknown_keys(table, API_KEYS, e)
-        listen = self.take(table, "listen", e, _listen, None)
-        cert = self.take(table, "tls_cert", e, _nonempty, None)
-        key = self.take(table, "tls_key", e, _nonempty, None)
-        for given, missing in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
-            if given in table and missing not in table:
-                self.problem(e, missing, f"is required with {given}: HTTPS needs both the certificate and its key")
-        return ApiSettings(listen=listen, tls_cert=cert, tls_key=key)
 
     def entries(self, value: Any, section: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(label, position, table) per element of an array of tables: `hosts "name"` (or `hosts[i]`), `hosts[i]`."""
@@ -528,11 +521,6 @@ def _nonempty(value: Any) -> str:
     return value
 
 
-def _listen(value: Any) -> str:
-    parse_bind(_string(value))  # raises a ValueError that says what would be valid
-    return value
-
-
 def _name(value: Any) -> str:
     if not _NAME_RE.fullmatch(_string(value)):
         raise ValueError(f'{literal(value)} is not a valid name (use letters, digits, ".", "_" and "-", e.g. "web-1")')
@@ -566,6 +554,15 @@ def _count(value: Any) -> int:
 def _positive_int(value: Any) -> int:
     if _int(value) < 1:
         raise ValueError(f"must be 1 or more, got {value}")
+    return value
+
+
+MAX_SOLVER_WORKERS = 64
+
+
+def _solver_workers(value: Any) -> int:
+    if not 1 <= _int(value) <= MAX_SOLVER_WORKERS:
+        raise ValueError(f"must be a number of solver threads from 1 to {MAX_SOLVER_WORKERS}, got {value}")
     return value
 
 

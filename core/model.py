@@ -299,15 +299,7 @@ class Policy:
     cooldown: float = 60.0  # seconds between automatic rebalances
     solver_time_limit: float = 10.0  # seconds
     settle: float = 10.0  # a host that came back is stable this long before new work
-
-
-@dataclass(frozen=True, slots=True)
-class ApiSettings:
-    """`[api]`: where the engine serves the HTTP API; `--api` on the command line overrides `listen`."""
-
-    listen: str | None = None  # HOST:PORT; None = served only when asked with --api
-    tls_cert: str | None = None  # PEM certificate (chain); with tls_key, the API speaks HTTPS
-    tls_key: str | None = None
+    solver_workers: int | None = None  # CP-SAT searches at once; None: the cores available, at most 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +315,6 @@ class ClusterConfig:
     demo: bool = False
     defaults: SshDefaults = SshDefaults()
     policy: Policy = Policy()
-    api: ApiSettings = ApiSettings()
     source: str = "cluster.toml"  # the file it came from, for messages
 
     def host(self, name: str) -> Host:

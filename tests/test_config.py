@@ -81,6 +81,7 @@ def test_every_key_is_read() -> None:
     cooldown = "2m"
     solver_time_limit = 1.5
     settle = "0s"
+    solver_workers = 3
 
     [[hosts]]
     name = "gpu-1"
@@ -131,7 +132,7 @@ def test_every_key_is_read() -> None:
     assert cfg.defaults == SshDefaults(
         "deploy", 2222, "~/.ssh/lm", "/etc/lm/known_hosts", HostKeyPolicy.ACCEPT_NEW, 3.0
     )
-    assert cfg.policy == Policy(Strategy.SPREAD, True, 0, 120.0, 1.5, 0.0)
+    assert cfg.policy == Policy(Strategy.SPREAD, True, 0, 120.0, 1.5, 0.0, 3)
     gpu, bastion, me = cfg.hosts
     assert (gpu.port, gpu.user, gpu.identity_file) == (2222, "deploy", "~/.ssh/lm")  # from [defaults]
     assert gpu.capacity == Resources(16000, 64 * 2**30, {"gpu": 2})
@@ -380,7 +381,6 @@ def test_readme_table_lists_every_key_of_every_section() -> None:
         "hosts": set(config.HOST_KEYS),
         "services": set(config.SERVICE_KEYS),
         "policy": set(config.POLICY_KEYS),
-        "api": set(config.API_KEYS),
     }
 
 

@@ -66,7 +66,7 @@ class Engine:
         failover_auto: bool | None = None,
         demo: DemoControl | None = None,
         seed: int = 0,
-        workers: int = 2,
+        workers: int | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
     ):

@@ -41,7 +41,8 @@ def _bound_key(view: View) -> object:
 
 
 class Planner:
-    def __init__(self, clock: Callable[[], float], emit: Callable[..., None], *, seed: int, workers: int):
+    def __init__(self, clock: Callable[[], float], emit: Callable[..., None], *, seed: int, workers: int | None):
+        """`workers`: CP-SAT workers per solve; None follows `[policy] solver_workers`."""
         self._clock, self._emit, self._seed, self._workers = clock, emit, seed, workers
         self.solving_since: float | None = None
         self._solve_progress: tuple[int | None, int | None, int] = (None, None, 0)  # best, bound, reports
@@ -84,7 +85,7 @@ class Planner:
                 problem_of(view),
                 time_limit=view.config.policy.solver_time_limit,
                 seed=self._seed,
-                workers=self._workers,
+                workers=self._workers or optimizer.solver_workers(view.config.policy.solver_workers),
                 progress=progress,
                 moves_first=moves_first,
             )

@@ -7,6 +7,7 @@ from core.optimizer.bounds import lower_bound
 from core.optimizer.failover import FailoverSummary, failover_for, failover_plans, spread_labels, summarize
 from core.optimizer.problem import HostSpec, PlacementProblem, PlacementResult
 from core.optimizer.solve import greedy, solve
+from core.optimizer.workers import solver_workers
 
 __all__ = [
     "FailoverSummary",
@@ -18,6 +19,7 @@ __all__ = [
     "greedy",
     "lower_bound",
     "solve",
+    "solver_workers",
     "spread_labels",
     "summarize",
 ]

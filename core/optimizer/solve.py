@@ -4,9 +4,10 @@
    into the others' room (binpack); the best is the incumbent and hint;
 2. a stage is skipped when the incumbent already meets that stage's bound (all placeable
    replicas placed and spread even; every replica that may stay stays; hosts = lower bound);
-3. otherwise the CP-SAT counts model solves the stage from the incumbent; for "fewest hosts"
-   over identical hosts in one dimension with no constraints between replicas the arc-flow
-   model takes over, since it is much stronger there.
+3. otherwise the CP-SAT counts model solves the stage from the incumbent; "fewest hosts" that is
+   plain one-dimensional bin packing (identical hosts, one dimension binds, no rule between
+   replicas, nothing running; see `_one_dim_shape`) goes to `onedim.pack` instead (pattern-LP
+   bound, LP dives, arc-flow CP-SAT), which is far stronger there.
 `time_limit` is shared by all stages; each stage gets a share of what is left.
 """
 
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from core.errors import InvalidProblem
 from core.model import Placement, ReplicaId, SolverStatus, Strategy
-from core.optimizer import arcflow
+from core.optimizer import onedim
 from core.optimizer.bounds import hosts_lower_bound
 from core.optimizer.compiled import (
     Compiled,
@@ -151,9 +152,11 @@ def _solve(
     proven[Stage.HOSTS] = hosts_done
     if not hosts_done and budget.left() > 0:
         independent = binpack and hosts_independent(c)
-        flow = _arcflow_shape(c, x) if independent else None
+        flow = _one_dim_shape(c, x) if independent else None
         if flow is not None:
-            x, proven[Stage.HOSTS], hosts_bound = _solve_arcflow(c, x, flow, hosts_bound or 0, budget, seed, workers)
+            x, proven[Stage.HOSTS], hosts_bound = _pack_one_dim(
+                c, x, flow, hosts_bound or 0, budget, seed, workers, progress
+            )
         else:
             if independent and repack:
                 x = _repack_hosts(c, x, lb=int(hosts_bound or 0), budget=budget.share(REPACK_SHARE), seed=seed)
@@ -261,33 +264,50 @@ def _stay_at_bound(c: Compiled, x: Counts) -> bool:
     return moves_of(c, x) <= least
 
 
-def _arcflow_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
+def _one_dim_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
     """(dimension, hosts) when fewest hosts is plain 1-D bin packing over identical hosts, else None.
 
-    Only asked when `hosts_independent(c)`: then the rest is whether one dimension and one host
-    shape are all there is.
+    Only asked when `hosts_independent(c)` (no avoid, no spread, nothing running: no rule links
+    replicas on different hosts). Then it is 1-D bin packing when every host that may take these
+    replicas has the same capacity and takes new work, every service may go to all of them (a
+    `require` that splits the hosts, or a `max_per_host`, keeps the counts model), and one
+    dimension binds: for every service and every other dimension, its share of a host is no larger
+    than in that one, so any host that fits in that dimension fits in all.
     """
-    active = [d for d in range(len(c.dims)) if any(c.demand[s][d] for s in range(c.n_services))]
     services = [s for s in range(c.n_services) if sum(x[s])]
-    if len(active) != 1 or not services:
+    if not services:
         return None
-    d = active[0]
     hosts = [h for h in range(c.n_hosts) if any(c.ub[s][h] for s in services)]
-    if any(not c.takes_new[h] or c.cap[h] != c.cap[hosts[0]] for h in hosts):
+    cap = c.cap[hosts[0]]
+    if any(not c.takes_new[h] or c.cap[h] != cap for h in hosts):
         return None
     for s in services:
         if c.max_per_host[s] < c.replicas[s] or any(c.ub[s][h] != c.ub[s][hosts[0]] for h in hosts):
             return None
-    return d, hosts
+    for d in range(len(c.dims)):
+        # demand[s][e] / cap[e] <= demand[s][d] / cap[d], in integers
+        if cap[d] > 0 and all(c.demand[s][d] > 0 for s in services) and all(
+            c.demand[s][e] * cap[d] <= c.demand[s][d] * cap[e] for s in services for e in range(len(c.dims)) if e != d
+        ):
+            return d, hosts
+    return None
 
 
-def _solve_arcflow(
-    c: Compiled, x: Counts, shape: tuple[int, list[int]], lb: float, budget: Budget, seed: int, workers: int
+def _pack_one_dim(
+    c: Compiled,
+    x: Counts,
+    shape: tuple[int, list[int]],
+    lb: float,
+    budget: Budget,
+    seed: int,
+    workers: int,
+    progress: Callable[[int, int | None], None] | None,
 ) -> tuple[Counts, bool, float]:
+    """Fewest hosts as 1-D bin packing (`onedim.pack`: LP bound, dives, arc-flow); never more than `x` uses."""
     d, hosts = shape
     services = [s for s in range(c.n_services) if sum(x[s])]
     hint = [[x[s][h] for s in services] for h in hosts if any(x[s][h] for s in services)]
-    found = arcflow.pack(
+    bins, proven, bound = onedim.pack(
         [c.demand[s][d] for s in services],
         [sum(x[s]) for s in services],
         c.cap[hosts[0]][d],
@@ -296,15 +316,15 @@ def _solve_arcflow(
         budget=budget,
         seed=seed,
         workers=workers,
+        progress=progress,
     )
-    if found is None or len(found[0]) > len(hint):
-        return x, False, lb
-    bins, proven = found
+    if len(bins) > len(hint) or len(bins) > len(hosts):
+        return x, False, max(lb, bound)
     out = [[0] * c.n_hosts for _ in range(c.n_services)]
     for h, contents in zip(hosts, bins, strict=False):
         for i, s in enumerate(services):
             out[s][h] = contents[i]
-    return out, proven, (len(bins) if proven else lb)
+    return out, proven, (len(bins) if proven else max(lb, bound))
 
 
 def _result(
