@@ -3,7 +3,8 @@
 The fewest-hosts stage hands over here when it is plain one-dimensional bin packing (identical
 hosts, one dimension that binds, no rule between replicas; see `solve._one_dim_shape`):
 1. the incumbent is the better of the caller's packing and minimum bin slack;
-2. column generation proves a lower bound (`colgen.py`); at that bound the incumbent is optimal;
+2. column generation proves a lower bound (`colgen.py`); at that bound the incumbent is optimal
+   (skipped when one pricing would be too large, see MAX_PRICING_CELLS);
 3. otherwise a dive on the pattern LP (`dive.py`) looks for a packing with as many bins as the
    bound; when the dive gets stuck, the last bins it fixed are undone and the items they and the
    rest hold (a few dozen) are packed exactly by CP-SAT on the arc-flow model;
@@ -28,6 +29,9 @@ DIVE_SHARE = 0.3  # of what is left, at most, for one dive
 REPAIR_ITEMS = 60  # the repair packs at least this many items again
 REPAIR_SHARE = 0.3  # of what is left after a dive, at most REPAIR_SECONDS
 REPAIR_SECONDS = 1.5
+# Above this many DP cells per pricing (Scholl's set 3: capacity 100,000, 200 sizes: 2e7) the LP
+# takes longer than a plan may; such an instance goes straight to the arc-flow search.
+MAX_PRICING_CELLS = 4_000_000
 
 
 def pack(
@@ -56,7 +60,8 @@ def pack(
 
     tell()
     columns: tuple[tuple[int, ...], ...] = ()
-    if len(best) > lb and budget.left() > 0:
+    priced = pricing_cells(sizes, counts, capacity) <= MAX_PRICING_CELLS
+    if priced and len(best) > lb and budget.left() > 0:
         r = relax(
             sizes,
             counts,
@@ -70,7 +75,7 @@ def pack(
         columns = r.columns
         tell()
     rng = random.Random(seed)
-    for attempt in range(DIVES):
+    for attempt in range(DIVES if priced else 0):
         if len(best) <= lb or budget.left() <= 0:
             break
         d = dive(
@@ -101,6 +106,12 @@ def pack(
                 lb = max(lb, len(best))
             tell()
     return best, len(best) <= lb, lb
+
+
+def pricing_cells(sizes: Sequence[int], counts: Sequence[int], capacity: int) -> int:
+    """DP cells one pricing may update: (capacity + 1) per power-of-two piece of every type."""
+    pieces = sum(min(n, capacity // w).bit_length() for w, n in zip(sizes, counts, strict=True) if n)
+    return pieces * (capacity + 1)
 
 
 def _repair(

@@ -286,8 +286,15 @@ def _one_dim_shape(c: Compiled, x: Counts) -> tuple[int, list[int]] | None:
             return None
     for d in range(len(c.dims)):
         # demand[s][e] / cap[e] <= demand[s][d] / cap[d], in integers
-        if cap[d] > 0 and all(c.demand[s][d] > 0 for s in services) and all(
-            c.demand[s][e] * cap[d] <= c.demand[s][d] * cap[e] for s in services for e in range(len(c.dims)) if e != d
+        if (
+            cap[d] > 0
+            and all(c.demand[s][d] > 0 for s in services)
+            and all(
+                c.demand[s][e] * cap[d] <= c.demand[s][d] * cap[e]
+                for s in services
+                for e in range(len(c.dims))
+                if e != d
+            )
         ):
             return d, hosts
     return None
