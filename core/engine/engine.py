@@ -144,7 +144,7 @@ class Engine:
         return self._observer.view
 
     async def _tick(self) -> None:
-        transitions = self._observe()
+        transitions = await self._observer.observe_off_loop(self._config, self._repairer.given_up)
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._on_host_down(host)

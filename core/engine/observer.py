@@ -15,6 +15,7 @@ picture of the fleet and none of them recomputes host states or the basis per ho
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -46,12 +47,14 @@ _HOST_EVENTS = {
 }
 
 Emit = Callable[..., None]  # Engine._emit(kind, message, host=, replica=, data=)
+_News = tuple[EventKind, str, str, ReplicaId | None]  # an event to emit: kind, message, host, replica
 
 
 @dataclass(frozen=True)
 class View:
     """One observation of the fleet and what follows from it (immutable; derived parts computed once)."""
 
+    seq: int  # the how-manieth observation
     at: float
     config: ClusterConfig
     observations: Mapping[str, HostObservation]
@@ -96,6 +99,27 @@ class View:
         return {n: o.capacity for n, o in self.observations.items() if o.capacity is not None}
 
 
+@dataclass(frozen=True)
+class _Pulled:
+    """What one observation read, copied so that its `View` can be derived in another thread."""
+
+    seq: int
+    at: float
+    config: ClusterConfig
+    observations: Mapping[str, HostObservation]
+    states: Mapping[str, HostState]
+    planning: Mapping[str, HostState]
+    records: Mapping[str, tuple[ReplicaStatus, ...]]
+    intended: Placement | None
+    given_up: frozenset[tuple[ReplicaId, str]]
+
+    def derive(self) -> View:
+        rec = reconcile(self.config, self.planning, self.records, self.intended, self.given_up)
+        view = View(self.seq, self.at, self.config, self.observations, self.states, self.planning, self.records, rec)
+        _ = view.fingerprint  # every tick compares it (stale plans, failover refresh): computed here, once
+        return view
+
+
 class _Expecting:
     """Every start and stop the engine makes goes through here, so it is remembered until seen."""
 
@@ -123,7 +147,8 @@ class Observer:
         self._expected: dict[str, dict[ReplicaId, tuple[ReplicaStatus | None, float]]] = {}
         self._intended: Placement | None = None
         self.runtime: ReplicaRuntime = _Expecting(fleet, self._expect)
-        self.view = View(self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
+        self._seq = 0  # observations pulled so far
+        self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
 
     def intend(self, placement: Placement) -> None:
         """The engine applied a plan for `placement`: when a replica runs twice, keep the copy it chose."""
@@ -133,7 +158,41 @@ class Observer:
         self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
     ) -> list[tuple[str, HostState, HostState]]:
         """Pull the fleet's observations into a new `view`; returns the host state transitions."""
+        transitions, pulled, news = self._pull(config, given_up)
+        self._install(pulled.derive())
+        self._announce(news)
+        return transitions
+
+    async def observe_off_loop(
+        self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
+    ) -> list[tuple[str, HostState, HostState]]:
+        """`observe`, with the work that grows with the replicas (reconcile, basis) in a thread.
+
+        The tick uses this one: at thousands of replicas that work takes tens of milliseconds,
+        which the event loop, serving every host's connection, must not spend in one piece.
+        """
+        transitions, pulled, news = self._pull(config, given_up)
+        self._install(await asyncio.to_thread(pulled.derive))
+        self._announce(news)
+        return transitions
+
+    def _install(self, view: View) -> None:
+        # An observation pulled later may have been derived first (a plan or an apply observes
+        # while the tick's thread runs): the newest pull wins.
+        if view.seq > self.view.seq:
+            self.view = view
+
+    def _announce(self, news: list[_News]) -> None:
+        # After the view is installed: whoever hears "host.down" and looks finds it down.
+        for kind, message, host, replica in news:
+            self._emit(kind, message, host=host, replica=replica)
+
+    def _pull(
+        self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
+    ) -> tuple[list[tuple[str, HostState, HostState]], _Pulled, list[_News]]:
+        """Host states and records updated from the fleet's frames (on the loop, cheap), and the news."""
         transitions = []
+        news: list[_News] = []
         now = self._clock()
         observations = self._fleet.observations()
         for name, obs in observations.items():
@@ -148,17 +207,20 @@ class Observer:
                 kind = _HOST_EVENTS.get(obs.state)
                 if kind is not None:
                     detail = f": {obs.error}" if obs.error else ""
-                    self._emit(kind, f"{name} is {obs.state.value}{detail}", host=name)
+                    news.append((kind, f"{name} is {obs.state.value}{detail}", name, None))
             if obs.state.reachable:
                 replicas = self._with_expected(name, obs.replicas, now, config)
-                if before.reachable:  # a host that just came back reports its dead, not crashed, replicas
-                    self._note_replica_changes(name, replicas)
+                # A host that just came back reports its dead, not crashed, replicas; and a frame
+                # seen before (hosts report at their own pace) has nothing new.
+                if before.reachable and replicas is not self._records.get(name):
+                    news.extend(self._crashes(name, replicas))
                 self._records[name] = replicas
-        planning = self._planning_states(config, now)
-        records = dict(self._records)
-        rec = reconcile(config, planning, records, self._intended, given_up)
-        self.view = View(now, config, observations, dict(self.states), planning, records, rec)
-        return transitions
+        self._seq += 1
+        pulled = _Pulled(
+            self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
+            dict(self._records), self._intended, given_up,
+        )  # fmt: skip
+        return transitions, pulled, news
 
     def _planning_states(self, config: ClusterConfig, now: float) -> dict[str, HostState]:
         settle = config.policy.settle
@@ -196,9 +258,10 @@ class Observer:
     def _expect(self, host: str, replica: ReplicaId, status: ReplicaStatus | None) -> None:
         self._expected.setdefault(host, {})[replica] = (status, self._clock())
 
-    def _note_replica_changes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> None:
+    def _crashes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> list[_News]:
         before = {r.replica: r for r in self._records.get(host, ())}
-        for r in replicas:
-            old = before.get(r.replica)
-            if old is not None and old.running and not r.running:
-                self._emit(EventKind.REPLICA_CRASHED, f"{r.replica} exited on {host}", host=host, replica=r.replica)
+        return [
+            (EventKind.REPLICA_CRASHED, f"{r.replica} exited on {host}", host, r.replica)
+            for r in replicas
+            if (old := before.get(r.replica)) is not None and old.running and not r.running
+        ]
