@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.api.bind import parse_bind
 from core.errors import ConfigError, ConfigProblem
 from core.model import (
     CPU,
     MEM,
+    ApiSettings,
     ClusterConfig,
     Host,
     HostKeyPolicy,
@@ -37,7 +39,7 @@ T = TypeVar("T")
 ENV_CONFIG = "LOADMASTER_CONFIG"
 DEFAULT_CONFIG = "cluster.toml"
 
-SECTIONS = ("cluster", "defaults", "hosts", "services", "policy")
+SECTIONS = ("cluster", "defaults", "hosts", "services", "policy", "api")
 CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo")
 DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "connect_timeout")
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
@@ -45,6 +47,7 @@ SERVICE_KEYS = (
     "name", "command", "replicas", "cpu", "mem", "resources", "max_per_host",
     "spread_over", "require", "avoid", "priority", "min_healthy",
 )  # fmt: skip
+API_KEYS = ("listen", "tls_cert", "tls_key")
 POLICY_KEYS = (
     "strategy",
     "auto_apply",
@@ -196,6 +199,7 @@ class _Reader:
         name, poll, timeout, state_dir, demo = self.read_cluster(self.table(data, "cluster"))
         defaults = self.read_defaults(self.table(data, "defaults"))
         policy = self.read_policy(self.table(data, "policy"))
+        api = self.read_api(self.table(data, "api"))
         if not data.get("hosts", []):
             self.problem("", "hosts", "are missing: declare at least one [[hosts]] table with name and address")
         hosts = self.read_hosts(data.get("hosts", []), demo, defaults)
@@ -214,6 +218,7 @@ class _Reader:
             demo=demo,
             defaults=defaults,
             policy=policy,
+            api=api,
             source=self.file,
         )
 
@@ -266,6 +271,17 @@ class _Reader:
             settle=_or(self.take(table, "settle", e, parse_duration, d.settle), d.settle),
             solver_workers=self.take(table, "solver_workers", e, _solver_workers, d.solver_workers),
         )
+
+    def read_api(self, table: dict[str, Any]) -> ApiSettings:
+        e = "api"
+        self.unknown_keys(table, API_KEYS, e)
+        listen = self.take(table, "listen", e, _listen, None)
+        cert = self.take(table, "tls_cert", e, _nonempty, None)
+        key = self.take(table, "tls_key", e, _nonempty, None)
+        for given, missing in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+            if given in table and missing not in table:
+                self.problem(e, missing, f"is required with {given}: HTTPS needs both the certificate and its key")
+        return ApiSettings(listen=listen, tls_cert=cert, tls_key=key)
 
     def entries(self, value: Any, section: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(label, position, table) per element of an array of tables: `hosts "name"` (or `hosts[i]`), `hosts[i]`."""
@@ -518,6 +534,11 @@ def _string(value: Any) -> str:
 def _nonempty(value: Any) -> str:
     if not _string(value).strip():
         raise ValueError(f"must not be empty, got {literal(value)}")
+    return value
+
+
+def _listen(value: Any) -> str:
+    parse_bind(_string(value))  # raises a ValueError that says what would be valid
     return value
 
 

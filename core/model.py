@@ -303,6 +303,15 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """`[api]`: where the engine serves the HTTP API; `--api` on the command line overrides `listen`."""
+
+    listen: str | None = None  # HOST:PORT; None = served only when asked with --api
+    tls_cert: str | None = None  # PEM certificate (chain); with tls_key, the API speaks HTTPS
+    tls_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     """Everything `cluster.toml` declares: the desired state."""
 
@@ -315,6 +324,7 @@ class ClusterConfig:
     demo: bool = False
     defaults: SshDefaults = SshDefaults()
     policy: Policy = Policy()
+    api: ApiSettings = ApiSettings()
     source: str = "cluster.toml"  # the file it came from, for messages
 
     def host(self, name: str) -> Host:

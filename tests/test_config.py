@@ -381,6 +381,7 @@ def test_readme_table_lists_every_key_of_every_section() -> None:
         "hosts": set(config.HOST_KEYS),
         "services": set(config.SERVICE_KEYS),
         "policy": set(config.POLICY_KEYS),
+        "api": set(config.API_KEYS),
     }
 
 

@@ -158,12 +158,34 @@ class Api:
         self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
         self._background: set[asyncio.Task[None]] = set()
         self.followers: set[asyncio.Task[Any]] = set()
+        self._rendered: dict[str, tuple[str, bytes]] = {}  # list name → (file revision, JSON body)
 
     # -- reads -----------------------------------------------------------------------------
 
+    async def watch(self) -> None:
+        """Forget rendered lists whenever the engine says anything changed (every tick at least)."""
+        queue = self.engine.subscribe()
+        try:
+            while True:
+                await queue.get()
+                self._rendered.clear()
+        finally:
+            self.engine.unsubscribe(queue)
+
+    def _cached(self, name: str, key: str, render: Callable[[], Any]) -> bytes:
+        """A list document rendered once per engine change: at 1,000 hosts a render costs tens of ms."""
+        hit = self._rendered.get(name)
+        if hit is None or hit[0] != key:
+            hit = (key, json.dumps(render(), separators=(",", ":")).encode())
+            self._rendered[name] = hit
+        return hit[1]
+
     async def get_hosts(self, request: web.Request) -> web.Response:
-        snap = self.engine.snapshot()
-        return json_response({"at": snap.at, "hosts": views.hosts(snap)})
+        def render() -> dict[str, Any]:
+            snap = self.engine.snapshot()
+            return {"at": snap.at, "hosts": views.hosts(snap)}
+
+        return web.Response(body=self._cached("hosts", "", render), content_type="application/json")
 
     async def get_host(self, request: web.Request) -> web.Response:
         snap, name = self.engine.snapshot(), request.match_info["name"]
@@ -172,26 +194,36 @@ class Api:
             raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
         return json_response(views.host(snap, obs))
 
-    def _services(self) -> tuple[str, list[dict[str, Any]], tuple[str, ...]]:
-        """Desired services from the file (its revision with them), run-time state from the engine."""
+    def _services(self, only: str | None = None) -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
+        """Desired services from the file (its revision with them), run-time state from the engine.
+
+        Returns the revision, the service documents (just `only` when given), the file's problems
+        and every declared name.
+        """
         snap, file = self.engine.snapshot(), self.file.view()
         declared = file.config.services if file.config else snap.config.services
-        return file.revision, views.services(snap, declared, file.definitions), file.problems
+        chosen = tuple(s for s in declared if only is None or s.name == only)
+        return file.revision, views.services(snap, chosen, file.definitions), file.problems, [s.name for s in declared]
 
     async def get_services(self, request: web.Request) -> web.Response:
-        revision, services, problems = self._services()
-        doc: dict[str, Any] = {"revision": revision, "services": services}
-        if problems:
-            doc["file_problems"] = list(problems)  # shown from the config in force until the file is fixed
-        return json_response(doc, headers=_etag(revision))
+        revision = self.file.view().revision
+
+        def render() -> dict[str, Any]:
+            revision, services, problems, _ = self._services()
+            doc: dict[str, Any] = {"revision": revision, "services": services}
+            if problems:
+                doc["file_problems"] = list(problems)  # shown from the config in force until the file is fixed
+            return doc
+
+        body = self._cached("services", revision, render)
+        return web.Response(body=body, content_type="application/json", headers=_etag(revision))
 
     async def get_service(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        revision, services, _ = self._services()
-        for s in services:
-            if s["name"] == name:
-                return json_response({"revision": revision, **s}, headers=_etag(revision))
-        raise ApiError(404, f'no service "{name}"', hint=_near(name, [s["name"] for s in services]))
+        revision, services, _, names = self._services(name)
+        if not services:
+            raise ApiError(404, f'no service "{name}"', hint=_near(name, names))
+        return json_response({"revision": revision, **services[0]}, headers=_etag(revision))
 
     async def get_pending(self, request: web.Request) -> web.Response:
         snap = self.engine.snapshot()

@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import ipaddress
+import asyncio
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
 from core.api import openapi
+from core.api.bind import Bind, BindError
 from core.api.http import MAX_BODY, ApiError, json_response
 from core.api.routes import ROUTES, TOKEN, Api, Handler, ServedEngine
 from core.api.tokens import Access, TokenFileError, TokenStore
 from core.errors import LoadmasterError
 
 log = logging.getLogger("loadmaster.api")
-DEFAULT_PORT = 7400
 _READS = ("GET", "HEAD")
-
-
-class BindError(LoadmasterError):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Bind:
-    host: str
-    port: int
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_bind(text: str) -> Bind:
-    """`127.0.0.1:7400`, `[::1]:7400`, `localhost` (port 7400) or `:7400` (loopback)."""
-    text = text.strip()
-    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
-    if not sep:
-        host, port = text, str(DEFAULT_PORT)
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise BindError(f'API address "{text}": port must be a number from 0 to 65535 (e.g. 127.0.0.1:7400)')
-    if any(c.isspace() for c in host) or "/" in host:
-        raise BindError(f'API address "{text}": "{host}" is not a host name or IP address')
-    return Bind(host, int(port))
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -86,6 +49,7 @@ class ApiServer:
         self.tls = tls
         self._openapi = openapi.document(version)
         self._runner: web.AppRunner | None = None
+        self._watch: asyncio.Task[None] | None = None
         self.url = ""
         self.app = self._build()
 
@@ -113,6 +77,7 @@ class ApiServer:
         except OSError as exc:
             await self._runner.cleanup()
             raise BindError(f"API cannot listen on {bind}: {exc.strerror or exc}") from None
+        self._watch = asyncio.create_task(self.api.watch(), name="api-watch")
         host, port = self._runner.addresses[0][:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"{'https' if self.tls else 'http'}://{shown}:{port}"
@@ -120,6 +85,10 @@ class ApiServer:
 
     async def close(self) -> None:
         self.api.close()
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -54,7 +54,7 @@ class Snapshot:
     config: ClusterConfig
     hosts: Mapping[str, HostObservation]  # by host name, every host in the config
     placement: Placement  # what runs now, as the hosts report it
-    failover: tuple[FailoverPlan, ...] = ()  # one per host, then one per zone value
+    failover: tuple[FailoverPlan, ...] = ()  # one per host, then one per value of each label a service spreads over
     pending: Plan | None = None
     applying: ApplyProgress | None = None
     unplaced: Mapping[ReplicaId, str] = field(default_factory=dict)  # desired but not placeable, and why

@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 
 from core import config as config_io
-from core.api.server import ApiServer, parse_bind
+from core.api.bind import parse_bind
+from core.api.server import ApiServer
 from core.api.tokens import Access, TokenStore
 from core.engine.engine import Engine
 from core.engine.journal import Journal

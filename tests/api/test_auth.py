@@ -11,7 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from core.api.server import BindError, parse_bind, tls_context
+from core.api.bind import BindError, parse_bind
+from core.api.server import tls_context
 from core.api.tokens import ENV_TOKEN, Access, TokenFileError, TokenStore
 
 from .conftest import Served

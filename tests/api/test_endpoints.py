@@ -42,6 +42,8 @@ async def test_services_carry_the_file_revision_and_where_replicas_run(api: Serv
     assert status == 200 and one["running"] == 3 and one["health"] == "healthy"
     assert set(one["where"]) == {"web/0", "web/1", "web/2"} and set(one["where"].values()) <= {"a", "b", "c"}
     assert one["revision"] == revision
+    _, listed, _ = await api.call("GET", "/v1/services")  # the list rendered before is not served again
+    assert next(s for s in listed["services"] if s["name"] == "web")["where"] == one["where"]
     status, err, _ = await api.call("GET", "/v1/services/wbe")
     assert status == 404 and "web" in err["hint"]
 

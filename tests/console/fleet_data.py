@@ -109,8 +109,8 @@ def observe(
 ) -> dict[str, HostObservation]:
     """Deterministic observations: load varies with host index and tick, replicas run where placed."""
     by_host: dict[str, list[ReplicaId]] = {h.name: [] for h in config.hosts}
-    for replica, host in placement.assignments.items():
-        by_host[host].append(replica)
+    for replica, name in placement.assignments.items():
+        by_host[name].append(replica)
     out = {}
     for i, host in enumerate(config.hosts):
         state = states[host.name]

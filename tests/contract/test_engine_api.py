@@ -100,7 +100,19 @@ async def test_a_plan_is_computed_from_the_snapshot_and_becomes_pending(make: Ma
     assert set(plan.target.assignments) == set(RUNNING.assignments)  # everything still placed
     assert plan.hosts_used == len(set(plan.target.assignments.values())) < 4  # a repack frees hosts
     assert plan.lower_bound <= plan.hosts_used
+    assert plan.gap == pytest.approx((plan.hosts_used - plan.lower_bound) / plan.hosts_used)
     assert EventKind.PLAN_COMPUTED in drain(queue)
+
+
+async def test_the_snapshot_says_solving_while_a_plan_is_computed(make: Make) -> None:
+    api = await make()
+    solving = asyncio.create_task(api.plan(repack=True))
+    await asyncio.sleep(0)  # the call runs up to the solver's thread
+    during = api.snapshot()
+    assert during.solving and during.solve_progress is not None
+    await solving
+    after = api.snapshot()
+    assert not after.solving and after.solve_progress is None
 
 
 async def test_a_plain_plan_leaves_a_fleet_that_keeps_every_rule_where_it_is(make: Make) -> None:

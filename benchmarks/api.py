@@ -1,0 +1,264 @@
+"""API benchmark: the /v1 API on the real engine over a 1,000-host in-memory fleet, measured from other processes.
+
+    python benchmarks/api.py --hosts 1000 --seconds 30
+
+The server (engine + API, one event loop) runs in this process; the load comes from
+child processes on loopback, so their CPU does not count against the server's loop:
+
+1. idle: the engine's tick durations with no API traffic (the baseline);
+2. load: 10 clients send GET /v1/services at 200 requests/s in total, each request on a
+   fixed schedule (latency is counted from when it should have been sent, so a slow
+   answer also delays the ones behind it); the engine's ticks are timed meanwhile;
+3. follow: 100 SSE followers (GET /v1/events?follow=1) while the engine journals 10
+   events a second; each follower must receive every event, latency = arrival − event time.
+
+Prints a JSON summary on its last line: get_services_p99_ms, tick_p99_growth_pct,
+sse_followers, sse_dropped, sse_p99_ms, and the details behind them.
+Targets (issue 14): p99 < 50 ms at 200 req/s, tick p99 growth <= 20 %, no SSE event dropped,
+SSE p99 < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+
+REPLICAS_PER_HOST = 2
+SERVICES = 20
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def cluster_text(hosts: int) -> str:
+    """`hosts` hosts in 4 zones; SERVICES services of hosts × REPLICAS_PER_HOST / SERVICES replicas each."""
+    lines = ['[cluster]\nname = "api-bench"\npoll_interval = "1s"\nfailure_timeout = "3s"\n',
+             '[policy]\nsolver_time_limit = "10s"\n']  # fmt: skip
+    for i in range(hosts):
+        lines.append(
+            f'[[hosts]]\nname = "node-{i:04d}"\naddress = "10.{i // 250}.{i % 250}.1"\n'
+            f'labels = {{ zone = "z{i % 4}" }}\ncapacity = {{ cpu = 4, mem = "8GiB" }}\n'
+        )
+    per_service = hosts * REPLICAS_PER_HOST // SERVICES
+    for s in range(SERVICES):
+        lines.append(
+            f'[[services]]\nname = "svc-{s:02d}"\ncommand = "sleep 1000"\nreplicas = {per_service}  # benchmark\n'
+            'cpu = "500m"\nmem = "512MiB"\nspread_over = "zone"\n'
+        )
+    return "\n".join(lines)
+
+
+# -- the load generators (child processes) ------------------------------------------------------------
+
+
+async def load(url: str, token: str, rate: float, clients: int, seconds: float) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    per_client = rate / clients
+    start = time.perf_counter() + 0.5
+    latencies: list[float] = []
+    errors: list[str] = []
+    sizes: list[int] = []
+
+    async def client(c: int) -> None:
+        async with aiohttp.ClientSession(headers=headers) as session:
+            i = 0
+            while True:
+                due = start + (i + c / clients) / per_client
+                if due - start > seconds:
+                    return
+                now = time.perf_counter()
+                if due > now:
+                    await asyncio.sleep(due - now)
+                async with session.get(url + "/v1/services") as resp:
+                    body = await resp.read()
+                    if resp.status != 200:
+                        errors.append(f"{resp.status}: {body[:200]!r}")
+                latencies.append(time.perf_counter() - due)
+                sizes.append(len(body))
+                i += 1
+
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    return {"latencies": latencies, "errors": errors, "bytes": statistics.median(sizes) if sizes else 0}
+
+
+async def follow(url: str, token: str, followers: int, expect: int, timeout: float) -> dict[str, Any]:
+    """Each follower (its own connection) reads the stream until it has seen `expect` bench events."""
+    headers = {"Authorization": f"Bearer {token}"}
+    connected = 0
+    results: list[tuple[set[int], list[float]]] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    session = aiohttp.ClientSession(headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+
+    async def one() -> None:
+        nonlocal connected
+        seen: set[int] = set()
+        delays: list[float] = []
+        results.append((seen, delays))
+        async with session.get(url + "/v1/events?follow=1") as resp, asyncio.timeout(timeout):
+            await resp.content.readline()
+            connected += 1
+            while len(seen) < expect:
+                line = await resp.content.readline()
+                if not line:
+                    return
+                if line.startswith(b"data: "):
+                    doc = json.loads(line[6:])
+                    if "bench_seq" in doc:
+                        delays.append(time.time() - doc["at"])
+                        seen.add(doc["bench_seq"])
+
+    tasks = [asyncio.create_task(one()) for _ in range(followers)]
+    while connected < followers and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.05)
+    print("connected", flush=True)  # the server starts the events once every follower listens
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await session.close()
+    return {"received": [len(s) for s, _ in results], "delays": [d for _, ds in results for d in ds]}
+
+
+def child(mode: str, token: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "BENCH_API_TOKEN": token}  # not on the command line, where ps shows it
+    return subprocess.Popen([sys.executable, __file__, f"--{mode}", *args], stdout=subprocess.PIPE, text=True, env=env)
+
+
+# -- the server side ----------------------------------------------------------------------------------------
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from core import config as config_io
+    from core.api.bind import parse_bind
+    from core.api.server import ApiServer
+    from core.api.tokens import Access, TokenStore
+    from core.engine.engine import Engine
+    from core.engine.events import EventKind
+    from core.engine.journal import Journal
+    from core.model import Placement, ReplicaId
+    from tests.fake_fleet import FakeFleet
+
+    work = Path(tempfile.mkdtemp(prefix="lm-api-bench-"))
+    path = work / "cluster.toml"
+    path.write_text(cluster_text(args.hosts), encoding="utf-8")
+    config = config_io.load(path)
+    fleet = FakeFleet(config)
+    # Everything already runs (two replicas per host), so the engine only observes: the steady state.
+    slots = [h.name for h in config.hosts for _ in range(REPLICAS_PER_HOST)]
+    replicas = [r for s in config.services for r in s.replica_ids()]
+    fleet.run(Placement(dict(zip(replicas, slots, strict=True))))
+    engine = Engine(config, fleet, Journal(work / "journal.db"), workers=1)
+    ticks: list[float] = []
+    tick = engine._tick
+
+    async def timed_tick() -> None:  # the engine's loop calls this once per interval
+        t0 = time.perf_counter()
+        await tick()
+        ticks.append(time.perf_counter() - t0)
+
+    engine._tick = timed_tick  # type: ignore[method-assign]
+    await engine.start(first_contact_timeout=2)
+    await engine.wait_failover(timeout=120)
+    tokens = TokenStore(work / "api-tokens.json", env={})
+    server = ApiServer(engine, path, tokens)
+    url = await server.start(parse_bind("127.0.0.1:0"), lambda m: print(m, file=sys.stderr))
+    token = tokens.token(Access.READ_ONLY).secret
+    assert len(fleet.running()) == len(replicas) and all(isinstance(r, ReplicaId) for r in fleet.running())
+    try:
+        await asyncio.sleep(3)  # settle
+        ticks.clear()
+        await asyncio.sleep(args.seconds)
+        idle = list(ticks)
+
+        ticks.clear()
+        proc = child("load", token, url, str(args.rate), str(args.clients), str(args.seconds))
+        out = await asyncio.to_thread(proc.communicate)
+        loaded = list(ticks)
+        got = json.loads(out[0].strip().splitlines()[-1])
+
+        events = int(args.sse_seconds * args.sse_rate)
+        proc = child("follow", token, url, str(args.followers), str(events), str(args.sse_seconds + 30))
+        assert proc.stdout is not None
+        ready = await asyncio.to_thread(proc.stdout.readline)
+        assert ready.strip() == "connected", ready
+        await asyncio.sleep(0.5)
+        ticks.clear()
+        for seq in range(events):
+            engine.record(EventKind.API_WRITE, f"benchmark event {seq}", data={"bench_seq": seq})
+            await asyncio.sleep(1 / args.sse_rate)
+        following = list(ticks)
+        out = await asyncio.to_thread(proc.communicate)
+        sse = json.loads(out[0].strip().splitlines()[-1])
+    finally:
+        await server.close()
+        await engine.close(grace=5)
+
+    lat_ms = [x * 1000 for x in got["latencies"]]
+    idle_p99, load_p99 = _percentile(idle, 0.99) * 1000, _percentile(loaded, 0.99) * 1000
+    sse_ms = [d * 1000 for d in sse["delays"]]
+    return {
+        "hosts": args.hosts,
+        "replicas": len(replicas),
+        "requests": len(lat_ms),
+        "request_errors": len(got["errors"]),
+        "rate_per_s": args.rate,
+        "clients": args.clients,
+        "services_body_bytes": got["bytes"],
+        "get_services_p50_ms": round(_percentile(lat_ms, 0.5), 2),
+        "get_services_p99_ms": round(_percentile(lat_ms, 0.99), 2),
+        "get_services_max_ms": round(max(lat_ms), 2),
+        "ticks_idle": len(idle),
+        "ticks_loaded": len(loaded),
+        "tick_p50_idle_ms": round(_percentile(idle, 0.5) * 1000, 2),
+        "tick_p99_idle_ms": round(idle_p99, 2),
+        "tick_p99_loaded_ms": round(load_p99, 2),
+        "tick_p99_growth_pct": round((load_p99 - idle_p99) / idle_p99 * 100, 1),
+        "tick_p99_following_ms": round(_percentile(following, 0.99) * 1000, 2),
+        "sse_followers": len(sse["received"]),
+        "sse_events": events,
+        "sse_dropped": sum(events - n for n in sse["received"]),
+        "sse_p50_ms": round(_percentile(sse_ms, 0.5), 2),
+        "sse_p99_ms": round(_percentile(sse_ms, 0.99), 2),
+        "sse_max_ms": round(max(sse_ms), 2) if sse_ms else None,
+        "context": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load1_at_end": os.getloadavg()[0]},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the idle and of the load phase")
+    parser.add_argument("--rate", type=float, default=200.0, help="GET /v1/services per second, all clients")
+    parser.add_argument("--clients", type=int, default=10)
+    parser.add_argument("--followers", type=int, default=100)
+    parser.add_argument("--sse-seconds", type=float, default=20.0)
+    parser.add_argument("--sse-rate", type=float, default=10.0, help="events per second while followed")
+    parser.add_argument("--load", nargs=4, metavar=("URL", "RATE", "CLIENTS", "SECONDS"), help=argparse.SUPPRESS)
+    parser.add_argument("--follow", nargs=4, metavar=("URL", "N", "EVENTS", "TIMEOUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    token = os.environ.get("BENCH_API_TOKEN", "")
+    if args.load:
+        url, rate, clients, seconds = args.load
+        print(json.dumps(asyncio.run(load(url, token, float(rate), int(clients), float(seconds)))))
+    elif args.follow:
+        url, n, events, timeout = args.follow
+        print(json.dumps(asyncio.run(follow(url, token, int(n), int(events), float(timeout)))))
+    else:
+        print(json.dumps(asyncio.run(measure(args))))
+
+
+if __name__ == "__main__":
+    main()
