@@ -6,14 +6,13 @@ without the rights) every test here fails under CI=true with the reason, and ski
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.faults.controller import Controller
-from tests.faults.netns import NetnsFleet, leftovers, unavailable
+from tests.faults.netns import NetnsFleet, leftovers, run_prefix, unavailable
 from tests.sshd import missing
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
@@ -30,7 +29,7 @@ def netns_fleet(tmp_path: Path) -> Iterator[Callable[..., NetnsFleet]]:
 
     def make(hosts: int = 4, **kwargs: object) -> NetnsFleet:
         assert not made, "one fleet per test: the run's names would collide"
-        fleet = NetnsFleet(tmp_path / f"lmf{os.getpid()}", hosts, **kwargs)  # type: ignore[arg-type]
+        fleet = NetnsFleet(tmp_path / run_prefix(), hosts, **kwargs)  # type: ignore[arg-type]
         fleet.start()
         made.append(fleet)
         return fleet

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.faults.netns import run_env
+
 LOADMASTER = [sys.executable, "-m", "console.cli"]
 Event = dict[str, Any]
 
@@ -34,7 +36,8 @@ class Controller:
         self.events: list[Event] = []
         self.bad_lines: list[str] = []
         self._cond = threading.Condition()
-        env = {**os.environ, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+        # Marked as the run's: if the test process dies, the next run's sweep ends this one too.
+        env = {**os.environ, **run_env(), "HOME": str(home), "PYTHONUNBUFFERED": "1"}
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
                 [*LOADMASTER, "run", "--headless", "--auto-apply", "-c", str(config), *args],

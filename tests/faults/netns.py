@@ -42,6 +42,7 @@ from core.hostlink.scripts import PROBE_MARK
 SSHD = "/usr/sbin/sshd"  # sshd re-execs itself and insists on an absolute path
 FAULT_USER = "lmfault"
 PREFIX = "lmf"
+RUN_ENV = "LOADMASTER_FAULT_RUN"  # processes of a run outside its namespaces (controllers) carry it
 SUBNET = "10.213"  # 10.213.N.0/24 per run; N is picked among the ones no interface here uses
 NFT_FAMILY = "inet"
 
@@ -77,7 +78,7 @@ def unavailable() -> str | None:
             return f"{tool} is missing (apt-get install {package})"
     if not os.path.exists(SSHD):
         return f"{SSHD} is missing (apt-get install openssh-server)"
-    probe = f"{PREFIX}{os.getpid()}-probe"
+    probe = f"{run_prefix()}-probe"
     made = _run("ip", "netns", "add", probe, check=False)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip()}"
@@ -144,6 +145,36 @@ def _pids_in_netns(names: list[str]) -> dict[str, list[int]]:
     return found
 
 
+def run_prefix() -> str:
+    """This process's run: the prefix of everything it creates."""
+    return f"{PREFIX}{os.getpid()}"
+
+
+def run_env(prefix: str | None = None) -> dict[str, str]:
+    """The environment marking a process as part of a run, so a sweep finds it if the run dies."""
+    return {RUN_ENV: prefix or run_prefix()}
+
+
+def _tagged(prefix: str | None = None) -> dict[int, str]:
+    """pid → run, for processes marked with RUN_ENV (all runs, or only `prefix`)."""
+    found: dict[int, str] = {}
+    mark = f"{RUN_ENV}=".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        for item in env:
+            if item.startswith(mark):
+                run = item[len(mark) :].decode(errors="replace")
+                if prefix is None or run == prefix:
+                    found[int(entry)] = run
+    return found
+
+
 def _owned(name: str, prefix: str) -> bool:
     """`name` belongs to run `prefix` (lmf123 owns lmf123-h1 and lmf123br, not lmf1234-h1)."""
     return re.match(rf"{re.escape(prefix)}(?!\d)", name) is not None
@@ -165,6 +196,7 @@ def leftovers(prefix: str) -> list[str]:
     found += [f"mount {m}" for m in _mounts() if _mounted_by(m, prefix)]
     for name, pids in _pids_in_netns(namespaces).items():
         found += [f"process {pid} in {name}" for pid in pids]
+    found += [f"process {pid} marked {RUN_ENV}={prefix}" for pid in _tagged(prefix)]
     return found
 
 
@@ -181,6 +213,9 @@ def _live_run(pid: int) -> bool:
 def _teardown(prefix: str) -> None:
     """Remove everything of run `prefix`, in the order that lets each step succeed."""
     namespaces = [n for n in _netns_names() if _owned(n, prefix)]
+    for pid in _tagged(prefix):  # controllers first: they would only reconnect
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     _kill_all(namespaces)
     for name in namespaces:
         _run("ip", "netns", "del", name, check=False)  # its mount in /run/netns, and its veths
@@ -212,6 +247,7 @@ def _kill_all(namespaces: list[str], timeout: float = 10) -> None:
 def sweep_stale() -> list[str]:
     """Tear down what runs that are no longer alive left behind; the prefixes swept."""
     names = _netns_names() + _link_names() + _nft_tables() + [p for m in _mounts() for p in m.split("/")]
+    names += list(_tagged().values())
     prefixes = {m.group(0) for n in names if (m := re.match(rf"{PREFIX}\d+", n))}
     stale = sorted(p for p in prefixes if not _live_run(int(p[len(PREFIX) :])))
     for prefix in stale:
@@ -243,7 +279,7 @@ class NetnsFleet:
     def __init__(self, root: Path, hosts: int, *, hostile: tuple[str, ...] = (), user: str = FAULT_USER):
         if not 1 <= hosts <= 240:
             raise ValueError(f"hosts must be 1..240, got {hosts}")
-        self.prefix = f"{PREFIX}{os.getpid()}"
+        self.prefix = run_prefix()
         self.root = root
         self.user = user
         self.hostile = frozenset(hostile)
@@ -493,7 +529,7 @@ class NetnsFleet:
             for path in (host.home, ssh_dir, ssh_dir / "authorized_keys"):
                 os.chown(path, uid, gid)
             (host.directory / "loadavg").write_text("0.10 0.10 0.10 1/50 1\n")
-            forced = ()
+            forced: tuple[str, ...] = ()
             if host.name in self.hostile:
                 # In the home, which the user can reach (the run's directory is root's alone).
                 script = host.home / ".hostile.sh"

@@ -88,12 +88,15 @@ def test_teardown_leaves_nothing_even_mid_fault(netns_fleet):
 
 
 def test_a_killed_run_is_swept_by_the_next(tmp_path):
-    """A run killed with -9 leaves its namespaces, processes and table; the next run removes them."""
+    """A run killed with -9 leaves its namespaces, processes, table and controllers; the next run
+    removes them."""
     if (problem := unavailable()) is not None:
         missing(problem)
     script = (
         "import sys, time; from pathlib import Path; from tests.faults.netns import NetnsFleet\n"
-        "import os; f = NetnsFleet(Path(sys.argv[1]) / f'lmf{os.getpid()}', 2); f.start()\n"
+        "import os, subprocess; from tests.faults.netns import run_env\n"
+        "f = NetnsFleet(Path(sys.argv[1]) / f'lmf{os.getpid()}', 2); f.start()\n"
+        "subprocess.Popen(['sleep', '600'], env={**os.environ, **run_env()})  # as a controller would be\n"
         "f.partition('h1'); print(f.prefix, flush=True); time.sleep(600)\n"
     )
     root = Path(__file__).resolve().parents[2]
@@ -106,6 +109,7 @@ def test_a_killed_run_is_swept_by_the_next(tmp_path):
     time.sleep(0.1)
     assert any(item.startswith("process ") for item in leftovers(prefix))
     assert any(item.startswith("nft table ") for item in leftovers(prefix))
+    assert any("marked" in item for item in leftovers(prefix))
     assert prefix in sweep_stale()
     assert leftovers(prefix) == []
     assert prefix != f"lmf{os.getpid()}"
