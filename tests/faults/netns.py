@@ -12,7 +12,8 @@ shell start-up costs ~110 ms per command), with a client key and host keys made 
 Faults are calls: `crash` (every process of the host is killed), `partition` (nftables drops
 its traffic, or its link goes down), `hang` (SIGSTOP to every process), `heal` (undo whichever
 it is; a crashed host boots again with its disk kept), `small_disk` (a tmpfs of a few hundred
-KiB, e.g. under the controller's journal) and `hostile` hosts whose probe answers garbage.
+KiB, e.g. under the controller's journal), `hostile` hosts whose probe answers garbage, and
+hosts that lie through fake /proc files.
 
 Every name carries the run's prefix `lmf<pid>` (namespaces, bridge, veths, the nftables
 table, mounts under the work directory), so parallel runs do not collide and `sweep_stale()`
@@ -31,7 +32,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,15 +275,26 @@ class NetHost:
 class NetnsFleet:
     """`hosts` real sshd hosts h1…hN in their own namespaces; `start()`, faults, `close()`.
 
-    `hostile` names hosts whose probe streams garbage (their other commands work)."""
+    `hostile` names hosts whose probe streams garbage (their other commands work); `fake_proc`
+    gives hosts files that replace theirs under /proc (a host that lies about its memory, say:
+    `{"h4": {"meminfo": "MemTotal: -4 kB\\n"}}`)."""
 
-    def __init__(self, root: Path, hosts: int, *, hostile: tuple[str, ...] = (), user: str = FAULT_USER):
+    def __init__(
+        self,
+        root: Path,
+        hosts: int,
+        *,
+        hostile: tuple[str, ...] = (),
+        fake_proc: Mapping[str, Mapping[str, str]] | None = None,
+        user: str = FAULT_USER,
+    ):
         if not 1 <= hosts <= 240:
             raise ValueError(f"hosts must be 1..240, got {hosts}")
         self.prefix = run_prefix()
         self.root = root
         self.user = user
         self.hostile = frozenset(hostile)
+        self.fake_proc = {h: dict(files) for h, files in (fake_proc or {}).items()}
         self.bridge = f"{self.prefix}br"
         self.table = self.prefix
         self.net = self._free_subnet()
@@ -477,12 +489,16 @@ class NetnsFleet:
         failure_timeout: str = "1500ms",
         policy: str = 'solver_time_limit = "2s"\nsettle = "1s"',
         capacity: str = '{ cpu = 2, mem = "4GiB" }',
+        probed: tuple[str, ...] = (),
         zones: int = 2,
     ) -> str:
-        """A cluster file for this fleet with `services` (TOML [[services]] tables) appended."""
+        """A cluster file for this fleet with `services` (TOML [[services]] tables) appended.
+        Every host's capacity is pinned to `capacity` but those in `probed`, which are probed."""
         hosts = "".join(
             f'[[hosts]]\nname = "{h.name}"\naddress = "{h.address}"\n'
-            f'labels = {{ zone = "z{i % zones + 1}" }}\ncapacity = {capacity}\n\n'
+            f'labels = {{ zone = "z{i % zones + 1}" }}\n'
+            + ("" if h.name in probed else f"capacity = {capacity}\n")
+            + "\n"
             for i, h in enumerate(self.hosts)
         )
         return (
@@ -565,12 +581,14 @@ class NetnsFleet:
 
     def _boot(self, host: NetHost) -> None:
         # In the host's own mount namespace: its directory becomes the user's home, its
-        # loadavg file /proc/loadavg; then sshd replaces the shell as the host's PID 1.
-        boot = (
-            f"mount --bind {shlex.quote(str(host.home))} {shlex.quote(_home(self.user))} && "
-            f"mount --bind {shlex.quote(str(host.directory / 'loadavg'))} /proc/loadavg && "
-            f"exec {SSHD} -D -e -f {shlex.quote(str(host.directory / 'sshd_config'))}"
-        )
+        # loadavg file /proc/loadavg (and fake /proc files); then sshd replaces the shell as PID 1.
+        binds = [(host.home, _home(self.user)), (host.directory / "loadavg", "/proc/loadavg")]
+        for name, text in self.fake_proc.get(host.name, {}).items():
+            fake = host.directory / f"proc-{name}"
+            fake.write_text(text)
+            binds.append((fake, f"/proc/{name}"))
+        boot = "".join(f"mount --bind {shlex.quote(str(a))} {shlex.quote(b)} && " for a, b in binds)
+        boot += f"exec {SSHD} -D -e -f {shlex.quote(str(host.directory / 'sshd_config'))}"
         with open(host.directory / "sshd.log", "ab") as log:
             self._sshd[host.name] = subprocess.Popen(
                 ["ip", "netns", "exec", host.netns, "unshare", "-m", "-p", "-f", "--mount-proc", "/bin/sh", "-c", boot],
