@@ -63,14 +63,14 @@ def compile_problem(problem: PlacementProblem) -> Compiled:
     cur = [[0] * len(hosts) for _ in services]
     displaced = [0] * len(services)
     for replica, host in problem.current.assignments.items():
-        s = service_index.get(replica.service)
-        if s is None or replica.index >= services[s].replicas:
+        si = service_index.get(replica.service)
+        if si is None or replica.index >= services[si].replicas:
             continue  # removed service or scaled down: not part of the target
-        h = host_index.get(host)
-        if h is None or not keeps[h]:
-            displaced[s] += 1
+        hi = host_index.get(host)
+        if hi is None or not keeps[hi]:
+            displaced[si] += 1
         else:
-            cur[s][h] += 1
+            cur[si][hi] += 1
 
     everywhere = (True,) * len(hosts)
     matches = tuple(

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from ortools.sat.python import cp_model
 
@@ -90,7 +91,7 @@ class StageResult:
     bound: float | None = None  # the solver's best bound on the stage objective
 
 
-GENERAL = ({},)  # every worker searches the default way, each with its own seed
+GENERAL: tuple[Mapping[str, object], ...] = ({},)  # every worker searches the default way, each with its own seed
 
 
 def run(
@@ -101,7 +102,7 @@ def run(
     seed: int,
     workers: int,
     flavours: Sequence[Mapping[str, object]] = GENERAL,
-) -> tuple[cp_model.CpSolver, int]:
+) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
     """Solve reproducibly on `workers` threads, spending at most `seconds` of `budget`;
     returns the solver whose answer counts, and its status.
 
@@ -127,7 +128,7 @@ def run(
         for key, value in flavours[min(k, len(flavours) - 1)].items():
             setattr(p, key, value)
         solvers.append(solver)
-    statuses: list[int] = [cp_model.UNKNOWN] * len(solvers)
+    statuses: list[cp_model.CpSolverStatus] = [cp_model.UNKNOWN] * len(solvers)
 
     def work(k: int) -> None:
         statuses[k] = solvers[k].solve(model)
@@ -207,9 +208,9 @@ class CountsModel:
                 m.add(lo <= n)
             m.add(ex >= hi - lo - 1)
             self.excess.append(ex)
-            self.derived.append((hi, lambda x, s=s, g=groups: max(_group_counts(self, x, s, g))))
-            self.derived.append((lo, lambda x, s=s, g=groups: min(_group_counts(self, x, s, g))))
-            self.derived.append((ex, lambda x, s=s, g=groups: _excess(_group_counts(self, x, s, g))))
+            self.derived.append((hi, partial(_spread_stat, max, self, s, groups)))
+            self.derived.append((lo, partial(_spread_stat, min, self, s, groups)))
+            self.derived.append((ex, partial(_spread_stat, _excess, self, s, groups)))
 
         # moves of s = min(running, placed) - stayed: a running replica that is not kept either
         # moves (when a replica is placed for it) or stops
@@ -222,13 +223,13 @@ class CountsModel:
             r = m.new_int_var(0, running, f"movable{s}")
             m.add_min_equality(r, [running, self.placed[s]])
             kept_or_moved.append(r)
-            self.derived.append((r, lambda x, s=s, running=running: min(running, sum(x[s]))))
+            self.derived.append((r, partial(_movable, s, running)))
             for h in self.by_service[s]:
                 if c.cur[s][h]:
                     st = m.new_int_var(0, c.cur[s][h], f"stay{s}_{h}")
                     m.add(st <= self.x[s, h])
                     stay.append(st)
-                    self.derived.append((st, lambda x, s=s, h=h: min(c.cur[s][h], x[s][h])))
+                    self.derived.append((st, partial(_stayed, s, h, c.cur[s][h])))
         self.moves = sum(kept_or_moved) - sum(stay)
 
         self.worst = m.new_int_var(0, 1000, "worst")
@@ -373,3 +374,18 @@ def _group_counts(model: CountsModel, x: Counts, s: int, groups: Sequence[Sequen
 
 def _excess(counts: list[int]) -> int:
     return max(0, max(counts) - min(counts) - 1)
+
+
+# The values of derived variables for a hint from counts x (partials, not lambdas, so their types are checked).
+def _spread_stat(
+    stat: Callable[[list[int]], int], model: CountsModel, s: int, groups: Sequence[Sequence[int]], x: Counts
+) -> int:
+    return stat(_group_counts(model, x, s, groups))
+
+
+def _movable(s: int, running: int, x: Counts) -> int:
+    return min(running, sum(x[s]))
+
+
+def _stayed(s: int, h: int, current: int, x: Counts) -> int:
+    return min(current, x[s][h])
