@@ -85,7 +85,10 @@ class LiveScreen(Screen[None]):
 class FilteredScreen(LiveScreen):
     """A live screen with a `/` filter box (`#filter`) over its table; Esc clears the filter first."""
 
-    table: Widget
+    @property
+    def table(self) -> Widget:
+        """The table the filter applies to; each screen returns its own (a read-only property there too)."""
+        raise NotImplementedError
 
     def __init__(self) -> None:
         super().__init__()

@@ -60,8 +60,8 @@ COLUMNS = (
     Column("host", "HOST", 10, str, str),
     Column("state", "STATE", 8, _state_cell, lambda s: STATE_ORDER.get(s, 99)),
     Column("labels", "ZONE/LABELS", 14, str, str),
-    Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(*s, width=6), _fraction),
-    Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(*s, width=6), _fraction),
+    Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(s[0], s[1], width=6), _fraction),
+    Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(s[0], s[1], width=6), _fraction),
     Column("cpu", "CPU%", 4, _cpu_cell, lambda v: -1.0 if v is None else v),
     Column(
         "trend", "CPU TREND", TREND, lambda s: Text(sparkline(s, TREND), style="cyan"), lambda s: s[-1] if s else -1

@@ -23,6 +23,8 @@ from core.engine.events import Event
 from core.model import HostState, ReplicaId, ReplicaStatus
 
 RECENT_EVENTS = 8
+# replica, state, cpu requested, cpu used, mem requested, mem used, pid, age: one row of the replicas table
+ReplicaRow = tuple[str, Text, str, str, str, str, str, str]
 
 
 class HostScreen(LiveScreen):
@@ -34,7 +36,7 @@ class HostScreen(LiveScreen):
     def __init__(self, host: str) -> None:
         super().__init__()
         self.host = host
-        self._rows: list[tuple[object, ...]] = []
+        self._rows: list[ReplicaRow] = []
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="host-info")
@@ -98,7 +100,7 @@ class HostScreen(LiveScreen):
         reported: dict[ReplicaId, ReplicaStatus] = {s.replica: s for s in (obs.replicas if obs else ())}
         placed = snapshot.placement.on_host(self.host)
         resources = {s.name: s.resources for s in snapshot.config.services}
-        rows = []
+        rows: list[ReplicaRow] = []
         for replica in sorted(set(placed) | set(reported)):
             status = reported.get(replica)
             req = resources.get(replica.service)

@@ -137,7 +137,8 @@ class KeyedTable(ScrollView, can_focus=True):
         if len(self._cell_strips) > 2 * len(self.columns) * max(len(self._order), 100):
             self._cell_strips.clear()  # rows that left for good: a filter only hides, so this is rare
         self.virtual_size = Size(self._width, len(self._order) + 1)
-        row = self._position.get(current, min(self.cursor_row, max(0, len(self._order) - 1)))
+        fallback = min(self.cursor_row, max(0, len(self._order) - 1))
+        row = fallback if current is None else self._position.get(current, fallback)
         self.cursor_row = row
         self.refresh()
 
