@@ -21,6 +21,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.dom import DOMNode
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from console import messages
@@ -42,7 +43,7 @@ from core.errors import LoadmasterError
 from core.model import HostState, Plan
 
 EVENT_LOG = 2000  # events kept for the events screen
-NOTIFY = {
+NOTIFY: dict[EventKind, SeverityLevel] = {
     EventKind.HOST_DOWN: "warning",
     EventKind.HOST_KEY_MISMATCH: "error",
     EventKind.ACTION_FAILED: "error",
@@ -157,7 +158,7 @@ class LoadmasterApp(App[None]):
         for event in message.events:
             severity = NOTIFY.get(event.kind)
             if severity is not None:
-                self.notify(event.message, severity=severity)  # type: ignore[arg-type]
+                self.notify(event.message, severity=severity)
         snapshot = self.engine.snapshot()
         if snapshot is self.view.snapshot and not message.events:
             return

@@ -9,6 +9,7 @@ cross-checks, so one typo does not hide or cause other messages.
 from __future__ import annotations
 
 import difflib
+import enum
 import ipaddress
 import os
 import re
@@ -35,6 +36,7 @@ from core.model import (
 from core.units import UnitError, literal, parse_cpu, parse_duration, parse_quantity, parse_size
 
 T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
 
 ENV_CONFIG = "LOADMASTER_CONFIG"
 DEFAULT_CONFIG = "cluster.toml"
@@ -61,7 +63,15 @@ POLICY_KEYS = (
 LOCAL_ADDRESS = "local"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
-_MISSING = object()
+
+
+class _Missing(enum.Enum):
+    """`take`'s default for a required key: a type of its own, so a default of any other type is a T."""
+
+    MISSING = enum.auto()
+
+
+_MISSING = _Missing.MISSING
 _BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
 
 
@@ -167,15 +177,15 @@ class _Reader:
         key: str,
         entry: str,
         convert: Callable[[Any], T],
-        default: T | object = _MISSING,
+        default: T | _Missing = _MISSING,
         example: str = "",
     ) -> T | None:
         """The converted value of `key`, its default when absent, or None after recording a problem."""
         if key not in table:
-            if default is _MISSING:
+            if isinstance(default, _Missing):
                 self.problem(entry, key, f"is required (e.g. {example})" if example else "is required")
                 return None
-            return default  # type: ignore[return-value]
+            return default
         try:
             return convert(table[key])
         except (UnitError, ValueError) as exc:
@@ -610,11 +620,11 @@ def _positive(parse: Callable[[Any], int]) -> Callable[[Any], int]:
     return convert
 
 
-def _enum(kind: type[T]) -> Callable[[Any], T]:
-    def convert(value: Any) -> T:
-        options = [m.value for m in kind]  # type: ignore[attr-defined]
+def _enum(kind: type[E]) -> Callable[[Any], E]:
+    def convert(value: Any) -> E:
+        options = [m.value for m in kind]
         if value not in options:
             raise ValueError(f"{literal(value)} is not one of: " + ", ".join(f'"{o}"' for o in options))
-        return kind(value)  # type: ignore[call-arg]
+        return kind(value)
 
     return convert

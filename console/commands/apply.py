@@ -10,6 +10,7 @@ from console.commands.runtime import open_engine
 from core.engine.events import EventKind
 from core.engine.planfile import read_plan
 from core.errors import LoadmasterError, ReadOnly, StalePlan
+from core.model import Plan
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_run(args, plan))
 
 
-async def _run(args: argparse.Namespace, plan) -> int:  # type: ignore[no-untyped-def]
+async def _run(args: argparse.Namespace, plan: Plan) -> int:
     cfg = load_config(args)
     if plan.cluster != cfg.name:
         raise LoadmasterError(f"{args.file} is a plan for cluster {plan.cluster!r}, not {cfg.name!r}")

@@ -24,6 +24,7 @@ import math
 import os
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
@@ -98,10 +99,10 @@ def _pause(conn: asyncssh.SSHServerConnection, paused: bool) -> None:
         (transport.pause_reading if paused else transport.resume_reading)()
 
 
-async def _pump(reader: asyncio.StreamReader | None, write: object) -> None:
+async def _pump(reader: asyncio.StreamReader | None, write: Callable[[bytes], object]) -> None:
     assert reader is not None
     while data := await reader.read(65536):
-        write(data)  # type: ignore[operator]
+        write(data)
 
 
 class _Server(asyncssh.SSHServer):
