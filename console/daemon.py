@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from console.commands.api_server import ApiRequest, serving
+from console.commands.autoscaling import autoscaling
 from core.engine.config_watch import ConfigWatch
 from core.engine.events import Event, EventKind
 from core.errors import ConfigError
@@ -78,7 +79,10 @@ async def run_daemon(
     helpers = [asyncio.create_task(forward()), asyncio.create_task(watch.run())]
     try:
         await engine.start()
-        async with serving(engine, api, read_only=engine.read_only) as server:
+        async with (
+            autoscaling(engine, path, read_only=engine.read_only),
+            serving(engine, api, read_only=engine.read_only) as server,
+        ):
             if server is not None:
                 log.line("api.listening", f"HTTP API on {server.url}/v1", url=server.url)
             await stop.wait()

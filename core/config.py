@@ -24,6 +24,7 @@ from core.model import (
     CPU,
     MEM,
     ApiSettings,
+    Autoscale,
     ClusterConfig,
     Host,
     HostKeyPolicy,
@@ -47,8 +48,9 @@ DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_polic
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
 SERVICE_KEYS = (
     "name", "command", "replicas", "cpu", "mem", "resources", "max_per_host",
-    "spread_over", "require", "avoid", "priority", "min_healthy",
+    "spread_over", "require", "avoid", "priority", "min_healthy", "autoscale",
 )  # fmt: skip
+AUTOSCALE_KEYS = ("min", "max", "cpu_target", "window", "scale_down_window")
 API_KEYS = ("listen", "tls_cert", "tls_key")
 POLICY_KEYS = (
     "strategy",
@@ -370,11 +372,35 @@ class _Reader:
                 avoid=tuple(self.take(t, "avoid", e, _names, []) or ()),
                 priority=self.take(t, "priority", e, _int, 0) or 0,
                 min_healthy=min_healthy or 0,
+                autoscale=self.read_autoscale(t, e) if "autoscale" in t else None,
             )
             services.append((service, e, position))
         return services
 
     # -- sub-tables ------------------------------------------------------------
+
+    def read_autoscale(self, t: dict[str, Any], e: str) -> Autoscale | None:
+        value = t["autoscale"]
+        if not isinstance(value, dict):
+            self.problem(
+                e, "autoscale", f"must be a table like {{ min = 2, max = 20, cpu_target = 0.6 }}, {_got(value)}"
+            )
+            return None
+        before = len(self.problems)
+        # Named as a person would find them: `autoscale.min`, not a bare `min` of the service.
+        table = {f"autoscale.{k}": v for k, v in value.items()}
+        self.unknown_keys(table, tuple(f"autoscale.{k}" for k in AUTOSCALE_KEYS), e)
+        d, example = Autoscale(1, 1, 1.0), "autoscale = { min = 2, max = 20, cpu_target = 0.6 }"
+        low = self.take(table, "autoscale.min", e, _positive_int, example=example)
+        high = self.take(table, "autoscale.max", e, _positive_int, example=example)
+        target = self.take(table, "autoscale.cpu_target", e, _positive_ratio, example=example)
+        window = self.take(table, "autoscale.window", e, _positive_duration, d.window)
+        down = self.take(table, "autoscale.scale_down_window", e, parse_duration, d.scale_down_window)
+        if low is not None and high is not None and low > high:
+            self.problem(e, "autoscale.max", f"{high} is less than min ({low})")
+        if len(self.problems) > before or low is None or high is None or target is None:
+            return None
+        return Autoscale(low, high, target, window or d.window, d.scale_down_window if down is None else down)
 
     def read_resources(
         self,
@@ -595,6 +621,12 @@ def _solver_workers(value: Any) -> int:
     if not 1 <= _int(value) <= MAX_SOLVER_WORKERS:
         raise ValueError(f"must be a number of solver threads from 1 to {MAX_SOLVER_WORKERS}, got {value}")
     return value
+
+
+def _positive_ratio(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"must be a number more than zero (e.g. 0.6 = 60% of the requested cpu), {_got(value)}")
+    return float(value)
 
 
 def _port(value: Any) -> int:

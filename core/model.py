@@ -128,6 +128,17 @@ class Host:
 
 
 @dataclass(frozen=True, slots=True)
+class Autoscale:
+    """`autoscale = { min = 2, max = 20, cpu_target = 0.6 }`: replicas follow measured cpu (the HPA rule)."""
+
+    min: int
+    max: int
+    cpu_target: float  # wanted ratio of measured to requested cpu across healthy replicas
+    window: float = 30.0  # seconds the measured ratio is averaged over
+    scale_down_window: float = 300.0  # a scale-down takes the highest recommendation of this long (HPA: 5 min)
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     name: str
     command: str
@@ -139,6 +150,7 @@ class Service:
     avoid: tuple[str, ...] = ()  # service names not to share a host with
     priority: int = 0  # higher is placed first when capacity is short
     min_healthy: int = 0  # never fewer running replicas during changes
+    autoscale: Autoscale | None = None
 
     def replica_ids(self) -> tuple[ReplicaId, ...]:
         return tuple(ReplicaId(self.name, i) for i in range(self.replicas))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.commands.api_server import ApiRequest, add_api, api_request, serving
+from console.commands.autoscaling import autoscaling
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from core import config as config_io
@@ -25,18 +27,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    api = api_request(args.api, cfg, config_io.resolve_path(args.config), from_file=False)
+    path = config_io.resolve_path(args.config)
+    api = api_request(args.api, cfg, path, from_file=False)
     engine = make_engine(cfg, read_only=args.read_only)
-    return asyncio.run(run_console(engine, read_only=args.read_only, api=api))
+    return asyncio.run(run_console(engine, read_only=args.read_only, api=api, path=path))
 
 
-async def run_console(engine: Engine, *, read_only: bool, api: ApiRequest | None = None) -> int:
+async def run_console(
+    engine: Engine, *, read_only: bool, api: ApiRequest | None = None, path: Path | None = None
+) -> int:
+    """`path`: the cluster file the engine's config came from, for the autoscaler's writes (none: no autoscaling,
+    as in the demo, whose fleet may be larger than its file)."""
     # Textual is imported here so that the other commands start without it.
     from console.app import LoadmasterApp
 
     await engine.start(first_contact_timeout=1.5)
     try:
-        async with serving(engine, api, read_only=read_only):  # the same engine the screens draw
+        async with (
+            autoscaling(engine, path, read_only=read_only),
+            serving(engine, api, read_only=read_only),  # the same engine the screens draw
+        ):
             await LoadmasterApp(engine, read_only=read_only).run_async()
     finally:
         await engine.close(grace=10)

@@ -77,6 +77,16 @@ _SERVICE_SCHEMA = {
         "avoid": {"type": "array", "items": {"type": "string"}},
         "priority": {"type": "integer"},
         "min_healthy": {"type": "integer", "minimum": 0},
+        "autoscale": {
+            "type": "object",
+            "properties": {
+                "min": {"type": "integer"},
+                "max": {"type": "integer"},
+                "cpu_target": {"type": "number"},
+                "window": {},
+                "scale_down_window": {},
+            },
+        },
     },
 }
 _WRITE = {400: "bad body", 401: "no or wrong token", 403: "read-only token or --read-only", 409: "revision changed"}
@@ -203,7 +213,9 @@ class Api:
         snap, file = self.engine.snapshot(), self.file.view()
         declared = file.config.services if file.config else snap.config.services
         chosen = tuple(s for s in declared if only is None or s.name == only)
-        return file.revision, views.services(snap, chosen, file.definitions), file.problems, [s.name for s in declared]
+        decisions = views.last_decisions(self.engine.recent_events()) if any(s.autoscale for s in chosen) else {}
+        documents = views.services(snap, chosen, file.definitions, decisions)
+        return file.revision, documents, file.problems, [s.name for s in declared]
 
     async def get_services(self, request: web.Request) -> web.Response:
         revision = self.file.view().revision

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from core.autoscale import measured_ratio
 from core.engine.api import Snapshot
 from core.engine.basis import basis_of
+from core.engine.events import Event, EventKind
 from core.engine.planfile import failover_document, plan_document
 from core.model import HostObservation, HostState, Plan, ReplicaStatus, Resources, Service
 
@@ -53,13 +55,17 @@ def hosts(snapshot: Snapshot) -> list[dict[str, Any]]:
 
 
 def services(
-    snapshot: Snapshot, declared: tuple[Service, ...], definitions: Mapping[str, Mapping[str, Any]]
+    snapshot: Snapshot,
+    declared: tuple[Service, ...],
+    definitions: Mapping[str, Mapping[str, Any]],
+    last_decisions: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Each declared service: desired replicas (from the file), where they run and how they are.
 
     One pass over what runs and what is assigned, grouped by service: at 1,000 hosts this is rendered
     once per engine tick, and hashing every replica id per service would cost several times more.
     """
+    last_decisions = last_decisions or {}
     wanted = {s.name: s.replicas for s in declared}
     running: dict[str, list[tuple[int, Any]]] = {name: [] for name in wanted}
     for replica, hosts in snapshot.running().items():
@@ -87,8 +93,27 @@ def services(
             "assigned": assigned[s.name],
             "unplaced": unplaced[s.name],
             "definition": dict(definitions.get(s.name, {})),
+            **({"autoscale": _autoscale(snapshot, s, last_decisions.get(s.name))} if s.autoscale else {}),
         })  # fmt: skip
     return out
+
+
+def _autoscale(snapshot: Snapshot, s: Service, last: str | None) -> dict[str, Any]:
+    assert s.autoscale is not None
+    ratio = measured_ratio(snapshot, s)
+    return {
+        "min": s.autoscale.min,
+        "max": s.autoscale.max,
+        "cpu_target": s.autoscale.cpu_target,
+        "cpu_ratio": None if ratio is None else round(ratio, 3),  # now; decisions average over the window
+        "last_decision": last,
+    }
+
+
+def last_decisions(events: tuple[Event, ...]) -> dict[str, str]:
+    """Service → its latest autoscale decision, in words, from the engine's recent events."""
+    kinds = (EventKind.AUTOSCALE_UP, EventKind.AUTOSCALE_DOWN, EventKind.AUTOSCALE_BLOCKED)
+    return {str(e.data["service"]): e.message for e in events if e.kind in kinds and "service" in e.data}
 
 
 def plan(snapshot: Snapshot, p: Plan, pid: str, status: str) -> dict[str, Any]:

@@ -29,6 +29,9 @@ class EventKind(enum.StrEnum):
     FAILOVER_STARTED = "failover.started"
     CONFIG_RELOADED = "config.reloaded"
     CONFIG_INVALID = "config.invalid"
+    AUTOSCALE_UP = "autoscale.up"  # with the inputs that made the decision
+    AUTOSCALE_DOWN = "autoscale.down"
+    AUTOSCALE_BLOCKED = "autoscale.blocked"  # a scale-up the optimizer cannot place, undone
     API_WRITE = "api.write"  # a change made through the HTTP API, with the name of the token that made it
     STATE_UPDATED = "state.updated"  # a poll cycle changed the snapshot; no message for people
 

@@ -246,3 +246,19 @@ async def test_unknown_endpoint_and_method_are_json(api: Served) -> None:
     assert status == 405 and "allowed" in err["error"]
     async with aiohttp.ClientSession() as plain, plain.get(api.url + "/v1/openapi.json") as resp:
         assert resp.status == 200  # the document needs no token
+
+
+async def test_autoscale_through_the_api(api: Served) -> None:
+    body = {"command": "x", "replicas": 2, "cpu": "100m", "mem": "64MiB",
+            "autoscale": {"min": 2, "max": 5, "cpu_target": 0.6}}  # fmt: skip
+    status, doc, _ = await api.call("PUT", "/v1/services/api", json=body)
+    assert status == 201, doc
+    assert "autoscale = {min = 2, max = 5, cpu_target = 0.6}" in api.path.read_text(encoding="utf-8")
+    status, one, _ = await api.call("GET", "/v1/services/api")
+    assert one["autoscale"] == {"min": 2, "max": 5, "cpu_target": 0.6, "cpu_ratio": None, "last_decision": None}
+    api.engine.record(EventKind.AUTOSCALE_UP, "autoscale.up api 2→3: cpu 0.90 of requested, target 0.6",
+                      data={"service": "api", "from": 2, "to": 3})  # fmt: skip
+    status, one, _ = await api.call("GET", "/v1/services/api")
+    assert one["autoscale"]["last_decision"] == "autoscale.up api 2→3: cpu 0.90 of requested, target 0.6"
+    status, err, _ = await api.call("PUT", "/v1/services/api", json={**body, "autoscale": {"min": 3, "max": 2}})
+    assert status == 422 and any("autoscale.cpu_target is required" in p for p in err["problems"])
