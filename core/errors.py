@@ -89,6 +89,27 @@ class HostCommandFailed(LoadmasterError):
         super().__init__(f"{host}: {what} failed: {detail}")
 
 
+class Fenced(HostCommandFailed):
+    """The host refused an action: another controller's token there is higher (it took the cluster)."""
+
+    def __init__(self, host: str, what: str, epoch: int, holder: str):
+        self.epoch, self.holder = epoch, holder
+        super().__init__(host, what, f"fenced: controller {holder} holds this host (epoch {epoch})")
+
+
+class NotHolder(LoadmasterError):
+    """This controller does not hold the cluster: another one, live, does; nothing may be changed from here."""
+
+    exit_code = 6
+
+    def __init__(self, what: str, holder: str, epoch: int):
+        self.holder, self.epoch = holder, epoch
+        super().__init__(
+            f"{what}: refused, controller {holder} holds the cluster (epoch {epoch}); this one runs read-only "
+            "until it is gone (stop it, or start this one with --take-over)"
+        )
+
+
 class RevisionConflict(LoadmasterError):
     """The desired-state document changed since the writer read it (compare-and-swap failed)."""
 

@@ -365,6 +365,31 @@ class ReplicaStatus:
     cpu_percent: float | None = None
     rss: int | None = None  # bytes
     started_at: float | None = None  # unix seconds
+    epoch: int | None = None  # the fencing epoch of the controller that started it (None: an older runtime)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Token:
+    """A fencing token: hosts refuse actions carrying a lower one. Ordered by epoch, then holder, so that
+    two controllers that drew the same epoch from separate journals still have a winner; the etcd
+    election revision can stand in for the epoch (clustered mode)."""
+
+    epoch: int
+    holder: str  # the controller's id: [A-Za-z0-9._-], no spaces (it is a word in files on the hosts)
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.holder}"
+
+
+NO_TOKEN = Token(0, "-")  # an action from no controller: accepted only by hosts no controller has claimed
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a host's probe says of its fence: the highest token seen and how long ago its holder renewed."""
+
+    token: Token
+    age: float | None  # seconds since the holder last renewed here; None: never, or not readable
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,3 +409,4 @@ class HostObservation:
     replicas: tuple[ReplicaStatus, ...] = ()
     error: str | None = None  # what went wrong, in words an operator can act on
     last_seen: float | None = None  # unix seconds of the last good frame
+    fence: Fence | None = None  # the host's fencing state, from its probe

@@ -196,7 +196,7 @@ class _DemoHost:
         probe = _probe_args(process.command)
         try:
             if probe is not None:
-                await self._stream_frames(process, self.path(probe[0]), probe[1])
+                await self._stream_frames(process, self.path(probe[0]), probe[1], probe[2])
             else:
                 process.exit(await self._run(process))
         except (OSError, asyncssh.Error):
@@ -229,18 +229,22 @@ class _DemoHost:
             return self.home / directory[2:]
         return Path(directory)
 
-    async def _stream_frames(self, process: asyncssh.SSHServerProcess[bytes], directory: Path, interval: float) -> None:
+    async def _stream_frames(
+        self, process: asyncssh.SSHServerProcess[bytes], directory: Path, interval: float, holder: str
+    ) -> None:
         seq = 0
         while not process.is_closing():
             if not self.cut:
                 seq += 1
-                process.stdout.write(self.frame(seq, directory).encode())
+                process.stdout.write(self.frame(seq, directory, holder).encode())
             await asyncio.sleep(interval)
 
-    def frame(self, seq: int, directory: Path) -> str:
-        """A probe frame for this host: declared capacity, usage of its own replicas only."""
+    def frame(self, seq: int, directory: Path, holder: str) -> str:
+        """A probe frame for this host: declared capacity, usage of its own replicas only; renews the fence
+        for `holder` as the shell probe does."""
         hz = records.HZ
-        samples = [records.sample(r) for r in records.read_records(directory)]
+        samples = records.samples(directory)
+        fence = records.fence(directory, holder)
         rss_kb = 0
         for s in samples:
             if s.alive and s.ticks is not None:
@@ -260,27 +264,28 @@ class _DemoHost:
             f"up {uptime:.2f} 0.00",
             f"ncpu {max(1, math.ceil(self.capacity.cpu / 1000))} {hz}",
             f"cap {self.capacity.cpu} {self.capacity.mem}",
+            f"t {fence.token.epoch} {fence.token.holder} {'-' if fence.age is None else round(fence.age * 100)}",
         ]
         for s in samples:
             lines.append(
                 f"r {scripts.hexed(s.replica.service)} {s.replica.index} {scripts.hexed(s.generation) or '-'} "
                 f"{s.pid} {s.started_at:.0f} {int(s.alive)} {'-' if s.ticks is None else s.ticks} "
-                f"{'-' if s.rss_kb is None else s.rss_kb}"
+                f"{'-' if s.rss_kb is None else s.rss_kb} {'-' if s.epoch is None else s.epoch}"
             )
         return "\n".join(lines) + "\nE\n"
 
 
-def _probe_args(command: str | None) -> tuple[str, float] | None:
-    """(state directory, poll interval) if `command` is loadmaster's probe (served natively), else None."""
+def _probe_args(command: str | None) -> tuple[str, float, str] | None:
+    """(state directory, poll interval, holder) if `command` is loadmaster's probe (served natively), else None."""
     if not command or scripts.PROBE_MARK not in command:
         return None
     try:
         parts = shlex.split(command)
     except ValueError:
         return None
-    if len(parts) == 6 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
+    if len(parts) == 7 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
         with contextlib.suppress(ValueError):
-            return parts[4], max(0.05, float(parts[5]))
+            return parts[4], max(0.05, float(parts[5])), parts[6]
     return None
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import socket
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +20,17 @@ from core.hostlink.frames import FrameError, ReplicaSample
 from core.hostlink.keys import HostKeys
 from core.hostlink.link import Link, LinkContext, SshLink
 from core.hostlink.local import LocalLink
-from core.model import ClusterConfig, Host, HostObservation, HostState, ReplicaId, ReplicaStatus, Service
+from core.model import (
+    NO_TOKEN,
+    ClusterConfig,
+    Host,
+    HostObservation,
+    HostState,
+    ReplicaId,
+    ReplicaStatus,
+    Service,
+    Token,
+)
 
 log = logging.getLogger("loadmaster.hostlink")
 
@@ -36,7 +49,17 @@ def status_of(host: str, sample: ReplicaSample, hz: int) -> ReplicaStatus:
         cpu_seconds=sample.ticks / hz if sample.ticks is not None else None,
         rss=sample.rss_kb * 1024 if sample.rss_kb is not None else None,
         started_at=sample.started_at,
+        epoch=sample.epoch,
     )
+
+
+def controller_id() -> str:
+    """This process as a fence holder: `PID-STARTTIME@HOSTNAME`, unique on a machine over reboots' pid reuse
+    (the start time), and enough for a controller on the same machine to tell whether it still runs."""
+    with open(f"/proc/{os.getpid()}/stat") as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]  # field 22, starttime (fields 3.. follow the ")")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
+    return f"{os.getpid()}-{start}@{name}"
 
 
 def _connection_key(host: Host, config: ClusterConfig) -> tuple[object, ...]:
@@ -66,9 +89,11 @@ class Fleet:
         on_change: Callable[[HostObservation], None] | None = None,
         max_handshakes: int = 10,
         own_known_hosts: str | None = None,
+        controller: str | None = None,
     ) -> None:
         """`known_hosts` overrides the config's file; `client_keys` replaces the user's keys and agent;
-        `own_known_hosts` is where accept-new records keys (default ~/.loadmaster/known_hosts)."""
+        `own_known_hosts` is where accept-new records keys (default ~/.loadmaster/known_hosts);
+        `controller` is this controller's id on the hosts' fences (default: `controller_id()`)."""
         if max_handshakes < 1:
             raise ValueError(f"max_handshakes must be at least 1, got {max_handshakes}")
         self._config = config
@@ -83,6 +108,9 @@ class Fleet:
         self._closing: set[asyncio.Task[None]] = set()  # links of removed hosts, closing
         self._held_ports: dict[tuple[str, int], float] = {}  # (address, port) → when handed out
         self.notices: list[str] = []  # things an operator should know (e.g. keys recorded by accept-new)
+        self.controller = controller or controller_id()
+        # The token every start and stop carries; NO_TOKEN acts only on hosts no controller has claimed.
+        self.token = NO_TOKEN
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -163,7 +191,9 @@ class Fleet:
                 port = self._choose_port(link.host, listing)
                 command = scripts.substitute_port(command, port)
             out = await link.run(
-                scripts.start_command(link.state_dir, replica, generation, command, port), RUNTIME_TIMEOUT, what
+                scripts.start_command(link.state_dir, self.token, replica, generation, command, port),
+                RUNTIME_TIMEOUT,
+                what,
             )
         listing = self._parse(host, what, out)
         for sample in listing.samples:
@@ -177,8 +207,25 @@ class Fleet:
         link = self._link(host)
         async with link.lock:
             await link.run(
-                scripts.stop_command(link.state_dir, replica, grace), grace + RUNTIME_TIMEOUT, f"stop {replica}"
+                scripts.stop_command(link.state_dir, self.token, replica, grace),
+                grace + RUNTIME_TIMEOUT,
+                f"stop {replica}",
             )
+
+    def set_token(self, token: Token) -> None:
+        """The token the following starts and stops carry (the engine's, once it holds the cluster)."""
+        self.token = token
+
+    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> scripts.Claim:
+        """Take `host` for `token` unless another holder renewed it within `live_for` s (or `force`)."""
+        link = self._link(host)
+        what = "claim the host"
+        async with link.lock:
+            out = await link.run(scripts.claim_command(link.state_dir, token, live_for, force), RUNTIME_TIMEOUT, what)
+        try:
+            return scripts.parse_claim(out)
+        except FrameError as exc:
+            raise HostCommandFailed(host, what, f"unexpected answer: {exc}") from None
 
     async def list_replicas(self, host: str) -> tuple[ReplicaStatus, ...]:
         """Every replica recorded on `host`, `running` false for those whose process is gone."""
@@ -191,9 +238,9 @@ class Fleet:
     def _add(self, host: Host) -> None:
         assert self._ctx is not None
         link: Link = (
-            LocalLink(host, self._config, self._emit)
+            LocalLink(host, self._config, self._emit, self.controller)
             if host.is_local
-            else SshLink(host, self._config, self._emit, self._ctx)
+            else SshLink(host, self._config, self._emit, self.controller, self._ctx)
         )
         self._links[host.name] = link
         link.start()

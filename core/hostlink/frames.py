@@ -10,7 +10,8 @@ prints with shell built-ins only, so the host forks nothing but `sleep`:
     up <the /proc/uptime line>
     ncpu <cpus> <clock ticks per second>
     cap <millicores> <bytes>                      (demo hosts only: the declared capacity)
-    r <service hex> <index> <generation hex> <pid> <started unix s> <alive 0/1> <cpu ticks> <rss kB>
+    t <epoch> <holder> <centiseconds since the holder renewed, or ->   (the host's fence)
+    r <service hex> <index> <generation hex> <pid> <started unix s> <alive 0/1> <cpu ticks> <rss kB> <epoch or ->
     E
 
 A host without /proc answers a single `U <reason>` line instead.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.model import HostObservation, HostState, ReplicaId, ReplicaStatus, Resources
+from core.model import Fence, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
 
 MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
 
@@ -39,6 +40,7 @@ class ReplicaSample:
     alive: bool
     ticks: int | None  # utime + stime, clock ticks
     rss_kb: int | None
+    epoch: int | None = None  # the fencing epoch it was started under (None: a record of an older runtime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class Frame:
     hz: int
     capacity: Resources | None = None  # declared capacity (demo hosts)
     replicas: tuple[ReplicaSample, ...] = ()
+    fence: Fence | None = None
 
     @property
     def cpu_busy_total(self) -> tuple[int, int]:
@@ -90,9 +93,9 @@ def _float(text: str, what: str) -> float:
 
 
 def parse_replica_line(fields: list[str]) -> ReplicaSample:
-    if len(fields) != 9:
-        raise FrameError(f"replica line has {len(fields)} fields, expected 9")
-    _, svc, index, gen, pid, started, alive, ticks, rss = fields
+    if len(fields) != 10:
+        raise FrameError(f"replica line has {len(fields)} fields, expected 10")
+    _, svc, index, gen, pid, started, alive, ticks, rss, epoch = fields
     return ReplicaSample(
         replica=ReplicaId(decode_hex(svc, "service name"), _int(index, "replica index")),
         generation=decode_hex(gen, "generation"),
@@ -101,7 +104,16 @@ def parse_replica_line(fields: list[str]) -> ReplicaSample:
         alive=alive == "1",
         ticks=_int(ticks, "cpu ticks") if ticks != "-" else None,
         rss_kb=_int(rss, "rss") if rss != "-" else None,
+        epoch=_int(epoch, "epoch") if epoch != "-" else None,
     )
+
+
+def parse_fence(fields: list[str]) -> Fence:
+    """`t EPOCH HOLDER AGE` → the host's fence (AGE in centiseconds, `-` when unknown)."""
+    if len(fields) != 3:
+        raise FrameError(f"fence line has {len(fields)} values, expected epoch, holder and age")
+    epoch, holder, age = fields
+    return Fence(Token(_int(epoch, "fence epoch"), holder), _int(age, "fence age") / 100 if age != "-" else None)
 
 
 def parse_frame(text: str) -> Frame:
@@ -140,6 +152,7 @@ def parse_frame(text: str) -> Frame:
         capacity = Resources(_int(cap[0], "declared cpu"), _int(cap[1], "declared mem"))
     if not seen["load"] or not seen["up"]:
         raise FrameError(f"frame {seq}: empty load or uptime line")
+    fence = parse_fence(seen["t"]) if "t" in seen else None
     return Frame(
         seq=seq,
         cpu=cpu,
@@ -151,6 +164,7 @@ def parse_frame(text: str) -> Frame:
         hz=max(1, _int(ncpu[1], "clock ticks")),
         capacity=capacity,
         replicas=tuple(replicas),
+        fence=fence,
     )
 
 
@@ -223,6 +237,7 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
                 cpu_percent=rep_percent,
                 rss=s.rss_kb * 1024 if s.rss_kb is not None else None,
                 started_at=s.started_at,
+                epoch=s.epoch,
             )
         )
     mem_total = frame.mem_total_kb * 1024
@@ -239,4 +254,5 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
         uptime=frame.uptime,
         replicas=tuple(sorted(replicas, key=lambda r: r.replica)),
         last_seen=at,
+        fence=frame.fence,
     )

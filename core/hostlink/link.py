@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import asyncssh
 
-from core.errors import HostCommandFailed, HostKeyMismatch, HostUnreachable
+from core.errors import Fenced, HostCommandFailed, HostKeyMismatch, HostUnreachable
 from core.hostlink import scripts
 from core.hostlink.frames import Frame, FrameReader, Unsupported, observe
 from core.hostlink.keys import HostKeys
@@ -79,9 +79,10 @@ class LinkContext:
 class Link(abc.ABC):
     """What the fleet needs of a host, whether reached over SSH or locally."""
 
-    def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None]) -> None:
+    def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None], holder: str) -> None:
         self.host = host
         self.config = config
+        self.holder = holder  # the controller's id: its probe renews the host's fence while the fence names it
         self.state_dir = scripts.state_dir(config.state_dir, config.name)
         self.observation = HostObservation(host=host.name, state=HostState.UNKNOWN, at=time.time())
         self.lock = asyncio.Lock()  # one start/stop at a time per host: port choice and records
@@ -179,8 +180,10 @@ class _ProbeSession(asyncssh.SSHClientSession[bytes]):
 class SshLink(Link):
     """A host over one persistent asyncssh connection with one long-lived probe channel."""
 
-    def __init__(self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None], ctx: LinkContext):
-        super().__init__(host, config, emit)
+    def __init__(
+        self, host: Host, config: ClusterConfig, emit: Callable[[HostObservation], None], holder: str, ctx: LinkContext
+    ):
+        super().__init__(host, config, emit, holder)
         self.ctx = ctx
         self.conn: asyncssh.SSHClientConnection | None = None
         self._connected = asyncio.Event()
@@ -268,7 +271,7 @@ class SshLink(Link):
 
     async def _probe(self, conn: asyncssh.SSHClientConnection) -> str | None:
         """Stream frames until the channel or connection ends; the reason if the host is unsupported."""
-        command = scripts.probe_command(self.state_dir, self.config.poll_interval)
+        command = scripts.probe_command(self.state_dir, self.config.poll_interval, self.holder)
         try:
             session = _ProbeSession(self)
             chan, _ = await conn.create_session(lambda: session, command, encoding=None)
@@ -323,6 +326,9 @@ async def _answering(address: str, port: int, timeout: float) -> socket.socket:
 
 
 def _checked(host: str, what: str, status: int | None, stdout: str, stderr: str) -> str:
+    fenced = scripts.parse_fenced(stdout) if status == scripts.FENCED_STATUS else None
+    if fenced is not None:
+        raise Fenced(host, what, fenced.epoch, fenced.holder)
     if status != 0:
         raise HostCommandFailed(host, what, stderr.strip()[-500:] or f"exit status {status}")
     return stdout

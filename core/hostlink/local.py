@@ -14,8 +14,9 @@ from core.hostlink.frames import Frame
 from core.hostlink.link import Link, run_local
 
 
-def local_frame(seq: int, state_dir: Path) -> Frame:
-    """This machine as a probe frame: the counters the remote probe reads from /proc."""
+def local_frame(seq: int, state_dir: Path, holder: str) -> Frame:
+    """This machine as a probe frame: the counters the remote probe reads from /proc; renews the fence
+    for `holder` as the shell probe does."""
     times = psutil.cpu_times()
     fields = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
     memory = psutil.virtual_memory()
@@ -28,7 +29,8 @@ def local_frame(seq: int, state_dir: Path) -> Frame:
         uptime=max(0.0, time.time() - psutil.boot_time()),
         ncpu=psutil.cpu_count() or 1,
         hz=records.HZ,
-        replicas=tuple(records.sample(r) for r in records.read_records(state_dir)),
+        replicas=records.samples(state_dir),
+        fence=records.fence(state_dir, holder),
     )
 
 
@@ -38,7 +40,7 @@ class LocalLink(Link):
         seq = 0
         while True:
             seq += 1
-            self._frame(local_frame(seq, directory))
+            self._frame(local_frame(seq, directory, self.holder))
             await asyncio.sleep(self.config.poll_interval)
 
     async def run(self, command: str, timeout: float, what: str) -> str:

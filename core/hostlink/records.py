@@ -1,7 +1,10 @@
 """Replica records read on this machine (the local host, demo hosts), with psutil.
 
 The records are the ones `scripts.START` writes; this is the same reading the
-shell does on a remote host, for hosts loadmaster reaches without SSH.
+shell does on a remote host, for hosts loadmaster reaches without SSH: a replica
+runs while its session leader runs with the recorded start time or, once the
+leader is gone, while any process of its session remains. The fence is read and
+renewed here as the shell probe does it (see `scripts`).
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 from core.hostlink.frames import FrameError, ReplicaSample, decode_hex
-from core.model import ReplicaId
+from core.model import Fence, ReplicaId, Token
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -29,13 +33,15 @@ class Record:
     starttime: int  # clock ticks after boot, field 22 of /proc/PID/stat
     started_at: float
     port: int | None
+    epoch: int | None = None  # the token it was started under (v1 records have none)
 
 
 def parse_record(line: str) -> Record:
     fields = line.split()
-    if len(fields) != 9 or fields[0] != "v1":
-        raise FrameError(f"replica record {line[:60]!r} is not a v1 record")
-    _, svc, index, gen, cmd, pid, start, at, port = fields
+    if not ((len(fields) == 9 and fields[0] == "v1") or (len(fields) == 11 and fields[0] == "v2")):
+        raise FrameError(f"replica record {line[:60]!r} is not a v1 or v2 record")
+    _, svc, index, gen, cmd, pid, start, at, port = fields[:9]
+    epoch = fields[9] if len(fields) == 11 else "-"
     try:
         return Record(
             replica=ReplicaId(decode_hex(svc, "service name"), int(index)),
@@ -45,6 +51,7 @@ def parse_record(line: str) -> Record:
             starttime=int(start),
             started_at=float(at),
             port=int(port) if port != "-" else None,
+            epoch=int(epoch) if epoch != "-" else None,
         )
     except ValueError as exc:
         raise FrameError(f"replica record {line[:60]!r}: {exc}") from None
@@ -61,16 +68,35 @@ def read_records(directory: Path) -> list[Record]:
     return records
 
 
-def _process(record: Record) -> psutil.Process | None:
-    """The record's process if it still runs with the recorded start time (a reused pid is not it)."""
+class Sessions:
+    """The live processes of each session, read from /proc once and only when a leader is gone."""
+
+    def __init__(self) -> None:
+        self._by_sid: dict[int, list[psutil.Process]] | None = None
+
+    def of(self, sid: int) -> list[psutil.Process]:
+        if self._by_sid is None:
+            self._by_sid = {}
+            for proc in psutil.process_iter():
+                with contextlib.suppress(psutil.Error, OSError):
+                    if proc.status() != psutil.STATUS_ZOMBIE:
+                        self._by_sid.setdefault(os.getsid(proc.pid), []).append(proc)
+        return self._by_sid.get(sid, [])
+
+
+def _members(record: Record, sessions: Sessions) -> list[psutil.Process]:
+    """What runs of the replica: its leader and the leader's children while the leader runs with the
+    recorded start time, else every process left in its session (empty once it ended)."""
     try:
         proc = psutil.Process(record.pid)
         started = round((proc.create_time() - psutil.boot_time()) * HZ)
-        if abs(started - record.starttime) > 1 or proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc
+        if abs(started - record.starttime) > 1:
+            return []  # the pid was reused, which the kernel does only once our session is empty
+        if proc.status() != psutil.STATUS_ZOMBIE:
+            return [proc, *_children(record.pid)]
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
-        return None
+        pass
+    return sessions.of(record.pid)
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -91,33 +117,61 @@ def _children(pid: int) -> list[psutil.Process]:
     return out
 
 
-def sample(record: Record) -> ReplicaSample:
-    """Liveness, cpu ticks and RSS of a replica: its process and that process's children."""
-    proc = _process(record)
+def sample(record: Record, sessions: Sessions) -> ReplicaSample:
+    """Liveness, cpu ticks and RSS of a replica: what runs of it (see `_members`)."""
+    members = _members(record, sessions)
     ticks = rss = None
-    if proc is not None:
+    if members:
         try:
-            with proc.oneshot():
-                members = [proc, *_children(record.pid)]
             times = [m.cpu_times() for m in members]
             ticks = round(sum(t.user + t.system for t in times) * HZ)
             rss = sum(m.memory_info().rss for m in members) // 1024
         except (psutil.NoSuchProcess, psutil.AccessDenied):
-            proc = None
+            members = []
     return ReplicaSample(
         replica=record.replica,
         generation=record.generation,
         pid=record.pid,
         started_at=record.started_at,
-        alive=proc is not None,
-        ticks=ticks if proc is not None else None,
-        rss_kb=rss if proc is not None else None,
+        alive=bool(members),
+        ticks=ticks if members else None,
+        rss_kb=rss if members else None,
+        epoch=record.epoch,
     )
 
 
+def samples(directory: Path) -> tuple[ReplicaSample, ...]:
+    sessions = Sessions()
+    return tuple(sample(r, sessions) for r in read_records(directory))
+
+
 def kill(record: Record, sig: signal.Signals = signal.SIGKILL) -> None:
-    """Signal the replica's process group, if the record's process still runs."""
-    if _process(record) is None:
-        return
-    with contextlib.suppress(ProcessLookupError):
+    """Signal the replica's process group and whatever is left in its session."""
+    for member in _members(record, Sessions()):
+        with contextlib.suppress(psutil.Error):
+            member.send_signal(sig)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(record.pid, sig)
+
+
+def uptime_cs() -> int:
+    """The host's uptime in centiseconds: the clock of fence renewals, as /proc/uptime is for the shell."""
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * 100)
+
+
+def fence(directory: Path, holder: str) -> Fence:
+    """The fence as the probe reports it, renewing it first when `holder` holds it (see `scripts.PROBE`)."""
+    epoch, owner = 0, "-"
+    with contextlib.suppress(OSError, ValueError):
+        e, owner = (directory / "fence").read_text(encoding="utf-8").split()
+        epoch = int(e)
+    now = uptime_cs()
+    if owner == holder:
+        with contextlib.suppress(OSError):
+            (directory / "fence.live").write_text(f"{holder} {now}\n", encoding="utf-8")
+    age = None
+    with contextlib.suppress(OSError, ValueError):
+        live, at = (directory / "fence.live").read_text(encoding="utf-8").split()
+        if live == owner:
+            age = (now - int(at)) / 100
+    return Fence(Token(epoch, owner), age)

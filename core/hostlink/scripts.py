@@ -7,11 +7,25 @@ as shell by loadmaster's own code. A replica's command is run once, by
 `sh -c`, exactly as written in cluster.toml.
 
 State on the host, under the state directory (`~/.loadmaster/<cluster>` by default):
-    replicas/<service hex>.<index>.rec   one line: v1 svc gen cmd pid starttime started_at port
+    replicas/<service hex>.<index>.rec   one line: v2 svc idx gen cmd pid starttime started_at port epoch holder
     logs/<service hex>.<index>.log       the replica's stdout and stderr
-`starttime` is field 22 of /proc/PID/stat (clock ticks after boot): a record only
-counts as running while its pid exists with that same start time, so a reused
-pid is never taken for the replica (or killed in its place).
+    fence                                the highest fencing token seen: `epoch holder`
+    fence.live                           `holder uptime-centiseconds`: when the holder last renewed
+    fence.lock                           flock(1) lock every action holds from its token check to its end
+`pid` is the replica's session (and process group) leader, the `sh -c` that runs its command;
+`starttime` is field 22 of its /proc/PID/stat (clock ticks after boot). A replica runs while its
+leader runs with that start time, or, once the leader is gone (kill -9 of the `sh -c` leaves its
+command running), while any process of its session remains: the kernel reuses no pid that still
+names a session, so a leader pid found with another start time means the session is over, and a
+reused pid is never taken for the replica (or killed in its place). `epoch holder` is the token of
+the controller that started it (v1 records, from older runtimes, have none).
+
+Fencing: START, STOP and CLAIM take `fence.lock`, compare the token they carry with `fence`
+and keep the lock until they end, so no lower token acts between a takeover and its first action.
+A lower token, or an equal epoch of another holder, is refused with exit status 4 and
+`fenced EPOCH HOLDER` on stdout; a higher one is recorded as the new holder. The holder's probe
+renews `fence.live` every poll (shell built-ins only), and every probe reports `t EPOCH HOLDER AGE`.
+Host uptime is the clock of renewals: no controller's clock is compared with a host's.
 
 Reading /proc/PID/stat (proc(5) numbers its fields from 1): `pid (comm) state ppid … utime(14)
 stime(15) … starttime(22) …`. Field 2, comm, is the process's name in parentheses and may itself
@@ -23,59 +37,106 @@ field N is then word N-2. Word counts below say which field they read.
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import shlex
 from dataclasses import dataclass
 
 from core.hostlink.frames import FrameError, ReplicaSample, parse_replica_line
-from core.model import ReplicaId
+from core.model import ReplicaId, Token
 
 PROBE_MARK = "# loadmaster probe v1"
 
-# Shared shell functions. `alive PID START` succeeds for a live pid with that start time and sets
-# tk/rs to the cpu ticks and RSS of it and its children (`sh -c` may not exec the command).
+# Shared shell functions. `alive PID START` succeeds while the replica whose session leader is PID
+# (started at START) runs, and sets tk/rs to the cpu ticks and RSS of what runs of it.
 _COMMON = r"""
 d=$1; shift
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 case $d in '~') d=$HOME;; '~/'*) d=$HOME/${d#'~/'};; esac
 alive() {
-  al=0; tk=-; rs=-
+  al=0; tk=-; rs=-; mem=
   case $1 in ''|*[!0-9]*) return 1;; esac
-  read -r ps 2>/dev/null </proc/$1/stat || return 1
-  # $1 is the wanted start time, then field N of stat is ${N-1}: ${2} state (3), ${21} starttime (22),
-  # ${13} utime (14), ${14} stime (15). ${ps%% *} is field 1, the pid.
-  set -- "$2" ${ps##*) }
-  case $2 in Z|X) return 1;; esac
-  [ "${21}" = "$1" ] || return 1
-  al=1; tk=$((${13} + ${14})); rs=0
-  usage "${ps%% *}"
-  read -r kids 2>/dev/null </proc/${ps%% *}/task/${ps%% *}/children
-  for k in $kids; do
-    read -r ps 2>/dev/null </proc/$k/stat || continue
-    # field N is ${N-2}: ${12} utime (14), ${13} stime (15)
-    set -- ${ps##*) }; tk=$((tk + ${12} + ${13})); usage "$k"
+  if read -r ps 2>/dev/null </proc/$1/stat; then
+    # $1 is the wanted start time, then field N of stat is ${N-1}: ${2} state (3), ${21} starttime (22),
+    # ${13} utime (14), ${14} stime (15). ${ps%% *} is field 1, the pid.
+    set -- "$1" "$2" ${ps##*) }
+    # Another start time: the pid was reused, which the kernel does only once our session is empty.
+    [ "${22}" = "$2" ] || return 1
+    case $3 in
+    Z|X) ;;
+    *)
+      al=1; tk=$((${14} + ${15})); rs=0; mem=$1
+      usage "$1"
+      read -r kids 2>/dev/null </proc/$1/task/$1/children
+      for k in $kids; do
+        read -r ps 2>/dev/null </proc/$k/stat || continue
+        # field N is ${N-2}: ${12} utime (14), ${13} stime (15)
+        set -- ${ps##*) }; tk=$((tk + ${12} + ${13})); usage "$k"; mem="$mem $k"
+      done
+      return 0;;
+    esac
+  fi
+  session "$1"
+}
+# The leader is gone: every live process of session $1 (field 6), found by reading /proc.
+session() {
+  for p in /proc/[0-9]*; do
+    read -r ps 2>/dev/null <"$p/stat" || continue
+    # field N is ${N-1}: ${2} state (3), ${5} session (6), ${13} utime (14), ${14} stime (15)
+    set -- "$1" ${ps##*) }
+    [ "$5" = "$1" ] || continue
+    case $2 in Z|X) continue;; esac
+    [ "$al" = 1 ] || { al=1; tk=0; rs=0; }
+    tk=$((tk + ${13} + ${14})); usage "${p#/proc/}"; mem="$mem ${p#/proc/}"
   done
-  return 0
+  [ "$al" = 1 ]
 }
 # Adds the VmRSS (kB) of pid $1 to rs.
 usage() {
   while read -r k v u; do case $k in VmRSS:) rs=$((rs + v)); break;; esac; done 2>/dev/null </proc/$1/status
 }
 rep() {
-  read -r v svc idx gen cmd pid st at port <"$1" || return 0
+  read -r v svc idx gen cmd pid st at port te th <"$1" || return 0
   alive "$pid" "$st"
-  printf 'r %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$pid" "$at" "$al" "$tk" "$rs"
+  printf 'r %s %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$pid" "$at" "$al" "$tk" "$rs" "${te:--}"
 }
 reps() {
   for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f"; done
 }
 """
 
-# `sh -c PROBE lm DIR INTERVAL [PROBE_MARK]`: streams one frame per interval until the channel closes.
+# `lock; fence EPOCH HOLDER`: what every action runs first (see the module's docstring).
+_FENCE = r"""
+lock() {
+  command -v flock >/dev/null 2>&1 || { echo "flock is not installed on this host (util-linux)" >&2; exit 3; }
+  mkdir -p "$d" || exit 3
+  [ -f "$d/fence.lock" ] || : >>"$d/fence.lock" || exit 3
+  exec 9<"$d/fence.lock" || exit 3
+  flock -w 30 9 || { echo "$d/fence.lock stayed locked for 30 s" >&2; exit 3; }
+  fe=0 fh=-
+  [ ! -f "$d/fence" ] || read -r fe fh <"$d/fence" || :
+  case $fe in ''|*[!0-9]*) fe=0;; esac
+  read -r up rest </proc/uptime
+  now=${up%%.*}${up#*.}
+}
+fence() {
+  lock
+  if [ "$1" -lt "$fe" ] || { [ "$1" -eq "$fe" ] && [ "$2" != "$fh" ]; }; then echo "fenced $fe $fh"; exit 4; fi
+  [ "$1" -eq "$fe" ] || hold "$1" "$2"
+}
+hold() {
+  printf '%s %s\n' "$1" "$2" >"$d/fence.tmp" && mv -f "$d/fence.tmp" "$d/fence" || exit 3
+  printf '%s %s\n' "$2" "$now" >"$d/fence.live" || exit 3
+}
+"""
+
+# `sh -c PROBE lm DIR INTERVAL HOLDER`: streams one frame per interval until the channel closes; renews
+# the fence for HOLDER (the controller's id) each time while the host's fence names it.
 PROBE = (
     PROBE_MARK
     + _COMMON
     + r"""
-i=$1
+i=$1 me=$2
 if ! [ -r /proc/stat ] || ! [ -r /proc/meminfo ]; then echo "U no /proc/stat here: not a Linux host"; exit 0; fi
 n=0
 while read -r k r; do case $k in cpu[0-9]*) n=$((n + 1));; esac; done </proc/stat
@@ -87,7 +148,14 @@ while :; do
   while read -r k v u; do case $k in MemTotal:) mt=$v;; MemAvailable:) ma=$v; break;; esac; done </proc/meminfo
   read -r la </proc/loadavg
   read -r up </proc/uptime
-  { printf 'F %s\n%s\nmem %s %s\nload %s\nup %s\nncpu %s %s\n' "$s" "$c" "$mt" "$ma" "$la" "$up" "$n" "$hz"
+  fe=0 fh=- lh=- lt=- age=-
+  [ ! -f "$d/fence" ] || read -r fe fh 2>/dev/null <"$d/fence" || :
+  now=${up%%.*}; now=$now${up#"$now".}; now=${now%% *}
+  if [ "$fh" = "$me" ]; then printf '%s %s\n' "$me" "$now" 2>/dev/null >"$d/fence.live"; fi
+  [ ! -f "$d/fence.live" ] || read -r lh lt 2>/dev/null <"$d/fence.live" || :
+  case $lt in ''|*[!0-9]*) ;; *) [ "$lh" != "$fh" ] || age=$((now - lt));; esac
+  { printf 'F %s\n%s\nmem %s %s\nload %s\nup %s\nncpu %s %s\nt %s %s %s\n' \
+      "$s" "$c" "$mt" "$ma" "$la" "$up" "$n" "$hz" "${fe:-0}" "${fh:--}" "$age"
     reps
     echo E; } || exit 0
   sleep "$i" 2>/dev/null || sleep 1
@@ -114,47 +182,65 @@ exit 0
 """
 )
 
-# `sh -c START lm DIR SVC IDX GEN CMD_HEX CMD PORT`: starts the replica unless its record is alive.
+# `sh -c START lm DIR EPOCH HOLDER SVC IDX GEN CMD_HEX CMD PORT`: starts the replica unless its record is
+# alive. Nothing runs that no record names: the record's file is written before the spawn (so a state
+# directory that cannot be written fails the start before anything runs), and a record that cannot be
+# completed after it kills what was spawned.
 START = (
     _COMMON
+    + _FENCE
     + r"""
+fence "$1" "$2"; te=$1 th=$2; shift 2
 svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6
 f=$d/replicas/$svc.$idx.rec
 if [ -f "$f" ]; then
-  read -r v s2 i2 g2 c2 pid st at p2 <"$f"
+  read -r v s2 i2 g2 c2 pid st rest <"$f"
   if alive "$pid" "$st"; then echo "hz $hz"; rep "$f"; exit 0; fi
 fi
 command -v setsid >/dev/null 2>&1 || { echo "setsid is not installed on this host (util-linux)" >&2; exit 3; }
 mkdir -p "$d/replicas" "$d/logs" || exit 3
 log=$d/logs/$svc.$idx.log
 cd "$d" || exit 3
-setsid sh -c "$cmd" >>"$log" 2>&1 </dev/null &
+echo starting >"$f.tmp" || exit 3
+# 9>&-: the replica must not inherit the fence lock.
+setsid sh -c "$cmd" >>"$log" 2>&1 </dev/null 9>&- &
 pid=$!
 st=0
 # field N of stat is ${N-2}: ${20} is starttime (22)
 if read -r ps 2>/dev/null </proc/$pid/stat; then set -- ${ps##*) }; st=${20}; fi
 at=$(date +%s)
-printf 'v1 %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$cmdhex" "$pid" "$st" "$at" "$port" >"$f.tmp" &&
-  mv "$f.tmp" "$f" || exit 3
+if ! { printf 'v2 %s %s %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$cmdhex" "$pid" "$st" "$at" "$port" \
+    "$te" "$th" >"$f.tmp" && mv -f "$f.tmp" "$f"; }; then
+  kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null
+  rm -f "$f.tmp"
+  echo "the replica record $f could not be written: the process started for it was killed" >&2
+  exit 3
+fi
 echo "hz $hz"
 rep "$f"
 """
 )
 
-# `sh -c STOP lm DIR SVC IDX TENTHS`: TERM to the process group, KILL after the grace period. The
-# record goes only with the process: one still alive 2 s after SIGKILL (stuck in uninterruptible
-# sleep, or not ours to signal) keeps it, so the replica stays seen and counted rather than running
-# as an orphan nothing tracks, and STOP fails saying so.
+# `sh -c STOP lm DIR EPOCH HOLDER SVC IDX TENTHS`: TERM to the replica's process group and to every process
+# left in its session, KILL after the grace period. The record goes only with the processes: one still alive
+# 2 s after SIGKILL (stuck in uninterruptible sleep, or not ours to signal) keeps it, so the replica stays
+# seen and counted rather than running as an orphan nothing tracks, and STOP fails saying so.
 STOP = (
     _COMMON
+    + _FENCE
     + r"""
+fence "$1" "$2"; shift 2
 f=$d/replicas/$1.$2.rec; n=$3
 [ -f "$f" ] || { echo "absent"; exit 0; }
-read -r v svc idx gen cmd pid st at port <"$f"
+read -r v svc idx gen cmd pid st rest <"$f"
+signal() {
+  kill -s "$1" -- "-$pid" 2>/dev/null
+  [ -z "$mem" ] || kill -s "$1" $mem 2>/dev/null
+}
 if alive "$pid" "$st"; then
-  kill -s TERM -- "-$pid" 2>/dev/null || kill -s TERM "$pid" 2>/dev/null
+  signal TERM
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
-  if alive "$pid" "$st"; then kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null; fi
+  if alive "$pid" "$st"; then signal KILL; fi
   n=20
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
   if alive "$pid" "$st"; then
@@ -164,6 +250,35 @@ if alive "$pid" "$st"; then
 fi
 rm -f "$f"
 echo "stopped"
+"""
+)
+
+# `sh -c CLAIM lm DIR EPOCH HOLDER TIMEOUT_CS FORCE`: take the host for HOLDER unless another holder renewed
+# it within TIMEOUT_CS centiseconds (FORCE=1 takes it all the same). Prints one line:
+#   taken E H     it is ours now (E H: the token it replaces)
+#   held E H AGE  a live holder has it (AGE centiseconds since it renewed); nothing written
+#   fenced E H    our token is not above the one the host has; nothing written
+CLAIM = (
+    _COMMON
+    + _FENCE
+    + r"""
+e=$1 me=$2 lim=$3 force=$4
+lock
+age=-
+if [ -f "$d/fence.live" ]; then
+  lh= lt=
+  read -r lh lt <"$d/fence.live" || :
+  case $lt in
+  ''|*[!0-9]*) [ -n "$lh" ] || age=0;;  # torn while its holder rewrote it: the holder is live
+  *) [ "$lh" != "$fh" ] || age=$((now - lt));;
+  esac
+fi
+if [ "$fh" != "$me" ] && [ "$fh" != - ] && [ "$force" != 1 ] && [ "$age" != - ] && [ "$age" -lt "$lim" ]; then
+  echo "held $fe $fh $age"; exit 0
+fi
+if [ "$e" -lt "$fe" ] || { [ "$e" -eq "$fe" ] && [ "$fh" != "$me" ]; }; then echo "fenced $fe $fh"; exit 0; fi
+hold "$e" "$me"
+echo "taken $fe $fh"
 """
 )
 
@@ -182,23 +297,65 @@ def state_dir(configured: str | None, cluster: str) -> str:
     return configured or f"~/.loadmaster/{cluster}"
 
 
-def probe_command(directory: str, interval: float) -> str:
-    return command(PROBE, directory, f"{interval:g}")
+def probe_command(directory: str, interval: float, holder: str) -> str:
+    return command(PROBE, directory, f"{interval:g}", holder)
 
 
 def list_command(directory: str) -> str:
     return command(LIST, directory)
 
 
-def start_command(directory: str, replica: ReplicaId, generation: str, cmd: str, port: int | None) -> str:
+def start_command(directory: str, token: Token, replica: ReplicaId, generation: str, cmd: str, port: int | None) -> str:
     return command(
-        START, directory, hexed(replica.service), str(replica.index), hexed(generation), hexed(cmd), cmd,
-        str(port) if port is not None else "-",
+        START, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
+        hexed(generation), hexed(cmd), cmd, str(port) if port is not None else "-",
     )  # fmt: skip
 
 
-def stop_command(directory: str, replica: ReplicaId, grace: float) -> str:
-    return command(STOP, directory, hexed(replica.service), str(replica.index), str(max(0, round(grace * 10))))
+def stop_command(directory: str, token: Token, replica: ReplicaId, grace: float) -> str:
+    return command(
+        STOP, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
+        str(max(0, round(grace * 10))),
+    )  # fmt: skip
+
+
+def claim_command(directory: str, token: Token, live_for: float, force: bool) -> str:
+    """Take the host for `token` unless another holder renewed it within `live_for` seconds (or `force`)."""
+    return command(CLAIM, directory, str(token.epoch), token.holder, str(round(live_for * 100)), "1" if force else "0")
+
+
+FENCED_STATUS = 4  # START/STOP's exit status when the host has a higher token
+
+
+class ClaimOutcome(enum.StrEnum):
+    TAKEN = "taken"
+    HELD = "held"  # a live holder has it
+    FENCED = "fenced"  # the host has a token at least as high
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    before: Token  # the host's token before the claim (the holder's, when held or fenced)
+    age: float | None = None  # seconds since a live holder renewed (held)
+
+
+def parse_claim(text: str) -> Claim:
+    fields = text.split()
+    if len(fields) < 3 or fields[0] not in ClaimOutcome.__members__.values():
+        raise FrameError(f"claim answer {text[:60]!r} is not taken/held/fenced EPOCH HOLDER")
+    outcome = ClaimOutcome(fields[0])
+    age = _number(fields[3], 10, "age") / 100 if outcome is ClaimOutcome.HELD and len(fields) > 3 else None
+    return Claim(outcome, Token(_number(fields[1], 10, "epoch"), fields[2]), age)
+
+
+def parse_fenced(text: str) -> Token | None:
+    """The host's token from a START/STOP that was refused (`fenced EPOCH HOLDER`), else None."""
+    fields = text.split()
+    if len(fields) == 3 and fields[0] == "fenced":
+        with contextlib.suppress(FrameError):
+            return Token(_number(fields[1], 10, "epoch"), fields[2])
+    return None
 
 
 @dataclass(frozen=True, slots=True)

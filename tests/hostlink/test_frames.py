@@ -82,7 +82,7 @@ def test_garbage_is_reported_and_skipped_without_losing_the_next_frame() -> None
     assert [i.seq for i in items[1:]] == [1, 2, 3]  # type: ignore[union-attr]
     bad = reader.feed(b"F 4\ncpu  x y z w\nmem 1 1\nload 0 0 0\nup 1 1\nncpu 1 100\nE\n")
     assert isinstance(bad[0], FrameError) and "cpu counter 'x'" in str(bad[0])
-    (hex_error,) = reader.feed(b"F 5\ncpu  1 1 1 1\nmem 1 1\nload 0\nup 1\nncpu 1 100\nr zz 0 - 1 0 1 - -\nE\n")
+    (hex_error,) = reader.feed(b"F 5\ncpu  1 1 1 1\nmem 1 1\nload 0\nup 1\nncpu 1 100\nr zz 0 - 1 0 1 - - -\nE\n")
     assert isinstance(hex_error, FrameError) and "not hex-encoded" in str(hex_error)
 
 

@@ -13,22 +13,22 @@ from core.errors import HostKeyMismatch, HostKeyUnknown
 from core.hostlink import scripts
 from core.hostlink.keys import HostKeys
 from core.hostlink.link import BACKOFF_CAP, backoff, silence_state
-from core.model import HostKeyPolicy, HostState, ReplicaId
+from core.model import HostKeyPolicy, HostState, ReplicaId, Token
 
 HOSTILE = '\'; $(touch /tmp/pwned) "x y"'
 
 
 def test_every_argument_reaches_the_host_shell_as_one_word() -> None:
-    cmd = scripts.start_command("~/st ate", ReplicaId(HOSTILE, 3), "gen;1", f"echo {HOSTILE}", 20001)
+    cmd = scripts.start_command("~/st ate", Token(7, "c1"), ReplicaId(HOSTILE, 3), "gen;1", f"echo {HOSTILE}", 20001)
     argv = shlex.split(cmd)
     assert argv[:2] == ["sh", "-c"] and argv[2] == scripts.START and argv[3] == "lm"
-    assert argv[4:] == ["~/st ate", scripts.hexed(HOSTILE), "3", scripts.hexed("gen;1"),
+    assert argv[4:] == ["~/st ate", "7", "c1", scripts.hexed(HOSTILE), "3", scripts.hexed("gen;1"),
                         scripts.hexed(f"echo {HOSTILE}"), f"echo {HOSTILE}", "20001"]  # fmt: skip
 
 
 def test_probe_command_carries_interval_and_directory() -> None:
-    argv = shlex.split(scripts.probe_command("~/.loadmaster/x", 0.5))
-    assert argv[2].startswith(scripts.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5"]
+    argv = shlex.split(scripts.probe_command("~/.loadmaster/x", 0.5, "1-2@me"))
+    assert argv[2].startswith(scripts.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5", "1-2@me"]
 
 
 def test_state_dir_default_is_per_cluster() -> None:
@@ -45,12 +45,12 @@ def test_port_choice_skips_used_ports_and_wraps() -> None:
 
 
 def test_listing_parses_records_ports_and_listening_sockets() -> None:
-    record = f"r {scripts.hexed('web')} 2 {scripts.hexed('g')} 41 1700000000 1 500 1024"
+    record = f"r {scripts.hexed('web')} 2 {scripts.hexed('g')} 41 1700000000 1 500 1024 7"
     text = f"hz 250\n{record}\np 20005\nl 1F90\nl 0016\n"
     listing = scripts.parse_listing(text)
     assert listing.hz == 250 and listing.replica_ports == {20005} and listing.listening == {8080, 22}
     (sample,) = listing.samples
-    assert sample.replica == ReplicaId("web", 2) and sample.alive and sample.ticks == 500
+    assert sample.replica == ReplicaId("web", 2) and sample.alive and sample.ticks == 500 and sample.epoch == 7
 
 
 def test_backoff_doubles_up_to_a_cap_with_jitter() -> None:
