@@ -19,7 +19,9 @@ from core.optimizer.colgen import Master, relax
 from core.optimizer.patterns import Pattern
 
 INTEGRAL = 1e-6
-CHOICES = 3  # a random dive picks among this many of the most used patterns
+# A random dive picks among this many of the most used patterns. Measured on the 9 Hard28
+# instances the first dive misses, 20 dives each: 3 choices found 4 optima, 6 found 6.
+CHOICES = 6
 
 
 @dataclass(frozen=True, slots=True)
