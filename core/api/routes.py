@@ -22,7 +22,7 @@ from core.api.tokens import Token
 from core.engine.api import EngineAPI
 from core.engine.engine import plan_id
 from core.engine.events import EventKind
-from core.errors import ConfigError, LoadmasterError, ReadOnly, RevisionConflict, StalePlan, UnknownService
+from core.errors import ConfigError, LoadmasterError, RevisionConflict, UnknownService
 from core.model import ClusterConfig, Plan
 
 log = logging.getLogger("loadmaster.api")
@@ -401,7 +401,8 @@ class Api:
     async def _apply(self, plan: Plan, pid: str) -> None:
         try:
             await self.engine.approve(plan)
-        except (StalePlan, ReadOnly) as exc:  # the fleet moved between the check and the start
+        except LoadmasterError as exc:  # e.g. StalePlan: the fleet moved between the check and the start
+            # Nobody awaits this task: the outcome goes to the plan's status and the event stream.
             self._outcomes[pid] = "refused"
             self.engine.record(EventKind.API_WRITE, f"plan {pid} was not applied: {exc}", data={"plan": pid})
 

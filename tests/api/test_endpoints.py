@@ -12,7 +12,7 @@ import aiohttp
 from core import config as config_io
 from core import desired
 from core.engine.events import EventKind
-from core.errors import ConfigError
+from core.errors import ConfigError, StalePlan
 
 from .conftest import CLUSTER, Served, until
 
@@ -262,3 +262,19 @@ async def test_autoscale_through_the_api(api: Served) -> None:
     assert one["autoscale"]["last_decision"] == "autoscale.up api 2→3: cpu 0.90 of requested, target 0.6"
     status, err, _ = await api.call("PUT", "/v1/services/api", json={**body, "autoscale": {"min": 3, "max": 2}})
     assert status == 422 and any("autoscale.cpu_target is required" in p for p in err["problems"])
+
+
+async def test_an_approval_refused_after_the_answer_is_reported(api: Served, monkeypatch) -> None:
+    status, plan, _ = await api.call("POST", "/v1/plans")
+
+    async def refuse(_plan) -> None:
+        raise StalePlan(["h1 went down meanwhile"])
+
+    monkeypatch.setattr(api.engine, "approve", refuse)
+    status, _, _ = await api.call("POST", f"/v1/plans/{plan['id']}/approve")
+    assert status == 202
+    await until(lambda: any("was not applied" in e.message for e in api.engine.recent_events()))
+    status, now, _ = await api.call("GET", f"/v1/plans/{plan['id']}")
+    assert now["status"] in ("refused", "pending")  # the engine may still hold it as its pending plan
+    event = next(e for e in api.engine.recent_events() if "was not applied" in e.message)
+    assert "h1 went down meanwhile" in event.message and event.data["plan"] == plan["id"]
