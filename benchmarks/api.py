@@ -5,7 +5,7 @@
 The server (engine + API, one event loop) runs in this process; the load comes from
 child processes on loopback, so their CPU does not count against the server's loop:
 
-1. idle: the engine's tick durations with no API traffic (the baseline);
+1. idle: the engine's tick durations with no API traffic (the baseline, taken before and after 2.);
 2. load: 10 clients send GET /v1/services at 200 requests/s in total, each request on a
    fixed schedule (latency is counted from when it should have been sent, so a slow
    answer also delays the ones behind it); the engine's ticks are timed meanwhile;
@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
+import psutil  # noqa: E402
 
 REPLICAS_PER_HOST = 2
 SERVICES = 20
@@ -179,15 +180,26 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     assert len(fleet.running()) == len(replicas) and all(isinstance(r, ReplicaId) for r in fleet.running())
     try:
         await asyncio.sleep(3)  # settle
+        me = psutil.Process()
         ticks.clear()
+        cpu0 = sum(me.cpu_times()[:2])
         await asyncio.sleep(args.seconds)
         idle = list(ticks)
+        cpu_idle = sum(me.cpu_times()[:2]) - cpu0
 
         ticks.clear()
+        cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
         proc = child("load", token, url, str(args.rate), str(args.clients), str(args.seconds))
         out = await asyncio.to_thread(proc.communicate)
         loaded = list(ticks)
+        cpu_load, load_seconds = sum(me.cpu_times()[:2]) - cpu0, time.perf_counter() - t0
         got = json.loads(out[0].strip().splitlines()[-1])
+
+        # A second idle phase after the load: the machine's other work drifts over minutes, and a
+        # baseline taken on both sides of the load cancels that drift instead of counting it as growth.
+        ticks.clear()
+        await asyncio.sleep(args.seconds)
+        idle += ticks
 
         events = int(args.sse_seconds * args.sse_rate)
         proc = child("follow", token, url, str(args.followers), str(events), str(args.sse_seconds + 30))
@@ -220,6 +232,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "get_services_p50_ms": round(_percentile(lat_ms, 0.5), 2),
         "get_services_p99_ms": round(_percentile(lat_ms, 0.99), 2),
         "get_services_max_ms": round(max(lat_ms), 2),
+        "server_cpu_idle_pct": round(cpu_idle / args.seconds * 100, 1),  # of one core: engine + loop
+        "server_cpu_load_pct": round(cpu_load / load_seconds * 100, 1),
         "ticks_idle": len(idle),
         "ticks_loaded": len(loaded),
         "tick_p50_idle_ms": round(_percentile(idle, 0.5) * 1000, 2),
