@@ -368,9 +368,13 @@ class Engine:
         write(failover_document(self._config.name, self._clock(), view.basis, self._planner.failover), path, fmt)
 
     async def wait_failover(self, timeout: float = 30.0) -> None:
+        # A refresh asked while another solve runs is skipped, so one ask and a wait for idle could return
+        # the plans of an older view: ask until the plans are those of the view current at the time.
         deadline = self._clock() + timeout
-        self._planner.refresh_failover(self._view)
-        while self._planner.busy and self._clock() < deadline:
+        while self._clock() < deadline:
+            self._planner.refresh_failover(self._view)
+            if self._planner.failover_made_for(self._view):
+                return
             await asyncio.sleep(0.05)
 
     async def stop_demo_host(self, host: str) -> None:

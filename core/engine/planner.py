@@ -179,6 +179,10 @@ class Planner:
 
         self._spawn(run(), "failover")
 
+    def failover_made_for(self, view: View) -> bool:
+        """The failover plans are those of `view`, and none is being computed."""
+        return not self.busy and self._failover_basis == view.fingerprint
+
     # -- background work ----------------------------------------------------------------
 
     @property
