@@ -97,7 +97,8 @@ def ensure_user(name: str = FAULT_USER) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError:
-        _run("useradd", "-m", "-s", "/bin/sh", name)
+        # Two runs starting at once may both add it: the loser's "already exists" is fine.
+        _run("useradd", "-m", "-s", "/bin/sh", name, check=False)
         _run("usermod", "-p", "*", name)
 
 
