@@ -46,6 +46,7 @@ EVENT_LOG = 2000  # events kept for the events screen
 NOTIFY: dict[EventKind, SeverityLevel] = {
     EventKind.HOST_DOWN: "warning",
     EventKind.HOST_KEY_MISMATCH: "error",
+    EventKind.HOST_MISBEHAVING: "error",
     EventKind.ACTION_FAILED: "error",
     EventKind.FAILOVER_STARTED: "warning",
     EventKind.APPLY_FINISHED: "information",

@@ -93,6 +93,7 @@ class HostState(enum.StrEnum):
     DRAINING = "draining"  # operator asked to empty it
     KEY_MISMATCH = "key-mismatch"  # host key changed: refused, never merely "down"
     UNSUPPORTED = "unsupported"  # reachable, but no Linux /proc
+    MISBEHAVING = "misbehaving"  # its stream was cut off: garbage, impossible numbers or a flood of frames
 
     @property
     def accepts_work(self) -> bool:

@@ -19,6 +19,7 @@ from core.engine.events import Event, EventKind
 KIND_STYLE = {
     EventKind.HOST_DOWN: "bold red",
     EventKind.HOST_KEY_MISMATCH: "bold red",
+    EventKind.HOST_MISBEHAVING: "bold red",
     EventKind.ACTION_FAILED: "bold red",
     EventKind.REPLICA_CRASHED: "red",
     EventKind.CONFIG_INVALID: "red",

@@ -29,6 +29,7 @@ STATE_STYLE = {
     HostState.DRAINING: "cyan",
     HostState.KEY_MISMATCH: "bold white on red",
     HostState.UNSUPPORTED: "magenta",
+    HostState.MISBEHAVING: "bold magenta",
     HostState.UNKNOWN: "dim",
 }
 STATE_ORDER = {s: i for i, s in enumerate(STATE_STYLE)}

@@ -16,6 +16,7 @@ class EventKind(enum.StrEnum):
     HOST_DOWN = "host.down"
     HOST_KEY_MISMATCH = "host.key-mismatch"
     HOST_UNSUPPORTED = "host.unsupported"
+    HOST_MISBEHAVING = "host.misbehaving"
     REPLICA_STARTED = "replica.started"
     REPLICA_STOPPED = "replica.stopped"
     REPLICA_CRASHED = "replica.crashed"

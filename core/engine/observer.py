@@ -44,6 +44,7 @@ _HOST_EVENTS = {
     HostState.DOWN: EventKind.HOST_DOWN,
     HostState.KEY_MISMATCH: EventKind.HOST_KEY_MISMATCH,
     HostState.UNSUPPORTED: EventKind.HOST_UNSUPPORTED,
+    HostState.MISBEHAVING: EventKind.HOST_MISBEHAVING,
 }
 
 Emit = Callable[..., None]  # Engine._emit(kind, message, host=, replica=, data=)
@@ -200,7 +201,7 @@ class Observer:
             if obs.state is not before:
                 transitions.append((name, before, obs.state))
                 self.states[name] = obs.state
-                if obs.state in (HostState.DOWN, HostState.KEY_MISMATCH):
+                if obs.state in (HostState.DOWN, HostState.KEY_MISMATCH, HostState.MISBEHAVING):
                     self._ever_lost.add(name)
                 if obs.state is HostState.UP and name in self._ever_lost:
                     self._back_since[name] = now

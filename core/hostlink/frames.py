@@ -20,11 +20,21 @@ Everything here is pure: bytes in, frames out, observations from two frames.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from core.model import Fence, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
 
 MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
+# What a machine can report. Anything outside is a host lying or broken, and is refused here so that it
+# never reaches the planner (a negative MemTotal once made every plan of the cluster impossible).
+MAX_MEM_KB = 1 << 42  # 4 PiB, the most 5-level paging addresses
+MAX_CPUS = 1 << 16
+MAX_HZ = 100_000
+MAX_SECONDS = 1e11  # ~3,000 years of uptime or unix time
+MAX_LOAD = 1e6
+MAX_INT = (1 << 31) - 1  # pids and replica indexes
+MAX_COUNTER = 1 << 62  # clock-tick counters
 
 
 class FrameError(ValueError):
@@ -87,9 +97,26 @@ def _int(text: str, what: str) -> int:
 
 def _float(text: str, what: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise FrameError(f"{what} {text[:40]!r} is not a number") from None
+    if not math.isfinite(value):  # float() takes "nan", "inf" and "1e400"
+        raise FrameError(f"{what} {text[:40]!r} is not a finite number")
+    return value
+
+
+def _int_in(text: str, what: str, low: int, high: int) -> int:
+    value = _int(text, what)
+    if not low <= value <= high:
+        raise FrameError(f"{what} {value} is impossible (expected {low} to {high})")
+    return value
+
+
+def _float_in(text: str, what: str, high: float) -> float:
+    value = _float(text, what)
+    if not 0 <= value <= high:
+        raise FrameError(f"{what} {value:g} is impossible (expected 0 to {high:g})")
+    return value
 
 
 def parse_replica_line(fields: list[str]) -> ReplicaSample:
@@ -97,13 +124,13 @@ def parse_replica_line(fields: list[str]) -> ReplicaSample:
         raise FrameError(f"replica line has {len(fields)} fields, expected 10")
     _, svc, index, gen, pid, started, alive, ticks, rss, epoch = fields
     return ReplicaSample(
-        replica=ReplicaId(decode_hex(svc, "service name"), _int(index, "replica index")),
+        replica=ReplicaId(decode_hex(svc, "service name"), _int_in(index, "replica index", 0, MAX_INT)),
         generation=decode_hex(gen, "generation"),
-        pid=_int(pid, "pid"),
-        started_at=_float(started, "start time"),
+        pid=_int_in(pid, "pid", 1, MAX_INT),
+        started_at=_float_in(started, "start time", MAX_SECONDS),
         alive=alive == "1",
-        ticks=_int(ticks, "cpu ticks") if ticks != "-" else None,
-        rss_kb=_int(rss, "rss") if rss != "-" else None,
+        ticks=_int_in(ticks, "cpu ticks", 0, MAX_COUNTER) if ticks != "-" else None,
+        rss_kb=_int_in(rss, "rss kB", 0, MAX_MEM_KB) if rss != "-" else None,
         epoch=_int(epoch, "epoch") if epoch != "-" else None,
     )
 
@@ -135,7 +162,7 @@ def parse_frame(text: str) -> Frame:
     missing = [k for k in ("cpu", "mem", "load", "up", "ncpu") if k not in seen]
     if missing:
         raise FrameError(f"frame {seq} lacks {', '.join(missing)}")
-    cpu = tuple(_int(v, "cpu counter") for v in seen["cpu"])
+    cpu = tuple(_int_in(v, "cpu counter", 0, MAX_COUNTER) for v in seen["cpu"])
     if len(cpu) < 4:
         raise FrameError(f"frame {seq}: cpu line has {len(cpu)} counters, expected at least 4")
     mem = seen["mem"]
@@ -149,19 +176,21 @@ def parse_frame(text: str) -> Frame:
         cap = seen["cap"]
         if len(cap) != 2:
             raise FrameError(f"frame {seq}: cap line needs millicores and bytes")
-        capacity = Resources(_int(cap[0], "declared cpu"), _int(cap[1], "declared mem"))
+        capacity = Resources(
+            _int_in(cap[0], "declared cpu", 0, MAX_CPUS * 1000), _int_in(cap[1], "declared mem", 0, MAX_MEM_KB * 1024)
+        )
     if not seen["load"] or not seen["up"]:
         raise FrameError(f"frame {seq}: empty load or uptime line")
     fence = parse_fence(seen["t"]) if "t" in seen else None
     return Frame(
         seq=seq,
         cpu=cpu,
-        mem_total_kb=_int(mem[0], "MemTotal"),
-        mem_available_kb=_int(mem[1], "MemAvailable") if len(mem) > 1 and mem[1] else None,
-        load1=_float(seen["load"][0], "load average"),
-        uptime=_float(seen["up"][0], "uptime"),
-        ncpu=max(1, _int(ncpu[0], "cpu count")),
-        hz=max(1, _int(ncpu[1], "clock ticks")),
+        mem_total_kb=_int_in(mem[0], "MemTotal kB", 1, MAX_MEM_KB),
+        mem_available_kb=_int_in(mem[1], "MemAvailable kB", 0, MAX_MEM_KB) if len(mem) > 1 and mem[1] else None,
+        load1=_float_in(seen["load"][0], "load average", MAX_LOAD),
+        uptime=_float_in(seen["up"][0], "uptime", MAX_SECONDS),
+        ncpu=max(1, _int_in(ncpu[0], "cpu count", 0, MAX_CPUS)),  # 0: /proc/stat without per-cpu lines
+        hz=max(1, _int_in(ncpu[1], "clock ticks", 0, MAX_HZ)),
         capacity=capacity,
         replicas=tuple(replicas),
         fence=fence,
@@ -176,20 +205,26 @@ class FrameReader:
     """
 
     def __init__(self) -> None:
-        self._buf = b""
+        self._buf = bytearray()
+        self._searched = 0  # bytes of _buf already searched for an end of frame: each byte is searched once
 
     def feed(self, data: bytes) -> list[Frame | Unsupported | FrameError]:
-        self._buf += data
+        buf = self._buf
+        buf += data
         out: list[Frame | Unsupported | FrameError] = []
+        pos = 0
         while True:
-            if self._buf.startswith(b"U ") and b"\n" in self._buf:
-                line, _, self._buf = self._buf.partition(b"\n")
-                out.append(Unsupported(line[2:].decode("utf-8", "replace").strip()))
+            if buf.startswith(b"U ", pos) and (newline := buf.find(b"\n", pos)) >= 0:
+                out.append(Unsupported(buf[pos + 2 : newline].decode("utf-8", "replace").strip()))
+                pos = newline + 1
                 continue
-            end = self._buf.find(b"\nE\n")
+            end = buf.find(b"\nE\n", max(pos, self._searched - 2))
             if end < 0:
                 break
-            block, self._buf = self._buf[:end], self._buf[end + 3 :]
+            block, pos = bytes(buf[pos:end]), end + 3
+            if len(block) > MAX_FRAME_BYTES:
+                out.append(FrameError(f"a frame of {len(block)} bytes is over the {MAX_FRAME_BYTES}-byte limit"))
+                continue
             start = 0 if block.startswith(b"F ") else block.rfind(b"\nF ") + 1 or -1
             if start != 0:
                 out.append(FrameError(f"skipped {start if start > 0 else len(block)} bytes that are not a frame"))
@@ -201,8 +236,11 @@ class FrameReader:
                 out.append(FrameError("frame is not UTF-8 text"))
             except FrameError as exc:
                 out.append(exc)
-        if len(self._buf) > MAX_FRAME_BYTES:
-            self._buf = b""
+        del buf[:pos]
+        self._searched = len(buf)
+        if len(buf) > MAX_FRAME_BYTES:
+            buf.clear()
+            self._searched = 0
             out.append(FrameError(f"no end of frame within {MAX_FRAME_BYTES} bytes; dropped them"))
         return out
 

@@ -24,7 +24,8 @@ import asyncssh
 
 from core.errors import Fenced, HostCommandFailed, HostKeyMismatch, HostUnreachable
 from core.hostlink import scripts
-from core.hostlink.frames import Frame, FrameReader, Unsupported, observe
+from core.hostlink.frames import Frame, Unsupported, observe
+from core.hostlink.guard import Misbehaving, StreamGuard
 from core.hostlink.keys import HostKeys
 from core.model import ClusterConfig, Host, HostObservation, HostState
 
@@ -32,14 +33,17 @@ log = logging.getLogger("loadmaster.hostlink")
 
 BACKOFF_BASE = 0.5  # seconds before the first reconnect
 BACKOFF_CAP = 10.0  # never wait longer than this between attempts: a restored host is seen soon
+MISBEHAVING_BACKOFF_CAP = 60.0  # a host whose stream was cut off: 4-8 s before the first retry, then doubling
+MISBEHAVING_ATTEMPT = 4  # the backoff attempt a first misbehaving verdict starts from
+PROBATION_POLLS = 2.0  # a misbehaving host is up again once its stream has looked like a probe's this long
 KEEPALIVE_COUNT = 3
 SUSPECT_AFTER_POLLS = 2.0
 
 
-def backoff(attempt: int, rng: random.Random) -> float:
+def backoff(attempt: int, rng: random.Random, cap: float = BACKOFF_CAP) -> float:
     """Seconds before reconnect attempt `attempt` (0-based): doubling, capped, with jitter so a
     fleet that lost its network does not reconnect in lock-step."""
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** min(attempt, 16)) * (0.5 + rng.random() / 2)
+    return min(cap, BACKOFF_BASE * 2 ** min(attempt, 16)) * (0.5 + rng.random() / 2)
 
 
 def silence_state(silent: float, poll_interval: float, failure_timeout: float) -> HostState:
@@ -158,23 +162,58 @@ class _Client(asyncssh.SSHClient):
 
 
 class _ProbeSession(asyncssh.SSHClientSession[bytes]):
+    """The probe channel, read through a `StreamGuard`: a host past what a probe sends is cut off at once,
+    reported once (the link's state), and nothing it sends after that is read."""
+
     def __init__(self, link: SshLink) -> None:
         self.link = link
-        self.reader = FrameReader()
+        self.guard = StreamGuard(link.config.poll_interval)
         self.unsupported: str | None = None
         self.stderr = b""
+        self._chan: asyncssh.SSHClientChannel[bytes] | None = None
+        self._probation: float | None = None  # when a host marked misbehaving first sent a good frame again
+        self._warned = False
+
+    @property
+    def verdict(self) -> Misbehaving | None:
+        return self.guard.verdict
+
+    def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
+        self._chan = chan
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self.guard.verdict is not None:
+            return
         if datatype == asyncssh.EXTENDED_DATA_STDERR:
             self.stderr = (self.stderr + data)[-500:]
-            return
-        for item in self.reader.feed(data):
-            if isinstance(item, Frame):
-                self.link._frame(item)
-            elif isinstance(item, Unsupported):
-                self.unsupported = item.reason
-            else:
-                log.warning("%s: %s", self.link.host.name, item)
+            self.guard.errors(len(data))
+        else:
+            for item in self.guard.feed(data):
+                if isinstance(item, Unsupported):
+                    self.unsupported = item.reason
+                elif self._past_probation():
+                    self.link._frame(item)
+        if self.guard.verdict is not None:
+            self._cut_off()
+        elif self.guard.skipped is not None and not self._warned:
+            # Once per connection, and not from a host already cut off once: a stream of bad frames ends in
+            # a verdict (one event), not in a line per frame.
+            self._warned = True
+            if self.link.observation.state is not HostState.MISBEHAVING:
+                log.warning("%s: skipped a frame: %s", self.link.host.name, self.guard.skipped)
+
+    def _past_probation(self) -> bool:
+        if self.link.observation.state is not HostState.MISBEHAVING:
+            return True
+        now = time.monotonic()
+        if self._probation is None:
+            self._probation = now
+        # A flood would have met the guard's rate limit within this time; so it is not one.
+        return now - self._probation >= PROBATION_POLLS * self.link.config.poll_interval
+
+    def _cut_off(self) -> None:
+        if self._chan is not None:
+            self._chan.close()
 
 
 class SshLink(Link):
@@ -208,8 +247,10 @@ class SshLink(Link):
 
     async def _main(self) -> None:
         attempt = 0
+        strikes = 0  # misbehaving verdicts in a row: each doubles the wait before the next try
         while True:
             client = _Client(self)
+            cap = BACKOFF_CAP
             try:
                 conn = await self._connect(client)
             except (TimeoutError, OSError, asyncssh.Error, HostUnreachable) as exc:
@@ -224,17 +265,22 @@ class SshLink(Link):
                 self.conn = conn
                 self._connected.set()
                 try:
-                    unsupported = await self._probe(conn)
+                    outcome = await self._probe(conn)
                 finally:
                     self.conn = None
                     self._connected.clear()
                     conn.close()
-                if unsupported is not None:
-                    self._lost(f"not supported: {unsupported}", HostState.UNSUPPORTED)
+                if isinstance(outcome, Misbehaving):
+                    self._lost(f"misbehaving: {outcome.reason}", HostState.MISBEHAVING)
+                    attempt, cap = MISBEHAVING_ATTEMPT + strikes, MISBEHAVING_BACKOFF_CAP
+                    strikes += 1
+                elif isinstance(outcome, Unsupported):
+                    self._lost(f"not supported: {outcome.reason}", HostState.UNSUPPORTED)
                     attempt = 16
                 else:
+                    strikes = 0
                     self._lost("connection lost" + (f": {describe(client.lost)}" if client.lost else ""))
-            await asyncio.sleep(backoff(attempt, self._rng))
+            await asyncio.sleep(backoff(attempt, self._rng, cap))
             attempt += 1
 
     async def _connect(self, client: _Client) -> asyncssh.SSHClientConnection:
@@ -269,8 +315,8 @@ class SshLink(Link):
                 sock.close()
             raise
 
-    async def _probe(self, conn: asyncssh.SSHClientConnection) -> str | None:
-        """Stream frames until the channel or connection ends; the reason if the host is unsupported."""
+    async def _probe(self, conn: asyncssh.SSHClientConnection) -> Misbehaving | Unsupported | None:
+        """Stream frames until the channel or connection ends; why, if the host misbehaved or cannot run the probe."""
         command = scripts.probe_command(self.state_dir, self.config.poll_interval, self.holder)
         try:
             session = _ProbeSession(self)
@@ -279,10 +325,14 @@ class SshLink(Link):
             log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
             return None
         await chan.wait_closed()
-        if session.unsupported is None and self._prev is None and chan.get_exit_status() not in (None, 0):
+        if session.verdict is not None:
+            return session.verdict
+        if session.unsupported is not None:
+            return Unsupported(session.unsupported)
+        if self._prev is None and chan.get_exit_status() not in (None, 0):
             detail = session.stderr.decode("utf-8", "replace").strip() or f"exit status {chan.get_exit_status()}"
-            return f"the probe (POSIX sh and /proc) did not run: {detail}"
-        return session.unsupported
+            return Unsupported(f"the probe (POSIX sh and /proc) did not run: {detail}")
+        return None
 
     async def run(self, command: str, timeout: float, what: str) -> str:
         conn = await self.connection(self.config.defaults.connect_timeout)
