@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -272,8 +273,11 @@ class Engine:
     def snapshot(self) -> Snapshot:
         obs = self._fleet.observations()
         hosts: dict[str, HostObservation] = {}
+        excluded = self._observer.excluded
         for h in self._config.hosts:
             o = obs.get(h.name) or HostObservation(h.name, HostState.UNKNOWN, self._clock())
+            if h.name in excluded and o.error is None:  # why it runs nothing shows on its row
+                o = dataclasses.replace(o, error=f"excluded from planning: {excluded[h.name]}")
             hosts[h.name] = o
         view = self._view
         states = self._observer.states

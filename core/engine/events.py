@@ -17,6 +17,7 @@ class EventKind(enum.StrEnum):
     HOST_KEY_MISMATCH = "host.key-mismatch"
     HOST_UNSUPPORTED = "host.unsupported"
     HOST_MISBEHAVING = "host.misbehaving"
+    HOST_EXCLUDED = "host.excluded"  # no plan may use it: impossible numbers, or a reserve larger than it has
     REPLICA_STARTED = "replica.started"
     REPLICA_STOPPED = "replica.stopped"
     REPLICA_CRASHED = "replica.crashed"

@@ -7,7 +7,8 @@ State owned here, and who changes it:
   reaches the hosts' replicas);
 - `_intended`, the target of the last applied plan (which copy to keep when a replica runs twice):
   `intend`, called by the engine after an apply;
-- `view`, the latest `View`: replaced (never mutated) by `observe`.
+- `view`, the latest `View`: replaced (never mutated) by `observe`;
+- `excluded`, the hosts no plan may use and why (one host's impossible numbers never block the plan): `observe`.
 
 Everything else reads `view`: it is computed once per observation, so that a tick's stages share one
 picture of the fleet and none of them recomputes host states or the basis per host.
@@ -37,6 +38,7 @@ from core.model import (
     Resources,
     Service,
 )
+from core.optimizer import unplannable
 
 _HOST_EVENTS = {
     HostState.UP: EventKind.HOST_UP,
@@ -149,6 +151,7 @@ class Observer:
         self._intended: Placement | None = None
         self.runtime: ReplicaRuntime = _Expecting(fleet, self._expect)
         self._seq = 0  # observations pulled so far
+        self.excluded: dict[str, str] = {}  # host → why no plan may use it (core.optimizer.unplannable)
         self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
 
     def intend(self, placement: Placement) -> None:
@@ -216,12 +219,24 @@ class Observer:
                 if before.reachable and replicas is not self._records.get(name):
                     news.extend(self._crashes(name, replicas))
                 self._records[name] = replicas
+        news.extend(self._exclusions(config, observations))
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
             dict(self._records), self._intended, given_up,
         )  # fmt: skip
         return transitions, pulled, news
+
+    def _exclusions(self, config: ClusterConfig, observations: Mapping[str, HostObservation]) -> list[_News]:
+        """Hosts the planner leaves out (their numbers, or a reserve larger than they have): news once per reason."""
+        probed = {n: o.capacity for n, o in observations.items() if o.capacity is not None}
+        excluded, before = unplannable(config, probed), self.excluded
+        self.excluded = excluded
+        return [
+            (EventKind.HOST_EXCLUDED, f"{name} is excluded from planning: {why}", name, None)
+            for name, why in excluded.items()
+            if before.get(name) != why
+        ]
 
     def _planning_states(self, config: ClusterConfig, now: float) -> dict[str, HostState]:
         settle = config.policy.settle

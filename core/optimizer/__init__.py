@@ -5,7 +5,7 @@ No I/O, no globals; the only clock read is the solver's wall-clock budget.
 
 from core.optimizer.bounds import lower_bound
 from core.optimizer.failover import FailoverSummary, failover_for, failover_plans, spread_labels, summarize
-from core.optimizer.problem import HostSpec, PlacementProblem, PlacementResult
+from core.optimizer.problem import HostSpec, PlacementProblem, PlacementResult, unplannable
 from core.optimizer.solve import greedy, solve
 from core.optimizer.workers import solver_workers
 
@@ -22,4 +22,5 @@ __all__ = [
     "solver_workers",
     "spread_labels",
     "summarize",
+    "unplannable",
 ]
