@@ -41,6 +41,7 @@ from core.engine.api import EngineAPI, Snapshot
 from core.engine.events import Event, EventKind
 from core.errors import LoadmasterError
 from core.model import HostState, Plan
+from core.sanitize import printable
 
 EVENT_LOG = 2000  # events kept for the events screen
 NOTIFY: dict[EventKind, SeverityLevel] = {
@@ -159,7 +160,8 @@ class LoadmasterApp(App[None]):
         for event in message.events:
             severity = NOTIFY.get(event.kind)
             if severity is not None:
-                self.notify(event.message, severity=severity)
+                # Event messages quote hosts: shown as written, not as markup.
+                self.notify(printable(event.message), severity=severity, markup=False)
         snapshot = self.engine.snapshot()
         if snapshot is self.view.snapshot and not message.events:
             return

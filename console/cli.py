@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from console.commands import api_token, apply, console, demo, hosts, plan, run, status, validate
 from core.errors import LoadmasterError
+from core.sanitize import printable
 
 # Each module registers one sub-command; the list is the help's order.
 COMMANDS = (console, demo, hosts, status, plan, apply, run, validate, api_token)
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except LoadmasterError as exc:
-        print(f"loadmaster: {exc}" if "\n" not in str(exc) else f"loadmaster: errors:\n{exc}", file=sys.stderr)
+        message = printable(exc, newlines=True)  # errors quote hosts: their stderr, their records
+        print(f"loadmaster: {message}" if "\n" not in message else f"loadmaster: errors:\n{message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -7,10 +7,17 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from core.sanitize import printable
 from core.units import human_cpu, human_size
 
 _EIGHTHS = " ▏▎▍▌▋▊▉█"
 _SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def literal(value: object, style: str = "") -> Text:
+    """Text a host supplied (a replica name, an error, an event quoting one) as a cell or a line: never parsed
+    as markup, so `[bold red]` shows as written, and with control and bidi characters made visible."""
+    return Text(printable(value), style=style)
 
 
 def level_style(fraction: float) -> str:

@@ -11,6 +11,7 @@ from core.engine.events import EventKind
 from core.engine.planfile import read_plan
 from core.errors import LoadmasterError, ReadOnly, StalePlan
 from core.model import Plan
+from core.sanitize import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ async def _run(args: argparse.Namespace, plan: Plan) -> int:
             print(f"warning (forced): {reason}")
         if args.dry_run:
             for action in plan.actions:
-                print(f"would {action}")
+                print(f"would {printable(action)}")
             print(f"{len(plan.actions)} actions; nothing changed (--dry-run)")
             return 0
         queue = engine.subscribe()
@@ -57,7 +58,7 @@ async def _run(args: argparse.Namespace, plan: Plan) -> int:
             if event.kind in (EventKind.ACTION_DONE, EventKind.ACTION_FAILED):
                 seen += 1
                 mark = "ok  " if event.kind is EventKind.ACTION_DONE else "FAIL"
-                print(f"[{seen}/{total}] {mark} {event.message}", flush=True)
+                print(f"[{seen}/{total}] {mark} {printable(event.message)}", flush=True)
         progress = task.result()
         print(f"applied: {len(progress.done)} done, {len(progress.failed)} failed")
         return 0 if not progress.failed else 4

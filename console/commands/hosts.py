@@ -11,6 +11,7 @@ from typing import Any
 from console.commands.options import add_config, load_config
 from console.commands.runtime import fleet_for
 from core.model import ClusterConfig, HostObservation, HostState
+from core.sanitize import printable
 from core.units import human_cpu, human_size
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps([_as_json(o) for o in observations.values()], indent=2))
     else:
         for notice in notices:
-            print(f"note: {notice}")
+            print(f"note: {printable(notice)}")
         _print_table(observations)
     return 0 if all(o.state is HostState.UP for o in observations.values()) else 1
 
@@ -93,7 +94,7 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
     for o in observations.values():
         cap = o.capacity
         used = o.mem_total - o.mem_available if o.mem_total is not None and o.mem_available is not None else None
-        running = [str(r.replica) + ("" if r.running else " (exited)") for r in o.replicas]
+        running = [printable(r.replica) + ("" if r.running else " (exited)") for r in o.replicas]
         rows.append(
             (
                 o.host,
@@ -102,7 +103,7 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
                 f"{o.cpu_percent:.0f}%" if o.cpu_percent is not None else "-",
                 human_size(cap.mem) if cap else "-",
                 human_size(used) if used is not None else "-",
-                ", ".join(running) if o.state is HostState.UP else (o.error or ""),
+                ", ".join(running) if o.state is HostState.UP else printable(o.error or ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

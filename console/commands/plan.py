@@ -9,6 +9,7 @@ from console.commands.options import add_config, load_config
 from console.commands.runtime import demo_hint, open_engine
 from core.engine.planfile import FORMATS
 from core.model import SolverStatus
+from core.sanitize import printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,9 +42,9 @@ async def _run(args: argparse.Namespace) -> int:
             return 0
         plan = await engine.plan(repack=args.repack)
         for action in plan.actions:
-            print(action)
+            print(printable(action))  # replica names come from the hosts' records
         for replica, why in sorted(plan.unplaced.items()):
-            print(f"unplaced {replica}: {why}")
+            print(f"unplaced {printable(replica)}: {printable(why)}")
         above = plan.hosts_used - plan.lower_bound
         if plan.status in (SolverStatus.OPTIMAL, SolverStatus.FEASIBLE):
             quality = "optimal" if above == 0 else f"at most {above} above optimal"

@@ -13,6 +13,7 @@ from console.commands.runtime import demo_hint, open_engine
 from core.engine.api import Snapshot
 from core.engine.planfile import utilization
 from core.model import HostState
+from core.sanitize import printable
 from core.units import human_cpu, human_size
 
 
@@ -97,7 +98,7 @@ def render(doc: dict[str, Any]) -> str:
         pct = "-" if h["cpu_percent"] is None else f"{h['cpu_percent']:.0f}"
         lines.append(f"{h['name']:<14}{h['state']:<14}{cpu:<16}{mem:<22}{pct:>6}  {len(h['replicas'])}")
         if h["error"]:
-            lines.append(f"{'':<14}{h['error']}")
+            lines.append(f"{'':<14}{printable(h['error'])}")
     lines += ["", f"{'SERVICE':<14}{'RUNNING':<10}HOSTS"]
     for s in doc["services"]:
         lines.append(f"{s['name']:<14}{s['running']}/{s['desired']:<8}{', '.join(s['hosts'])}")

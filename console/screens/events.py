@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Input
 
 from console.derive import host_matcher
-from console.formatting import clock
+from console.formatting import clock, literal
 from console.screens.base import FilteredScreen
 from console.view import ConsoleView
 from core.engine.events import Event, EventKind
@@ -92,7 +92,7 @@ class EventsScreen(FilteredScreen):
                 clock(event.at),
                 Text(event.kind.value, style=KIND_STYLE.get(event.kind, "")),
                 event.host or "",
-                event.message,
+                literal(event.message),
                 key=str(self._rows),
             )
             self._rows += 1

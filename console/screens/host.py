@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from console.derive import HostLoad, capacity, mem_used
-from console.formatting import age, clock, cores, cpu_bar, mem_bar, percent, size, sparkline
+from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
 from console.messages import DemoHostToggled, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
@@ -75,7 +75,8 @@ class HostScreen(LiveScreen):
         info.append(f"  {state.value}", style=STATE_STYLE.get(state, ""))
         info.append(f"   {host.address}:{host.port}   " + " ".join(f"{k}={v}" for k, v in host.labels.items()))
         if obs is not None and obs.error:
-            info.append(f"   {obs.error}", style="red")
+            info.append("   ")
+            info.append_text(literal(obs.error, style="red"))
         info.append("\n requested  cpu ")
         info.append_text(cpu_bar(load.cpu, cap.cpu, width=12))
         info.append("   mem ")
@@ -131,7 +132,7 @@ class HostScreen(LiveScreen):
         keep = table.cursor_row
         table.clear()  # a handful of rows: redrawing them all is cheaper than diffing
         for row in rows:
-            table.add_row(*row, key=row[0])
+            table.add_row(literal(row[0]), *row[1:], key=row[0])  # replica names come from the hosts
         table.move_cursor(row=min(keep, max(0, len(rows) - 1)), animate=False)
 
     def _show_events(self, recent: Sequence[Event]) -> None:
@@ -142,7 +143,8 @@ class HostScreen(LiveScreen):
         for event in events:
             text.append(f"{clock(event.at)} ", style="dim")
             text.append(f"{event.kind.value:<16} ", style="cyan")
-            text.append(event.message + "\n")
+            text.append_text(literal(event.message))
+            text.append("\n")
         self.query_one("#host-events", Static).update(text)
 
     def action_what_if(self) -> None:

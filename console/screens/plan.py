@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static
 
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
-from console.formatting import age
+from console.formatting import age, literal
 from console.messages import PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
 from console.screens.base import LiveScreen
 from console.screens.confirm import ConfirmScreen
@@ -127,7 +127,7 @@ class PlanScreen(LiveScreen):
             unplaced.update("")
             return
         for i, action in enumerate(plan.actions):
-            actions.add_row(str(i + 1), str(action), action_status(action, None), key=str(i))
+            actions.add_row(str(i + 1), literal(action), action_status(action, None), key=str(i))
         freed = set(hosts_freed(plan))
         for row in plan_utilization(snapshot, plan):
             util.add_row(*utilization_cells(row, row.host in freed), key=row.host)
@@ -149,7 +149,9 @@ class PlanScreen(LiveScreen):
             text.append(f"{'Pending plan' if pending else 'Last applied plan'} ({plan.reason})", style="bold")
             text.append(f"  computed {age(snapshot.at - plan.created_at)} ago\n", style="dim")
             if plan.actions:
-                text.append(f"{action_counts(plan)} · services: {', '.join(services_touched(plan))}\n")
+                text.append(f"{action_counts(plan)} · services: ")
+                text.append_text(literal(", ".join(services_touched(plan))))  # names from the hosts' records
+                text.append("\n")
             else:
                 text.append("nothing to change: the fleet already runs this placement\n", style="green")
             style = "green" if plan.status.value == "OPTIMAL" else "yellow"

@@ -233,10 +233,11 @@ async def test_a_hostile_host_is_misbehaving_once_cut_off_and_retried_with_backo
     fleet, server, seen = await hostile(behaviour)
     obs = await until_state(fleet, "evil", HostState.MISBEHAVING, 5)
     assert obs.error is not None and obs.error.startswith("misbehaving: ") and why in obs.error, obs.error
-    await until(lambda: len(server.probes) >= 2, 9, "a retry within the first backoff (4-8 s)")
-    assert 3.5 <= server.probes[1] - server.probes[0] <= 8.5, f"probe connections at {server.probes}"
+    # The first wait is 4-8 s; the gap adds the time to the verdict and a reconnect, seconds on a loaded machine.
+    await until(lambda: len(server.probes) >= 2, 14, "a retry after the first backoff (4-8 s)")
+    assert 3.5 <= server.probes[1] - server.probes[0] <= 12, f"probe connections at {server.probes}"
     await until_state(fleet, "evil", HostState.MISBEHAVING, 5)  # cut off again; the next try waits 8-16 s
-    await asyncio.sleep(1)
+    await asyncio.sleep(2)
     assert len(server.probes) == 2, f"probe connections at {server.probes}"
     assert fleet.observations()["evil"].state is HostState.MISBEHAVING
     assert _misbehaving(seen) == 1, [(o.state.value, o.error) for o in seen]
