@@ -26,7 +26,7 @@ from tests.sshd import free_port
 EVIL = "\x1b[2J\x1b]0;owned\x07[bold red]evil\u202egnp.exe"
 FRAME = (
     "F {seq}\ncpu  100 0 50 {idle} 0 0 0 0\nmem 8388608 4000000\nload 0.5 0.4 0.3 1/100 42\n"
-    "up {up} 10\nncpu 2 100\nr {svc} 0 {gen} 4242 1700000000 1 10 2048\nE\n"
+    "up {up} 10\nncpu 2 100\nr {svc} 0 {gen} 4242 1700000000 1 10 2048 -\nE\n"
 )
 
 

@@ -64,11 +64,11 @@ def test_a_replica_with_impossible_numbers_is_refused() -> None:
     base = GOOD.format(seq=1, up=100, idle=1000).replace("E\n", "")
     svc, gen = scripts.hexed("web"), scripts.hexed("g1")
     for line, complaint in (
-        (f"r {svc} 0 {gen} nan 1 1 - -", "pid 'nan' is not a whole number"),
-        (f"r {svc} 0 {gen} 0 1 1 - -", "pid 0 is impossible"),
-        (f"r {svc} 0 {gen} 7 nan 1 - -", "start time 'nan' is not a finite number"),
-        (f"r {svc} -3 {gen} 7 1 1 - -", "replica index -3 is impossible"),
-        (f"r {svc} 0 {gen} 7 1 1 - -9", "rss kB -9 is impossible"),
+        (f"r {svc} 0 {gen} nan 1 1 - - -", "pid 'nan' is not a whole number"),
+        (f"r {svc} 0 {gen} 0 1 1 - - -", "pid 0 is impossible"),
+        (f"r {svc} 0 {gen} 7 nan 1 - - -", "start time 'nan' is not a finite number"),
+        (f"r {svc} -3 {gen} 7 1 1 - - -", "replica index -3 is impossible"),
+        (f"r {svc} 0 {gen} 7 1 1 - -9 -", "rss kB -9 is impossible"),
     ):
         with pytest.raises(FrameError, match=complaint):
             parse_frame(base + line + "\nE")
