@@ -114,12 +114,13 @@ def test_a_hostile_host_is_contained(netns_fleet, controllers, tmp_path):
     assert not on_h4 and not count(fleet, DESIRED, without=["h4"])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 10: one host's impossible numbers block the whole plan")
 def test_a_host_lying_about_its_memory_blocks_only_itself(netns_fleet, controllers, tmp_path):
     """h4 (capacity probed) reads a fake /proc/meminfo with a negative MemTotal.
 
-    Today: nothing was placed anywhere in 45 s; stderr held `InvalidProblem: cannot plan: host
-    "h4": reserve is larger than its capacity in mem` (no reserve is set) and no event said so."""
+    Before the fix (2026-12-01): nothing was placed anywhere in 45 s; stderr held `InvalidProblem:
+    cannot plan: host "h4": reserve is larger than its capacity in mem` (no reserve is set) and no
+    event said so. Now the frame is refused where it is read: one `host.misbehaving` event for h4
+    (`MemTotal kB -4194304 is impossible`), and the other hosts run everything."""
     lie = "MemTotal:       -4194304 kB\nMemFree:        -1 kB\nMemAvailable:   -1 kB\n"
     fleet = netns_fleet(4, fake_proc={"h4": {"meminfo": lie}})
     config = tmp_path / "cluster.toml"
