@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from typing import Any
 
@@ -34,9 +35,22 @@ def run(args: argparse.Namespace) -> int:
         hint = demo_hint(snap)
         if hint:
             print(hint)
-    down = [h for h in doc["hosts"] if h["state"] != "up"]
-    short = [s for s in doc["services"] if s["running"] < s["desired"]]
-    return 1 if down or short else 0
+    why = unhealthy(doc)
+    if why:  # a script or cron sees the exit status; a person sees why
+        print(f"loadmaster status: exit 1: {why}", file=sys.stderr)
+    return 1 if why else 0
+
+
+def unhealthy(doc: dict[str, Any]) -> str:
+    """Why `status` exits non-zero (hosts not up, services short of their replicas), or "" when all is well."""
+    down = [f"{h['name']} ({h['state']})" for h in doc["hosts"] if h["state"] != "up"]
+    short = [f"{s['name']} {s['running']}/{s['desired']}" for s in doc["services"] if s["running"] < s["desired"]]
+    parts = []
+    if down:
+        parts.append(f"{len(down)} host{'s' if len(down) != 1 else ''} not up: {', '.join(down)}")
+    if short:
+        parts.append(f"{len(short)} service{'s' if len(short) != 1 else ''} short of replicas: {', '.join(short)}")
+    return printable("; ".join(parts))
 
 
 async def _snapshot(args: argparse.Namespace) -> Snapshot:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from typing import Protocol
 from core.engine.api import ApplyProgress, Snapshot
 from core.engine.apply import Limits, apply_plan
 from core.engine.basis import what_changed
-from core.engine.events import Event, EventKind
+from core.engine.events import Event, EventKind, action_fields
 from core.engine.journal import Journal
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
@@ -223,7 +224,8 @@ class Engine:
             view = self._view
             progress = await apply_plan(
                 pid, plan, self._config, view.planning, self._observer.runtime, self._journal,
-                self._on_progress, limits=self._limits, stopping=lambda: self._closing, running=view.rec.running,
+                functools.partial(self._on_progress, pid), limits=self._limits, stopping=lambda: self._closing,
+                running=view.rec.running,
             )  # fmt: skip
             self._applying = progress
             self._observer.intend(plan.target)
@@ -238,15 +240,18 @@ class Engine:
             self._observe()
             return progress
 
-    def _on_progress(self, progress: ApplyProgress, action: Action, state: str, error: str | None) -> None:
+    def _on_progress(self, pid: str, progress: ApplyProgress, action: Action, state: str, error: str | None) -> None:
         self._applying = progress
         host = action.to_host or action.from_host
+        # A log pipeline filters on fields, not on the message's words (issue 12, item 14).
+        data = action_fields(pid, action)
         if state == "running":
-            self._emit(EventKind.ACTION_STARTED, str(action), host=host, replica=action.replica)
+            self._emit(EventKind.ACTION_STARTED, str(action), host=host, replica=action.replica, data=data)
         elif state == "done":
-            self._emit(EventKind.ACTION_DONE, str(action), host=host, replica=action.replica)
+            self._emit(EventKind.ACTION_DONE, str(action), host=host, replica=action.replica, data=data)
         elif state == "failed":
-            self._emit(EventKind.ACTION_FAILED, f"{action}: {error}", host=host, replica=action.replica)
+            data["error"] = error or "failed"
+            self._emit(EventKind.ACTION_FAILED, f"{action}: {error}", host=host, replica=action.replica, data=data)
 
     async def _roll_forward(self) -> None:
         for pid, actions in self._journal.unfinished():
@@ -262,7 +267,8 @@ class Engine:
             async with self._apply_lock:
                 progress = await apply_plan(
                     pid, plan, self._config, view.planning, self._observer.runtime, self._journal,
-                    self._on_progress, limits=self._limits, already_done=done, stopping=lambda: self._closing,
+                    functools.partial(self._on_progress, pid), limits=self._limits, already_done=done,
+                    stopping=lambda: self._closing,
                     running=view.rec.running,  # a resumed plan keeps min_healthy like a fresh one
                 )  # fmt: skip
                 self._applying = progress

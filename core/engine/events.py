@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.model import ReplicaId
+from core.model import Action, ReplicaId
 
 
 class EventKind(enum.StrEnum):
@@ -55,3 +55,15 @@ class Event:
             out["replica"] = str(self.replica)
         out.update(self.data)
         return out
+
+
+def action_fields(plan: str, action: Action) -> dict[str, Any]:
+    """The fields of an `action.*` event: which plan, what kind, which replica, from where to where."""
+    return {
+        "plan": plan,
+        "kind": action.kind.value,
+        "service": action.replica.service,
+        "replica": str(action.replica),
+        "from": action.from_host,
+        "to": action.to_host,
+    }
