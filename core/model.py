@@ -385,6 +385,21 @@ class Token:
 NO_TOKEN = Token(0, "-")  # an action from no controller: accepted only by hosts no controller has claimed
 
 
+class ClaimOutcome(enum.StrEnum):
+    TAKEN = "taken"
+    HELD = "held"  # a live holder has it
+    FENCED = "fenced"  # the host has a token at least as high
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A host's answer to a controller claiming it."""
+
+    outcome: ClaimOutcome
+    before: Token  # the host's token before the claim (the holder's, when held or fenced)
+    age: float | None = None  # seconds since a live holder renewed (held)
+
+
 @dataclass(frozen=True, slots=True)
 class Fence:
     """What a host's probe says of its fence: the highest token seen and how long ago its holder renewed."""

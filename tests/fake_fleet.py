@@ -9,9 +9,13 @@ import time
 from collections.abc import Mapping
 
 from core.engine.basis import generation
-from core.errors import HostUnreachable
+from core.errors import Fenced, HostUnreachable
 from core.model import (
+    NO_TOKEN,
+    Claim,
+    ClaimOutcome,
     ClusterConfig,
+    Fence,
     HostObservation,
     HostState,
     Placement,
@@ -19,6 +23,7 @@ from core.model import (
     ReplicaStatus,
     Resources,
     Service,
+    Token,
 )
 
 
@@ -31,6 +36,10 @@ class FakeFleet:
         self.stops: list[tuple[str, ReplicaId]] = []
         self.fail_starts_on: set[str] = set()
         self.closed = False
+        # Each host's fence as the runtime keeps it: the highest token seen, when its holder renewed.
+        self.controller = "fake-controller"
+        self.token = NO_TOKEN
+        self.fences: dict[str, tuple[Token, float]] = {}
 
     async def start(self) -> None:
         pass
@@ -49,10 +58,38 @@ class FakeFleet:
         out = {}
         for h in self.config.hosts:
             cap = h.capacity or Resources(4000, 8 << 30)
+            held, renewed = self.fences.get(h.name, (NO_TOKEN, 0.0))
+            if held.holder == self.controller and self.states[h.name].reachable:  # the probe renews
+                self.fences[h.name] = (held, renewed := time.monotonic())
+            fence = Fence(held, time.monotonic() - renewed) if held != NO_TOKEN else None
             out[h.name] = HostObservation(
-                h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values())
-            )
+                h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values()),
+                fence=fence,
+            )  # fmt: skip
         return out
+
+    def set_token(self, token: Token) -> None:
+        self.token = token
+
+    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> Claim:
+        self._reachable(host)
+        held, renewed = self.fences.get(host, (NO_TOKEN, 0.0))
+        age = time.monotonic() - renewed
+        if held.holder not in ("-", token.holder) and not force and age < live_for:
+            return Claim(ClaimOutcome.HELD, held, age)
+        if token.epoch < held.epoch or (token.epoch == held.epoch and token.holder != held.holder):
+            return Claim(ClaimOutcome.FENCED, held)
+        self.fences[host] = (token, time.monotonic())
+        return Claim(ClaimOutcome.TAKEN, held)
+
+    def _fenced(self, host: str, what: str) -> None:
+        """What the runtime's `fence` does before every action."""
+        held, _ = self.fences.get(host, (NO_TOKEN, 0.0))
+        token = self.token
+        if token.epoch < held.epoch or (token.epoch == held.epoch and token.holder != held.holder):
+            raise Fenced(host, what, held.epoch, held.holder)
+        if token.epoch > held.epoch:
+            self.fences[host] = (token, time.monotonic())
 
     def _reachable(self, host: str) -> None:
         if not self.states[host].reachable:
@@ -61,6 +98,7 @@ class FakeFleet:
     async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus:
         self._reachable(host)
         replica = ReplicaId(service.name, index)
+        self._fenced(host, f"start {replica}")
         existing = self.records[host].get(replica)
         if existing is not None and existing.running:
             return existing
@@ -74,6 +112,7 @@ class FakeFleet:
 
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
         self._reachable(host)
+        self._fenced(host, f"stop {replica}")
         if self.records[host].pop(replica, None) is not None:
             self.stops.append((host, replica))
 

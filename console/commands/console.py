@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from console.commands.api_server import ApiRequest, add_api, api_request, serving
 from console.commands.autoscaling import autoscaling
-from console.commands.options import add_config, add_read_only, load_config
+from console.commands.options import add_config, add_read_only, add_take_over, load_config
 from console.commands.runtime import make_engine
 from core import config as config_io
 
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("console", help="the interactive console (the default command)")
     add_config(p)
     add_read_only(p)
+    add_take_over(p)
     add_api(p, by_default="only when asked")
     p.set_defaults(run=run)
 
@@ -29,8 +30,23 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     path = config_io.resolve_path(args.config)
     api = api_request(args.api, cfg, path, from_file=False)
-    engine = make_engine(cfg, read_only=args.read_only)
+    if args.take_over and not confirm_take_over(cfg.name):
+        print("not taking over: nothing changed")
+        return 1
+    engine = make_engine(cfg, read_only=args.read_only, take_over=args.take_over)
     return asyncio.run(run_console(engine, read_only=args.read_only, api=api, path=path))
+
+
+def confirm_take_over(cluster: str) -> bool:
+    """--take-over fences off a controller that may be running fine: a person says so twice."""
+    try:
+        answer = input(
+            f"Take over cluster {cluster!r}? A controller that holds it now is fenced off every host "
+            "and goes read-only. [y/N] "
+        )
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 async def run_console(

@@ -23,3 +23,11 @@ def add_read_only(parser: argparse.ArgumentParser) -> None:
 
 def load_config(args: argparse.Namespace) -> ClusterConfig:
     return config.load(config.resolve_path(args.config))
+
+
+def add_take_over(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the cluster even while another controller holds it (that one is fenced off the hosts)",
+    )

@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from console.commands.api_server import add_api, api_request
-from console.commands.options import add_config, add_read_only, load_config
+from console.commands.options import add_config, add_read_only, add_take_over, load_config
 from console.commands.runtime import make_engine
 from console.daemon import JsonLog, run_daemon
 from core import config as config_io
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the daemon: observe, fail over, apply within policy, log JSON lines")
     add_config(p)
     add_read_only(p)
+    add_take_over(p)
     p.add_argument("--headless", action="store_true", required=True, help="run without the console (required)")
     p.add_argument("--auto-apply", action="store_true", help="apply rebalancing plans within [policy] on its own")
     p.add_argument("--log", metavar="FILE", help="append JSON lines here instead of stdout")
@@ -36,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
             run_daemon(
                 path,
                 cfg,
-                lambda c: make_engine(c, read_only=args.read_only, auto_apply=auto, failover_auto=True),
+                lambda c: make_engine(
+                    c, read_only=args.read_only, auto_apply=auto, failover_auto=True, take_over=args.take_over
+                ),
                 JsonLog(stream),
                 api=api,
             )

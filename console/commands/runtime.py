@@ -49,6 +49,7 @@ def make_engine(
     failover_auto: bool | None = None,
     demo: DemoControl | None = None,
     demo_workdir: Path | None = None,
+    take_over: bool = False,
 ) -> Engine:
     from core.engine.engine import Engine
     from core.engine.journal import Journal
@@ -61,6 +62,7 @@ def make_engine(
         auto_apply=auto_apply,
         failover_auto=failover_auto,
         demo=demo,
+        take_over=take_over,
     )
 
 

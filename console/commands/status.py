@@ -94,7 +94,22 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
             "running": len(running),
             "hosts": sorted({snap.placement.assignments[r] for r in running}),
         })  # fmt: skip
-    return {"cluster": cfg.name, "at": round(snap.at, 3), "hosts": hosts, "services": services}
+    return {"cluster": cfg.name, "at": round(snap.at, 3), "controller": _controller(snap), "hosts": hosts,
+            "services": services}  # fmt: skip
+
+
+def _controller(snap: Snapshot) -> dict[str, Any] | None:
+    """Who holds the cluster, as the hosts' fences say (status itself never claims it)."""
+    c = snap.controller
+    if c is None or c.holder is None:
+        return None
+    age = c.holder_age
+    return {
+        "holder": c.holder.holder,
+        "epoch": c.holder.epoch,
+        "renewed_s_ago": None if age is None else round(age, 1),
+        "live": age is not None and age < snap.config.failure_timeout,
+    }
 
 
 def _up(snap: Snapshot, host: str) -> bool:
@@ -103,7 +118,15 @@ def _up(snap: Snapshot, host: str) -> bool:
 
 
 def render(doc: dict[str, Any]) -> str:
-    lines = [f"cluster {doc['cluster']}", ""]
+    lines = [f"cluster {doc['cluster']}"]
+    held = doc.get("controller")
+    if held is None:
+        lines.append("controller: none holds the cluster")
+    else:
+        when = "never renewed" if held["renewed_s_ago"] is None else f"renewed {held['renewed_s_ago']} s ago"
+        state = "" if held["live"] else " — gone (a controller that starts takes over)"
+        lines.append(f"controller: {held['holder']} holds the cluster (epoch {held['epoch']}, {when}){state}")
+    lines.append("")
     header = f"{'HOST':<14}{'STATE':<14}{'CPU req/cap':<16}{'MEM req/cap':<22}{'CPU%':>6}  REPLICAS"
     lines.append(header)
     for h in doc["hosts"]:

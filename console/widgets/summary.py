@@ -41,7 +41,13 @@ def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool) 
     if snapshot.demo:
         text.append("   ")
         text.append(" DEMO ", style="black on magenta")
-    if read_only:
+    standby = snapshot.controller
+    if standby is not None and standby.role == "standby" and standby.holder is not None:
+        # The holder's id is read from the hosts' fence files: shown as plain text, printable characters only.
+        holder = "".join(c for c in standby.holder.holder[:80] if c.isprintable())
+        text.append("   ")
+        text.append(f" STANDBY: {holder} holds the cluster (epoch {standby.holder.epoch}) ", style="bold white on red")
+    elif read_only:
         text.append("   ")
         text.append(" READ-ONLY ", style="bold white on red")
     return text

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.engine.events import Event
+from core.engine.fencing import ControllerStatus
 from core.model import (
     Action,
     ClusterConfig,
@@ -65,6 +66,7 @@ class Snapshot:
     demo: bool = False  # demo controls (stop/restart a demo host) are available
     solving: bool = False  # a plan is being computed now
     solve_progress: SolveProgress | None = None  # set while `solving`, when the solver reports it
+    controller: ControllerStatus | None = None  # who acts on the cluster: this controller, or which other one
 
     def running(self) -> dict[ReplicaId, list[str]]:
         """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""

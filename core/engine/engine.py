@@ -25,6 +25,7 @@ from core.engine.api import ApplyProgress, Snapshot
 from core.engine.apply import Limits, apply_plan
 from core.engine.basis import what_changed
 from core.engine.events import Event, EventKind, action_fields
+from core.engine.fencing import Fencing
 from core.engine.journal import Journal
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
@@ -32,7 +33,7 @@ from core.engine.planner import Planner, plan_id
 from core.engine.policy import AutoApply, drift
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
-from core.errors import LoadmasterError, ReadOnly, StalePlan
+from core.errors import LoadmasterError, NotHolder, ReadOnly, StalePlan
 from core.model import (
     Action,
     ClusterConfig,
@@ -71,7 +72,9 @@ class Engine:
         workers: int | None = None,
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
+        take_over: bool = False,
     ):
+        """`take_over`: claim the hosts' fences even while another controller holds them live."""
         self._config = config
         self._fleet = fleet
         self._journal = journal
@@ -85,7 +88,12 @@ class Engine:
         self._events: collections.deque[Event] = collections.deque(maxlen=2000)
         self._queues: list[asyncio.Queue[Event]] = []
         self._observer = Observer(config, fleet, clock, self._emit)
-        self._repairer = Repairer(self._observer.runtime, clock, self._emit)
+        self._fencing = Fencing(fleet, journal, config.failure_timeout, self._emit, clock)
+        self._take_over = take_over
+        # Every start and stop goes through the observer (remembered until seen) and the fence guard
+        # (a host that refuses it as fenced makes this controller stand by).
+        self._runtime = self._fencing.guard(self._observer.runtime)
+        self._repairer = Repairer(self._runtime, clock, self._emit)
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._auto = AutoApply()
         self._pending: Plan | None = None
@@ -110,6 +118,8 @@ class Engine:
             await asyncio.sleep(0.05)
         self._observe()
         if not self.read_only:
+            await self._fencing.take(self._view.observations, force=self._take_over)
+        if self._acting:
             await self._roll_forward()
         if run_loop:
             self._tasks.append(asyncio.create_task(self._loop(), name="engine-loop"))
@@ -145,15 +155,25 @@ class Engine:
     def _view(self) -> View:
         return self._observer.view
 
+    @property
+    def _acting(self) -> bool:
+        """This controller changes the fleet: not --read-only, and no other controller holds the hosts' fences."""
+        return not self.read_only and not self._fencing.standing_by
+
     async def _tick(self) -> None:
         transitions = await self._observer.observe_off_loop(self._config, self._repairer.given_up)
+        if not self.read_only and not self._apply_lock.locked():
+            was_acting = self._acting
+            await self._fencing.watch(self._view.observations)
+            if self._acting and not was_acting:
+                await self._roll_forward()
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._on_host_down(host)
         if not self._apply_lock.locked():
-            if not self.read_only:
+            if self._acting:
                 await self._repairer.tidy(self._config, self._view.rec, self._limits.stop_grace)
-            await self._on_drift()  # under --read-only, plans are computed and shown, never applied
+            await self._on_drift()  # read-only or standing by, plans are computed and shown, never applied
         self._planner.refresh_failover(self._view)
         self._emit(EventKind.STATE_UPDATED, "")
 
@@ -173,7 +193,7 @@ class Engine:
         if not plan.actions:
             return
         now, planning = self._clock(), self._view.planning
-        if self.auto_apply and not self.read_only and self._auto.allows(self._config, plan, planning, now):
+        if self.auto_apply and self._acting and self._auto.allows(self._config, plan, planning, now):
             self._auto.record_auto(plan, planning, now)
             await self._apply(plan)
         else:
@@ -183,7 +203,7 @@ class Engine:
         plan = await self._planner.failover_plan(self._view, host)
         if not plan.actions:
             return
-        acting = self.failover_auto and not self.read_only
+        acting = self.failover_auto and self._acting
         self._emit(
             EventKind.FAILOVER_STARTED if acting else EventKind.PLAN_COMPUTED,
             f"{host} is down: {len(plan.actions)} replicas to re-place",
@@ -210,11 +230,17 @@ class Engine:
         return await self._apply(plan)
 
     def _refuse_unless_applicable(self, plan: Plan, *, force: bool) -> None:
-        if self.read_only:
-            raise ReadOnly("apply")
+        self._refuse_unless_acting("apply")
         reasons = self.check_stale(plan)
         if reasons and not force:
             raise StalePlan(reasons)
+
+    def _refuse_unless_acting(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnly(what)
+        if self._fencing.standing_by:
+            holder = self._fencing.deferring_to
+            raise NotHolder(what, holder.holder if holder else "another controller", holder.epoch if holder else 0)
 
     async def _apply(self, plan: Plan) -> ApplyProgress:
         async with self._apply_lock:
@@ -223,7 +249,7 @@ class Engine:
             self._applying = ApplyProgress(plan=plan, total=len(plan.actions))
             view = self._view
             progress = await apply_plan(
-                pid, plan, self._config, view.planning, self._observer.runtime, self._journal,
+                pid, plan, self._config, view.planning, self._runtime, self._journal,
                 functools.partial(self._on_progress, pid), limits=self._limits, stopping=lambda: self._closing,
                 running=view.rec.running,
             )  # fmt: skip
@@ -266,7 +292,7 @@ class Engine:
             done = frozenset(a.seq for a in actions if a.state == "done")
             async with self._apply_lock:
                 progress = await apply_plan(
-                    pid, plan, self._config, view.planning, self._observer.runtime, self._journal,
+                    pid, plan, self._config, view.planning, self._runtime, self._journal,
                     functools.partial(self._on_progress, pid), limits=self._limits, already_done=done,
                     stopping=lambda: self._closing,
                     running=view.rec.running,  # a resumed plan keeps min_healthy like a fresh one
@@ -300,7 +326,8 @@ class Engine:
             fits_on=self._planner.fits_on(view),
             runs_on=len({h for h in view.current.assignments.values() if h in reachable}),
             auto_apply=self.auto_apply,
-            read_only=self.read_only,
+            read_only=not self._acting,
+            controller=self._fencing.status(obs),
             demo=self._demo is not None,
             solving=self._planner.solving_since is not None,
             solve_progress=self._planner.solve_progress(),
@@ -352,8 +379,7 @@ class Engine:
         await self._apply(plan)
 
     async def reject(self, plan: Plan) -> None:
-        if self.read_only:  # a rejection is a change too (journaled, drops the pending plan)
-            raise ReadOnly("reject")
+        self._refuse_unless_acting("reject")  # a rejection is a change too (journaled, drops the pending plan)
         self._journal.record_rejected(plan_id(plan), plan.reason, plan.basis)
         if self._pending is not None and plan_id(self._pending) == plan_id(plan):
             self._pending = None

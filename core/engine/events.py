@@ -34,6 +34,9 @@ class EventKind(enum.StrEnum):
     AUTOSCALE_UP = "autoscale.up"  # with the inputs that made the decision
     AUTOSCALE_DOWN = "autoscale.down"
     AUTOSCALE_BLOCKED = "autoscale.blocked"  # a scale-up the optimizer cannot place, undone
+    CONTROLLER_ACTING = "controller.acting"  # this controller took the hosts' fences: it acts
+    CONTROLLER_STANDBY = "controller.standby"  # another live controller holds the cluster: read-only
+    CONTROLLER_FENCED = "controller.fenced"  # a host showed a higher token: another took over; read-only
     API_WRITE = "api.write"  # a change made through the HTTP API, with the name of the token that made it
     STATE_UPDATED = "state.updated"  # a poll cycle changed the snapshot; no message for people
 

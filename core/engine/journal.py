@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS actions (
     updated REAL NOT NULL,
     PRIMARY KEY (plan_id, seq)
 );
+CREATE TABLE IF NOT EXISTS fencing (
+    epoch INTEGER PRIMARY KEY,    -- every fencing epoch this journal handed out, never reused
+    holder TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     at REAL NOT NULL,
     doc TEXT NOT NULL
@@ -117,6 +122,16 @@ class Journal:
     def plan_status(self, plan_id: str) -> str | None:
         row = self._db.execute("SELECT status FROM plans WHERE id = ?", (plan_id,)).fetchone()
         return row[0] if row else None
+
+    def allocate_epoch(self, holder: str, above: int = 0) -> int:
+        """A fencing epoch higher than any this journal handed out and than `above` (the highest a host
+        has seen); controllers sharing the journal never get the same one (one write transaction)."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            (top,) = self._db.execute("SELECT COALESCE(MAX(epoch), 0) FROM fencing").fetchone()
+            epoch = max(int(top), above) + 1
+            self._db.execute("INSERT INTO fencing VALUES (?, ?, ?)", (epoch, holder, time.time()))
+        return epoch
 
     def log_event(self, at: float, doc: dict[str, object]) -> None:
         with self._db:

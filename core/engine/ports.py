@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from core.model import ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service
+from core.model import Claim, ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service, Token
 
 
 class ReplicaRuntime(Protocol):
@@ -14,7 +14,17 @@ class ReplicaRuntime(Protocol):
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None: ...
 
 
-class FleetPort(ReplicaRuntime, Protocol):
+class FencePort(Protocol):
+    controller: str  # this controller's id on the hosts' fences
+
+    def set_token(self, token: Token) -> None:
+        """The token every following start and stop carries."""
+        ...
+
+    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> Claim: ...
+
+
+class FleetPort(ReplicaRuntime, FencePort, Protocol):
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...

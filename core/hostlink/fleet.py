@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
-import socket
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -20,8 +17,10 @@ from core.hostlink.frames import FrameError, ReplicaSample
 from core.hostlink.keys import HostKeys
 from core.hostlink.link import Link, LinkContext, SshLink
 from core.hostlink.local import LocalLink
+from core.identity import controller_id
 from core.model import (
     NO_TOKEN,
+    Claim,
     ClusterConfig,
     Host,
     HostObservation,
@@ -51,15 +50,6 @@ def status_of(host: str, sample: ReplicaSample, hz: int) -> ReplicaStatus:
         started_at=sample.started_at,
         epoch=sample.epoch,
     )
-
-
-def controller_id() -> str:
-    """This process as a fence holder: `PID-STARTTIME@HOSTNAME`, unique on a machine over reboots' pid reuse
-    (the start time), and enough for a controller on the same machine to tell whether it still runs."""
-    with open(f"/proc/{os.getpid()}/stat") as f:
-        start = f.read().rsplit(")", 1)[1].split()[19]  # field 22, starttime (fields 3.. follow the ")")
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
-    return f"{os.getpid()}-{start}@{name}"
 
 
 def _connection_key(host: Host, config: ClusterConfig) -> tuple[object, ...]:
@@ -216,7 +206,7 @@ class Fleet:
         """The token the following starts and stops carry (the engine's, once it holds the cluster)."""
         self.token = token
 
-    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> scripts.Claim:
+    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> Claim:
         """Take `host` for `token` unless another holder renewed it within `live_for` s (or `force`)."""
         link = self._link(host)
         what = "claim the host"

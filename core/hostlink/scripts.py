@@ -38,12 +38,11 @@ field N is then word N-2. Word counts below say which field they read.
 from __future__ import annotations
 
 import contextlib
-import enum
 import shlex
 from dataclasses import dataclass
 
 from core.hostlink.frames import FrameError, ReplicaSample, parse_replica_line
-from core.model import ReplicaId, Token
+from core.model import Claim, ClaimOutcome, ReplicaId, Token
 
 PROBE_MARK = "# loadmaster probe v1"
 
@@ -325,19 +324,6 @@ def claim_command(directory: str, token: Token, live_for: float, force: bool) ->
 
 
 FENCED_STATUS = 4  # START/STOP's exit status when the host has a higher token
-
-
-class ClaimOutcome(enum.StrEnum):
-    TAKEN = "taken"
-    HELD = "held"  # a live holder has it
-    FENCED = "fenced"  # the host has a token at least as high
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    outcome: ClaimOutcome
-    before: Token  # the host's token before the claim (the holder's, when held or fenced)
-    age: float | None = None  # seconds since a live holder renewed (held)
 
 
 def parse_claim(text: str) -> Claim:

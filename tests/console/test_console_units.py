@@ -7,6 +7,7 @@ from types import ModuleType
 
 from console.derive import (
     Capacities,
+    FleetSummary,
     action_counts,
     host_matcher,
     hosts_freed,
@@ -90,3 +91,18 @@ def test_history_takes_one_sample_per_observation(fake: ModuleType) -> None:
         history.record(fake.small_snapshot(tick=tick))
     assert len(history.samples("node-a")) == 3
     assert history.samples("node-h") == ()  # down: no cpu figure
+
+
+def test_the_header_says_which_controller_holds_the_cluster_when_this_one_stands_by(fake: ModuleType) -> None:
+    from console.widgets.summary import summary_text
+    from core.engine.fencing import ControllerStatus, Role
+    from core.model import Resources, Token
+
+    summary = FleetSummary(3, 0, 0, Resources(0, 0), Resources(0, 0))
+    holder = Token(7, "123-456@ops\x1b[2J1")
+    standby = replace(fake.small_snapshot(), read_only=True,
+                      controller=ControllerStatus("9-9@me", Role.STANDBY, None, holder, 0.4))  # fmt: skip
+    text = summary_text(standby, summary, read_only=True).plain
+    assert "STANDBY: 123-456@ops[2J1 holds the cluster (epoch 7)" in text and "\x1b" not in text
+    acting = replace(standby, read_only=False, controller=ControllerStatus("9-9@me", Role.ACTING, holder, holder, 0.1))
+    assert "STANDBY" not in summary_text(acting, summary, read_only=False).plain

@@ -24,11 +24,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, USER_HZ
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 defect 1: two controllers on one cluster both act (no fencing)")
 def test_two_controllers_at_once_one_acts_and_nothing_doubles(netns_fleet, controllers, tmp_path):
     """Both daemons started together on one file and one journal; then a host crashes.
 
-    Today (2026-12-01, 4 hosts, 8 replicas, 7 runs): both acted at the start in 6 (in the
+    Fixed by fencing (one holds the hosts' fences, the other stands by read-only). Before it
+    (2026-12-01, 4 hosts, 8 replicas, 7 runs): both acted at the start in 6 (in the
     other, one found the other's replicas already running); in 2 runs one or two web replicas
     ran twice on one host — two sessions on one log file, one untracked, still there 45 s
     later. START is idempotent on a live record, so most races end in one copy, not all. At a

@@ -19,7 +19,7 @@ from core.errors import Fenced, HostCommandFailed
 from core.hostlink import scripts
 from core.hostlink.frames import ReplicaSample
 from core.hostlink.link import run_local
-from core.model import NO_TOKEN, ReplicaId, Token
+from core.model import NO_TOKEN, Claim, ClaimOutcome, ReplicaId, Token
 from tests.hostlink.helpers import alive, until
 from tests.sshd import missing, require_tool
 
@@ -177,17 +177,17 @@ async def test_a_host_refuses_lower_tokens_and_follows_higher_ones(tmp_path: Pat
         assert await listed(tmp_path) == ()
 
 
-async def claim(state: Path, token: Token, live_for: float, force: bool = False) -> scripts.Claim:
+async def claim(state: Path, token: Token, live_for: float, force: bool = False) -> Claim:
     return scripts.parse_claim(await run(scripts.claim_command(str(state), token, live_for, force)))
 
 
 async def test_a_claim_is_held_off_by_a_live_holder_and_taken_from_a_silent_one(tmp_path: Path) -> None:
     a1, b2, a3 = Token(1, "a"), Token(2, "b"), Token(3, "a")
-    assert await claim(tmp_path, a1, 5) == scripts.Claim(scripts.ClaimOutcome.TAKEN, NO_TOKEN)
+    assert await claim(tmp_path, a1, 5) == Claim(ClaimOutcome.TAKEN, NO_TOKEN)
     held = await claim(tmp_path, b2, 5)
-    assert (held.outcome, held.before) == (scripts.ClaimOutcome.HELD, a1)
+    assert (held.outcome, held.before) == (ClaimOutcome.HELD, a1)
     assert held.age is not None and 0 <= held.age < 1
-    assert (await claim(tmp_path, b2, 0)).outcome is scripts.ClaimOutcome.TAKEN  # a's renewal is older than 0 s
-    assert await claim(tmp_path, a1, 0) == scripts.Claim(scripts.ClaimOutcome.FENCED, b2)  # not above b's token
-    assert await claim(tmp_path, a3, 5, force=True) == scripts.Claim(scripts.ClaimOutcome.TAKEN, b2)
+    assert (await claim(tmp_path, b2, 0)).outcome is ClaimOutcome.TAKEN  # a's renewal is older than 0 s
+    assert await claim(tmp_path, a1, 0) == Claim(ClaimOutcome.FENCED, b2)  # not above b's token
+    assert await claim(tmp_path, a3, 5, force=True) == Claim(ClaimOutcome.TAKEN, b2)
     assert (tmp_path / "fence").read_text() == "3 a\n"
