@@ -22,7 +22,7 @@ from core.optimizer.colgen import relax
 from core.optimizer.cpsat import Budget
 from core.optimizer.dive import dive
 from core.optimizer.onedim import pack
-from core.optimizer.patterns import best_pattern, load
+from core.optimizer.patterns import best_pattern, grain_for, load
 from tests.optimizer.checks import host, service, violations
 
 
@@ -63,6 +63,23 @@ def test_best_pattern_is_the_most_valuable_of_all_patterns(items: list[tuple[int
     assert load(priced.pattern, sizes) <= capacity
     assert abs(priced.value - best) < 1e-6
     assert abs(sum(v * n for v, n in zip(values, priced.pattern, strict=True)) - priced.value) < 1e-6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(5, 60), st.integers(0, 3), st.floats(0, 2)), min_size=1, max_size=5),
+    st.integers(40, 150),
+    st.integers(2, 9),
+)
+def test_coarse_pricing_bounds_the_best_value_and_returns_a_pattern_that_fits(
+    items: list[tuple[int, int, float]], capacity: int, grain: int
+) -> None:
+    sizes, bounds, values = ([it[i] for it in items] for i in range(3))
+    exact = best_pattern(sizes, bounds, values, capacity)
+    coarse = best_pattern(sizes, bounds, values, capacity, grain=grain)
+    assert coarse.value >= exact.value - 1e-6  # Farley's bound needs an upper bound on the best value
+    assert load(coarse.pattern, sizes) <= capacity
+    assert all(n <= b for n, b in zip(coarse.pattern, bounds, strict=True))
 
 
 def test_lp_bound_is_the_bin_count_on_exactly_filled_bins() -> None:
@@ -139,3 +156,13 @@ def test_solve_is_never_worse_than_greedy_where_no_dimension_binds_alone() -> No
     result = solve(problem, time_limit=2.0, seed=0, workers=2)
     assert violations(problem, result) == []
     assert result.hosts_used <= greedy(problem).hosts_used
+
+
+def test_large_capacity_is_priced_on_a_grid_and_still_packed_within_the_bound() -> None:
+    sizes, counts = exact_bins(30, 100_000, random.Random(4))
+    assert grain_for(sizes, counts, 100_000) > 1  # the case this test is about
+    assert relax(sizes, counts, 100_000).bound <= 30  # still a valid bound
+    hint = min_slack(sizes, counts, 100_000)
+    bins, _, lb = pack(sizes, counts, 100_000, hint=hint, lb=0, budget=Budget.of(5), seed=0, workers=1)
+    check_packing(bins, sizes, counts, 100_000)
+    assert lb <= 30 <= len(bins) <= len(hint)
