@@ -130,3 +130,11 @@ class UnknownService(LoadmasterError):
         self.file, self.name, self.known = file, name, known
         listed = ", ".join(f'"{k}"' for k in known) or "none"
         super().__init__(f'{file}: no service "{name}" (services: {listed})')
+
+
+class JournalError(LoadmasterError):
+    """The controller's journal cannot be opened or read: names the file and what to do about it."""
+
+    def __init__(self, path: str, problem: str, fix: str):
+        self.path, self.problem, self.fix = path, problem, fix
+        super().__init__(f"journal {path}: {problem}; {fix}")

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.engine.api import Snapshot
 from core.model import ClusterConfig
+from core.private import private_dir
 
 if TYPE_CHECKING:
     from core.engine.engine import DemoControl, Engine
+    from core.engine.journal import Journal
     from core.hostlink.fleet import Fleet
 
 
@@ -27,6 +30,22 @@ def journal_path(config: ClusterConfig) -> Path:
 def api_tokens_path(config: ClusterConfig) -> Path:
     """The HTTP API's tokens, beside the journal in the controller's state directory."""
     return journal_path(config).parent / "api-tokens.json"
+
+
+def open_journal(config: ClusterConfig, *, read_only: bool) -> Journal:
+    """The cluster's journal. A command that only looks (status, plan) goes on without it when it is
+    locked or corrupted, saying so on stderr; one that acts stops with the JournalError (file and fix)."""
+    from core.engine.journal import Journal
+    from core.errors import JournalError
+
+    private_dir(journal_path(config).parent.parent)  # ~/.loadmaster, made world-readable by older versions
+    try:
+        return Journal(journal_path(config))
+    except JournalError as exc:
+        if not read_only:
+            raise
+        print(f"loadmaster: warning: {exc} (going on without it: nothing is recorded)", file=sys.stderr)
+        return Journal(":memory:")
 
 
 def fleet_for(config: ClusterConfig, demo_workdir: Path | None = None) -> Fleet:
@@ -52,12 +71,11 @@ def make_engine(
     take_over: bool = False,
 ) -> Engine:
     from core.engine.engine import Engine
-    from core.engine.journal import Journal
 
     return Engine(
         config,
         fleet_for(config, demo_workdir),
-        Journal(journal_path(config)),
+        open_journal(config, read_only=read_only),
         read_only=read_only,
         auto_apply=auto_apply,
         failover_auto=failover_auto,

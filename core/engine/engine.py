@@ -101,6 +101,7 @@ class Engine:
         self._apply_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        journal.watch(self._journal_changed)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -134,6 +135,10 @@ class Engine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._planner.cancel()
         await self._fleet.close()
+        self._journal.retry(force=True)
+        if self._journal.backlog:
+            self._emit(EventKind.JOURNAL_UNWRITABLE, f"{self._journal.backlog} journal entries could not be written "
+                       f"before exit: {self._journal.trouble}", data={"backlog": self._journal.backlog})  # fmt: skip
 
     async def _loop(self) -> None:
         interval = max(0.1, min(0.5, self._config.poll_interval / 2))
@@ -161,6 +166,7 @@ class Engine:
         return not self.read_only and not self._fencing.standing_by
 
     async def _tick(self) -> None:
+        self._journal.retry()  # what a full or locked journal could not take, once it can
         transitions = await self._observer.observe_off_loop(self._config, self._repairer.given_up)
         if not self.read_only and not self._apply_lock.locked():
             was_acting = self._acting
@@ -213,6 +219,16 @@ class Engine:
             await self._apply(plan)
         else:
             self._pending = plan
+
+    def _journal_changed(self, problem: str | None, written: int, dropped: int) -> None:
+        # Bookkeeping never stops failover: the engine goes on from memory and says so, loudly.
+        if problem is not None:
+            self._emit(EventKind.JOURNAL_UNWRITABLE, f"{problem} (failover goes on; entries kept in memory)",
+                       data={"level": "error"})  # fmt: skip
+            return
+        lost = f"; {dropped} events could not be kept meanwhile" if dropped else ""
+        self._emit(EventKind.JOURNAL_RECOVERED, f"journal {self._journal.path} writable again: "
+                   f"{written} entries written late{lost}", data={"written": written, "dropped": dropped})  # fmt: skip
 
     # -- apply -----------------------------------------------------------------------
 

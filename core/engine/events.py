@@ -37,6 +37,8 @@ class EventKind(enum.StrEnum):
     CONTROLLER_ACTING = "controller.acting"  # this controller took the hosts' fences: it acts
     CONTROLLER_STANDBY = "controller.standby"  # another live controller holds the cluster: read-only
     CONTROLLER_FENCED = "controller.fenced"  # a host showed a higher token: another took over; read-only
+    JOURNAL_UNWRITABLE = "journal.unwritable"  # writes fail (disk full, locked): kept in memory meanwhile
+    JOURNAL_RECOVERED = "journal.recovered"  # what was kept in memory is written
     API_WRITE = "api.write"  # a change made through the HTTP API, with the name of the token that made it
     STATE_UPDATED = "state.updated"  # a poll cycle changed the snapshot; no message for people
 

@@ -31,6 +31,7 @@ from core.model import (
     Resources,
     SolverStatus,
 )
+from core.private import write_private
 
 SCHEMA = "loadmaster.plan/1"
 FAILOVER_SCHEMA = "loadmaster.failover/1"
@@ -149,13 +150,10 @@ def render(document: dict[str, Any], fmt: str) -> str:
 
 
 def write(document: dict[str, Any], path: str | Path, fmt: str | None = None) -> str:
-    """Write atomically (temp file + rename) so a reader never sees half a plan."""
+    """Write atomically (temp file + rename) so a reader never sees half a plan; 0600, like the journal."""
     target = Path(path)
     fmt = fmt or format_of(target)
-    text = render(document, fmt)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(target)
+    write_private(target, render(document, fmt))
     return fmt
 
 

@@ -117,3 +117,17 @@ def test_what_changed_speaks_of_hosts_services_and_replicas():
     assert "web has 5 replicas in the cluster file, the plan assumed 4" in reasons
     assert "web/0 now runs on c (the plan assumed a)" in reasons
     assert what_changed(before, before) == []
+
+
+def test_an_exported_plan_is_private_whatever_the_umask(tmp_path, small_config):
+    """Defect 15: plan exports were world-readable under umask 022."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "plan.json"
+        write(plan_document(make_plan(small_config), small_config, capacities(small_config)), path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
