@@ -138,3 +138,11 @@ class JournalError(LoadmasterError):
     def __init__(self, path: str, problem: str, fix: str):
         self.path, self.problem, self.fix = path, problem, fix
         super().__init__(f"journal {path}: {problem}; {fix}")
+
+
+class InvalidPlan(LoadmasterError):
+    """A plan (from a file) that this config could not have produced: refused before anything runs."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source, self.problems = source, problems
+        super().__init__(f"{source}: refused, nothing was changed:\n" + "\n".join(f"  {p}" for p in problems))

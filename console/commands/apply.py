@@ -1,4 +1,9 @@
-"""`loadmaster apply FILE`: apply an exported plan, refusing a stale one."""
+"""`loadmaster apply FILE`: apply an exported plan, refusing a malformed or stale one before any change.
+
+Order matters: the file is read and checked (schema, then every action against the current
+config), then its staleness, and only then does the journal's unfinished plan (if a controller
+was killed mid-apply) roll forward — after which the plan is checked for staleness once more.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import open_engine
 from core.engine.events import EventKind
 from core.engine.planfile import read_plan
-from core.errors import LoadmasterError, ReadOnly, StalePlan
+from core.errors import ReadOnly, StalePlan
 from core.model import Plan
 from core.sanitize import printable
 
@@ -33,12 +38,17 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, plan: Plan) -> int:
     cfg = load_config(args)
-    if plan.cluster != cfg.name:
-        raise LoadmasterError(f"{args.file} is a plan for cluster {plan.cluster!r}, not {cfg.name!r}")
-    async with open_engine(cfg, read_only=args.dry_run) as engine:
+    async with open_engine(cfg, read_only=args.dry_run, roll_forward=False) as engine:
+        engine.check_plan(plan, args.file)
         reasons = engine.check_stale(plan)
         if reasons and not args.force:
             raise StalePlan(reasons)
+        resumed = await engine.roll_forward()
+        if resumed:
+            print(f"rolled forward {resumed} unfinished plans from the journal first")
+            reasons = engine.check_stale(plan)
+            if reasons and not args.force:
+                raise StalePlan(reasons)
         for reason in reasons:
             print(f"warning (forced): {reason}")
         if args.dry_run:
@@ -48,7 +58,7 @@ async def _run(args: argparse.Namespace, plan: Plan) -> int:
             return 0
         queue = engine.subscribe()
         total = len(plan.actions)
-        task = asyncio.create_task(engine.apply_file_plan(plan, force=args.force))
+        task = asyncio.create_task(engine.apply_file_plan(plan, force=args.force, source=args.file))
         seen = 0
         while not (task.done() and queue.empty()):
             try:

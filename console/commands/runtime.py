@@ -92,11 +92,11 @@ def demo_hint(snapshot: Snapshot) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def open_engine(config: ClusterConfig, *, read_only: bool) -> AsyncIterator[Engine]:
+async def open_engine(config: ClusterConfig, *, read_only: bool, roll_forward: bool = True) -> AsyncIterator[Engine]:
     """An engine that has looked at every host once, for one-shot commands."""
     engine = make_engine(config, read_only=read_only)
     try:
-        await engine.start(run_loop=False)
+        await engine.start(run_loop=False, roll_forward=roll_forward)
         yield engine
     finally:
         await engine.close()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from core.engine import plancheck
 from core.engine.api import ApplyProgress, Snapshot
 from core.engine.apply import Limits, apply_plan
 from core.engine.basis import what_changed
@@ -33,7 +34,7 @@ from core.engine.planner import Planner, plan_id
 from core.engine.policy import AutoApply, drift
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
-from core.errors import LoadmasterError, NotHolder, ReadOnly, StalePlan
+from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan
 from core.model import (
     Action,
     ClusterConfig,
@@ -105,10 +106,14 @@ class Engine:
 
     # -- life cycle ------------------------------------------------------------
 
-    async def start(self, *, first_contact_timeout: float | None = None, run_loop: bool = True) -> None:
+    async def start(
+        self, *, first_contact_timeout: float | None = None, run_loop: bool = True, roll_forward: bool = True
+    ) -> None:
         """Connect, wait for a first word from every host (bounded), roll unfinished plans forward.
 
         One-shot commands (status, plan) pass `run_loop=False`: they look once and change nothing.
+        `apply` passes `roll_forward=False`: it refuses a bad or stale plan before the journal's
+        unfinished plan changes the fleet, and rolls forward (`roll_forward()`) only then.
         """
         await self._fleet.start()
         deadline = self._clock() + (first_contact_timeout or self._config.defaults.connect_timeout)
@@ -120,8 +125,8 @@ class Engine:
         self._observe()
         if not self.read_only:
             await self._fencing.take(self._view.observations, force=self._take_over)
-        if self._acting:
-            await self._roll_forward()
+        if roll_forward:
+            await self.roll_forward()
         if run_loop:
             self._tasks.append(asyncio.create_task(self._loop(), name="engine-loop"))
 
@@ -172,7 +177,7 @@ class Engine:
             was_acting = self._acting
             await self._fencing.watch(self._view.observations)
             if self._acting and not was_acting:
-                await self._roll_forward()
+                await self.roll_forward()
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._on_host_down(host)
@@ -241,7 +246,16 @@ class Engine:
         reasons = what_changed(plan.assumed, view.basis)
         return reasons or ["the fleet changed since the plan was made"]
 
-    async def apply_file_plan(self, plan: Plan, *, force: bool = False) -> ApplyProgress:
+    def check_plan(self, plan: Plan, source: str) -> None:
+        """Refuse (InvalidPlan) a plan from `source` that the current config could not have produced."""
+        found = plancheck.problems(plan, self._config)
+        if plan.cluster != self._config.name:
+            found.insert(0, f"a plan for cluster {plan.cluster!r}, not {self._config.name!r}")
+        if found:
+            raise InvalidPlan(source, found)
+
+    async def apply_file_plan(self, plan: Plan, *, force: bool = False, source: str = "plan") -> ApplyProgress:
+        self.check_plan(plan, source)  # --force overrides staleness, never a malformed plan
         self._refuse_unless_applicable(plan, force=force)
         return await self._apply(plan)
 
@@ -295,8 +309,13 @@ class Engine:
             data["error"] = error or "failed"
             self._emit(EventKind.ACTION_FAILED, f"{action}: {error}", host=host, replica=action.replica, data=data)
 
-    async def _roll_forward(self) -> None:
-        for pid, actions in self._journal.unfinished():
+    async def roll_forward(self) -> int:
+        """Finish the plans the journal says were being applied (only while this controller acts);
+        returns how many there were."""
+        if not self._acting:
+            return 0
+        unfinished = self._journal.unfinished()
+        for pid, actions in unfinished:
             todo = [a for a in actions if a.state != "done"]
             self._emit(EventKind.PLAN_APPROVED, f"resuming plan {pid} from the journal: {len(todo)} actions left")
             view = self._view
@@ -315,6 +334,7 @@ class Engine:
                 )  # fmt: skip
                 self._applying = progress
             self._observe()
+        return len(unfinished)
 
     # -- EngineAPI -------------------------------------------------------------------
 

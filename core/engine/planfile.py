@@ -163,10 +163,16 @@ def format_of(path: Path) -> str:
 
 
 def read_plan(path: str | Path) -> Plan:
-    """Read a JSON or TOML plan file back into a Plan (CSV holds actions only and cannot be applied)."""
+    """Read a JSON or TOML plan file back into a Plan (CSV holds actions only and cannot be applied).
+
+    Every field is checked for its type and range (a hand-edited or hostile file is normal), so a
+    bad file is one PlanFileError naming the field, never a traceback.
+    """
     p = Path(path)
     name = str(path)
     try:
+        if p.stat().st_size > MAX_PLAN_BYTES:
+            raise PlanFileError(name, f"is larger than {MAX_PLAN_BYTES >> 20} MiB; it is not a plan loadmaster wrote")
         text = p.read_text()
     except FileNotFoundError:
         raise PlanFileError(name, "not found") from None
@@ -176,44 +182,160 @@ def read_plan(path: str | Path) -> Plan:
     if fmt == "csv":
         raise PlanFileError(name, "a CSV plan lists actions only; apply the JSON or TOML export")
     try:
-        doc = tomllib.loads(text) if fmt == "toml" else json.loads(text)
+        doc = (
+            tomllib.loads(text) if fmt == "toml" else json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        )
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PlanFileError(name, f"is not valid {fmt.upper()}: {exc}") from None
+    except RecursionError:
+        raise PlanFileError(name, f"nests too deeply to be a plan (a plan nests {MAX_DEPTH} levels at most)") from None
+    except ValueError as exc:  # a number JSON can write but no plan holds (1e400, NaN)
+        raise PlanFileError(name, f"is not a loadmaster plan ({SCHEMA}): {exc}") from None
     try:
         return plan_from_document(doc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except ValueError as exc:
         raise PlanFileError(name, f"is not a loadmaster plan ({SCHEMA}): {exc}") from None
 
 
-def plan_from_document(doc: Mapping[str, Any]) -> Plan:
-    if doc.get("schema") != SCHEMA:
-        raise ValueError(f"schema is {doc.get('schema')!r}, expected {SCHEMA!r}")
-    b = doc["basis"]
+MAX_PLAN_BYTES = 64 << 20
+MAX_DEPTH = 4  # plan → utilization → host → capacity
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise ValueError(f"{text} is not a number a plan holds")
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests, without recursion (a hostile file must not exhaust the stack)."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object, not {_kind(value)}")
+    return value
+
+
+def _field(table: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in table:
+        raise ValueError(f"{where}.{key} is missing" if where else f"{key} is missing")
+    return table[key]
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be a string, not {_kind(value)}")
+    return value
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**53:
+        raise ValueError(f"{where} must be a whole number from 0 to 2^53, not {_kind(value)} {value!r:.40}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ValueError(f"{where} must be a number of 0 or more, not {_kind(value)} {value!r:.40}")
+    return float(value)
+
+
+def _replica(value: Any, where: str) -> ReplicaId:
+    try:
+        return ReplicaId.parse(_str(value, where))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _strings(value: Any, where: str) -> dict[str, str]:
+    return {_str(k, where): _str(v, f"{where}.{k}") for k, v in _table(value, where).items()}
+
+
+def _placement(value: Any, where: str) -> dict[ReplicaId, str]:
+    return {_replica(r, f"{where} key"): _str(h, f"{where}.{r}") for r, h in _table(value, where).items()}
+
+
+def _action(value: Any, where: str) -> Action:
+    a = _table(value, where)
+    verb = _str(_field(a, "action", where), f"{where}.action")
+    try:
+        kind = ActionKind(verb)
+    except ValueError:
+        raise ValueError(f"{where}.action {verb!r} is not one of: {', '.join(k.value for k in ActionKind)}") from None
+    src = _str(a["from"], f"{where}.from") if "from" in a else None
+    dst = _str(a["to"], f"{where}.to") if "to" in a else None
+    return Action(kind, _replica(_field(a, "replica", where), f"{where}.replica"), src, dst)
+
+
+def plan_from_document(doc: Any) -> Plan:
+    """The Plan a document describes; raises ValueError naming the first field that is wrong."""
+    top = _table(doc, "the document")
+    if _depth(doc) > MAX_DEPTH:
+        raise ValueError(f"it nests more than {MAX_DEPTH} levels deep")
+    if top.get("schema") != SCHEMA:
+        raise ValueError(f"schema is {top.get('schema')!r}, expected {SCHEMA!r}")
+    b = _table(_field(top, "basis", ""), "basis")
     assumed = Basis(
-        hosts=dict(b["hosts"]),
-        services={k: int(v) for k, v in b["services"].items()},
-        generations=dict(b["generations"]),
-        placement={ReplicaId.parse(r): h for r, h in b["placement"].items()},
+        hosts=_strings(_field(b, "hosts", "basis"), "basis.hosts"),
+        services={
+            _str(k, "basis.services"): _int(v, f"basis.services.{k}")
+            for k, v in _table(_field(b, "services", "basis"), "basis.services").items()
+        },
+        generations=_strings(_field(b, "generations", "basis"), "basis.generations"),
+        placement=_placement(_field(b, "placement", "basis"), "basis.placement"),
     )
-    if fingerprint(assumed) != b["fingerprint"]:
+    if fingerprint(assumed) != _str(_field(b, "fingerprint", "basis"), "basis.fingerprint"):
         raise ValueError("basis fingerprint does not match its contents (the file was edited)")
-    actions = tuple(
-        Action(ActionKind(a["action"]), ReplicaId.parse(a["replica"]), a.get("from"), a.get("to"))
-        for a in doc["actions"]
-    )
-    solver = doc["solver"]
+    actions_doc = _field(top, "actions", "")
+    if not isinstance(actions_doc, list):
+        raise ValueError(f"actions must be an array, not {_kind(actions_doc)}")
+    actions = tuple(_action(a, f"actions[{i}]") for i, a in enumerate(actions_doc))
+    solver = _table(_field(top, "solver", ""), "solver")
+    created = _str(_field(top, "created_at", ""), "created_at")
+    try:
+        created_at = datetime.fromisoformat(created).timestamp()
+    except (ValueError, OverflowError):
+        raise ValueError(f"created_at {created!r:.40} is not an ISO 8601 time") from None
+    status = _str(_field(solver, "status", "solver"), "solver.status")
+    try:
+        solver_status = SolverStatus(status)
+    except ValueError:
+        raise ValueError(
+            f"solver.status {status!r:.40} is not one of: {', '.join(s.value for s in SolverStatus)}"
+        ) from None
+    unplaced = _table(top.get("unplaced", {}), "unplaced")
     return Plan(
-        cluster=doc["cluster"],
-        basis=b["fingerprint"],
-        created_at=datetime.fromisoformat(doc["created_at"]).timestamp(),
+        cluster=_str(_field(top, "cluster", ""), "cluster"),
+        basis=fingerprint(assumed),
+        created_at=created_at,
         current=Placement(assumed.placement),
-        target=Placement({ReplicaId.parse(r): h for r, h in doc["target"].items()}),
+        target=Placement(_placement(_field(top, "target", ""), "target")),
         actions=actions,
-        status=SolverStatus(solver["status"]),
-        hosts_used=int(solver["hosts_used"]),
-        lower_bound=int(solver["lower_bound"]),
-        gap=float(solver["gap"]),
-        unplaced={ReplicaId.parse(r): why for r, why in doc.get("unplaced", {}).items()},
-        reason=doc.get("reason", "rebalance"),
+        status=solver_status,
+        hosts_used=_int(_field(solver, "hosts_used", "solver"), "solver.hosts_used"),
+        lower_bound=_int(_field(solver, "lower_bound", "solver"), "solver.lower_bound"),
+        gap=_number(_field(solver, "gap", "solver"), "solver.gap"),
+        unplaced={_replica(r, "unplaced key"): _str(why, f"unplaced.{r}") for r, why in unplaced.items()},
+        reason=_str(top.get("reason", "rebalance"), "reason"),
         assumed=assumed,
     )

@@ -68,6 +68,24 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def usable_key(host: str, path: str) -> str:
+    """`path` when it holds a private key asyncssh can use; else HostUnreachable naming the file.
+
+    Read here so that a missing, invalid or passphrase-protected key is the host's error (an
+    event), not a KeyImportError that ends the link's task and surfaces as a traceback.
+    """
+    try:
+        asyncssh.read_private_key(path)
+    except FileNotFoundError:
+        raise HostUnreachable(host, f"identity_file {path} does not exist") from None
+    except OSError as exc:
+        raise HostUnreachable(host, f"identity_file {path} cannot be read: {exc.strerror or exc}") from None
+    except (asyncssh.KeyImportError, ValueError) as exc:
+        hint = f"; load it into ssh-agent (ssh-add {path}) and remove identity_file" if "assphrase" in str(exc) else ""
+        raise HostUnreachable(host, f"identity_file {path} is not a usable private key: {exc}{hint}") from None
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class LinkContext:
     """What every link of a fleet shares."""
@@ -288,7 +306,7 @@ class SshLink(Link):
         tunnel = await self.ctx.jump(host.jump) if host.jump else ()
         keys: Sequence[asyncssh.SSHKeyPair | str] | None = self.ctx.client_keys
         if keys is None and host.identity_file:
-            keys = [os.path.expanduser(host.identity_file)]
+            keys = [usable_key(host.name, os.path.expanduser(host.identity_file))]
         keepalive = max(1.0, 2 * self.config.poll_interval)  # frames reset it: no keepalive traffic while they flow
         target = {"host": host.address, "port": host.port if host.port != 22 else (), "tunnel": tunnel}
         options = await asyncssh.SSHClientConnectionOptions.construct(

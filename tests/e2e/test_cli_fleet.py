@@ -79,3 +79,27 @@ def test_kill_9_mid_apply_then_restart_converges_without_duplicates(tmp_path):
         assert daemon.returncode == 0, err
         events = [json.loads(line) for line in out.splitlines()]
         assert any("resuming plan" in e["message"] for e in events)
+
+
+def test_a_stale_plan_is_refused_before_the_journal_rolls_forward(tmp_path):
+    """Defect 3: after a kill -9 mid-apply, `apply stale.json` rolled the journal's unfinished plan
+    forward (changing the fleet), and only then said the plan was stale."""
+    with ServedFleet(tmp_path, hosts=4, web=8, db=2) as fleet:
+        assert fleet.run("plan", "-o", str(tmp_path / "plan.json")).returncode == 0
+        apply = fleet.popen("apply", str(tmp_path / "plan.json"))
+        assert apply.stdout is not None
+        for line in apply.stdout:
+            if line.startswith("[1/"):
+                apply.send_signal(signal.SIGKILL)
+                break
+        apply.wait(timeout=10)
+        time.sleep(1)  # what was in flight lands
+        at_kill = fleet.processes("web") + fleet.processes("db")
+        assert 1 <= at_kill < 10, at_kill
+        again = fleet.run("apply", str(tmp_path / "plan.json"))  # stale: some replicas run now
+        assert again.returncode == 3, again.stdout + again.stderr
+        assert "plan is stale" in again.stderr and "rolled forward" not in again.stdout
+        time.sleep(1)
+        assert fleet.processes("web") + fleet.processes("db") == at_kill  # the fleet was not touched
+        check = fleet.run("journal", "check")
+        assert "unfinished: 1 plans" in check.stdout, check.stdout + check.stderr

@@ -131,3 +131,51 @@ def test_an_exported_plan_is_private_whatever_the_umask(tmp_path, small_config):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _exported(tmp_path, small_config):
+    path = tmp_path / "plan.json"
+    write(plan_document(make_plan(small_config), small_config, capacities(small_config)), path)
+    return path, json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: [d], "the document must be an object, not an array"),
+        (lambda d: {**d, "basis": {**d["basis"], "services": []}}, "basis.services must be an object, not an array"),
+        (lambda d: {**d, "unplaced": []}, "unplaced must be an object, not an array"),
+        (lambda d: {**d, "actions": {}}, "actions must be an array, not an object"),
+        (lambda d: {**d, "actions": [{"action": "explode", "replica": "web/1"}]}, "actions[0].action 'explode'"),
+        (lambda d: {**d, "actions": [{"action": "start"}]}, "actions[0].replica is missing"),
+        (lambda d: {**d, "solver": {**d["solver"], "hosts_used": "3"}}, "solver.hosts_used must be a whole number"),
+        (lambda d: {**d, "target": {"web": "a"}}, "target key: 'web' is not a replica id"),
+    ],
+)
+def test_a_malformed_plan_file_names_the_field(tmp_path, small_config, edit, message):
+    """Defect 13: a top-level array, basis.services = [], unplaced = [] gave tracebacks."""
+    path, doc = _exported(tmp_path, small_config)
+    path.write_text(json.dumps(edit(doc)))
+    with pytest.raises(PlanFileError) as err:
+        read_plan(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_deep_nesting_and_huge_numbers_are_errors_not_tracebacks(tmp_path, small_config):
+    path, doc = _exported(tmp_path, small_config)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PlanFileError, match="nests too deeply"):
+        read_plan(path)
+    path.write_text(json.dumps({**doc, "reason": {"a": {"b": {"c": {"d": 1}}}}}))
+    with pytest.raises(PlanFileError, match="nests more than 4 levels"):
+        read_plan(path)
+    path.write_text(json.dumps(doc).replace('"gap": 0.333333', '"gap": 1e400'))
+    with pytest.raises(PlanFileError, match="1e400 is not a finite number"):
+        read_plan(path)
+    path.write_text(json.dumps(doc).replace('"hosts_used": 3', '"hosts_used": 1e400'))
+    with pytest.raises(PlanFileError, match="not a finite number"):
+        read_plan(path)
+    toml = tmp_path / "plan.toml"
+    toml.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PlanFileError, match="nests too deeply"):
+        read_plan(toml)

@@ -139,3 +139,32 @@ async def test_keys_from_the_users_ssh_agent(sshd: Sshd, name: str, tmp_path: Pa
     finally:
         agent.terminate()
         await agent.wait()
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "passphrase"])
+def test_a_bad_identity_file_is_the_hosts_error_naming_the_file(
+    sshd: Sshd, name: str, tmp_path: Path, capsys, kind: str
+) -> None:
+    """Issue 10 defect 15: an invalid or passphrase-protected identity_file ended the host's link with a
+    KeyImportError traceback (`hosts` printed it, no host event); a missing one was not named."""
+    key = tmp_path / "id_bad"
+    if kind == "garbage":
+        key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")
+    elif kind == "passphrase":
+        keygen = require_tool("ssh-keygen")
+        import subprocess
+
+        subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "secret", "-f", str(key)], check=True)
+    toml = tmp_path / "cluster.toml"
+    toml.write_text(
+        f'[cluster]\nname = "{name}"\npoll_interval = "500ms"\n'
+        f'[defaults]\nuser = "{sshd.user}"\nknown_hosts = "{sshd.known_hosts}"\nidentity_file = "{key}"\n'
+        f"connect_timeout = 3\n"
+        f'[[hosts]]\nname = "a"\naddress = "{sshd.address}"\nport = {sshd.port}\n'
+    )
+    assert cli(["hosts", "--json", "-c", str(toml)]) == 1
+    out, err = capsys.readouterr()
+    [host] = json.loads(out)
+    assert host["state"] == "down" and f"identity_file {key}" in host["error"], host
+    expected = {"missing": "does not exist", "garbage": "is not a usable private key", "passphrase": "ssh-add"}[kind]
+    assert expected in host["error"] and "Traceback" not in err
