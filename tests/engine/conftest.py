@@ -3,7 +3,10 @@ from __future__ import annotations
 import pytest
 
 from core import config as config_io
+from core.engine.engine import Engine
+from core.engine.journal import Journal
 from core.model import ClusterConfig
+from tests.fake_fleet import FakeFleet
 
 SMALL = """
 [cluster]
@@ -54,3 +57,20 @@ mem = "2GiB"
 @pytest.fixture
 def small_config() -> ClusterConfig:
     return config_io.parse(SMALL, "small.toml")
+
+
+@pytest.fixture
+async def engine_of(tmp_path):
+    """`await engine_of(config, **engine_kwargs)` → (a started Engine over a FakeFleet, the fleet); closed after."""
+    engines = []
+
+    async def make(config, **kw):
+        fleet = FakeFleet(config)
+        engine = Engine(config, fleet, Journal(tmp_path / f"j{len(engines)}.db"), workers=1, **kw)
+        engines.append(engine)
+        await engine.start(first_contact_timeout=1)
+        return engine, fleet
+
+    yield make
+    for e in engines:
+        await e.close(grace=5)

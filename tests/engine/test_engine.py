@@ -25,22 +25,6 @@ def desired(config):
     return {r for s in config.services for r in s.replica_ids()}
 
 
-@pytest.fixture
-async def engine_of(tmp_path):
-    engines = []
-
-    async def make(config, **kw):
-        fleet = FakeFleet(config)
-        engine = Engine(config, fleet, Journal(tmp_path / f"j{len(engines)}.db"), workers=1, **kw)
-        engines.append(engine)
-        await engine.start(first_contact_timeout=1)
-        return engine, fleet
-
-    yield make
-    for e in engines:
-        await e.close(grace=5)
-
-
 async def test_drift_becomes_a_pending_plan_without_auto_apply(engine_of, small_config):
     engine, fleet = await engine_of(small_config)
     await until(lambda: engine.snapshot().pending is not None)

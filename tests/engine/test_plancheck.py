@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import InvalidPlan
 from core.model import Action, ActionKind, ReplicaId
-from tests.engine.test_engine import desired, engine_of, until  # noqa: F401 (engine_of is a fixture)
+from tests.engine.test_engine import desired, until
 
 W = [ReplicaId("web", i) for i in range(3)]
 
@@ -22,7 +22,7 @@ def edited(plan, *actions, target=None):
 @pytest.mark.parametrize(
     ("action", "message"),
     [
-        (lambda h: Action(ActionKind.MOVE, W[1], h, h), f"moves web/1 from {{h}} to itself"),
+        (lambda h: Action(ActionKind.MOVE, W[1], h, h), "moves web/1 from {h} to itself"),
         (lambda h: Action(ActionKind.START, ReplicaId("db", 7), to_host=h), "db/7 is beyond replicas = 1 of db"),
         (lambda h: Action(ActionKind.MOVE, W[1], h, "zz"), "host zz is not in small.toml"),
         (lambda h: Action(ActionKind.START, ReplicaId("cache", 0), to_host=h), "service cache is not in small.toml"),
