@@ -13,6 +13,7 @@ import enum
 import ipaddress
 import os
 import re
+import shlex
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -74,6 +75,12 @@ class _Missing(enum.Enum):
 
 
 _MISSING = _Missing.MISSING
+MAX_DEPTH = 8  # tables and arrays inside each other; the deepest a valid file needs is 3
+MAX_REPLICAS = 100_000  # per service: beyond it a plan's model would not fit in memory
+# A replica's command reaches the host inside one SSH command line, twice (hex for its record and
+# quoted for the shell): Linux caps one argument at 128 KiB (MAX_ARG_STRLEN), so 32 KiB quoted
+# leaves room for the runtime script and the other arguments.
+MAX_COMMAND_BYTES = 32 * 1024
 _BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
 
 
@@ -126,7 +133,31 @@ def parse(text: str, file: str = DEFAULT_CONFIG) -> ClusterConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([_syntax_problem(file, text, str(exc))]) from None
+    except RecursionError:  # the parser recurses per level: a hostile file must not end the reader
+        raise ConfigError([_too_deep(file)]) from None
+    if _depth(data) > MAX_DEPTH:
+        raise ConfigError([_too_deep(file)])
     return _Reader(file).read(data)
+
+
+def _too_deep(file: str) -> ConfigProblem:
+    return ConfigProblem(
+        file, "", "", f"nests arrays or tables more than {MAX_DEPTH} levels deep; a cluster file needs 3 "
+        "(e.g. [[services]] → resources → gpu)"
+    )  # fmt: skip
+
+
+def _depth(value: Any) -> int:
+    """How deeply `value` nests, counted without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level + 1)
+            if deepest > MAX_DEPTH:
+                return deepest
+            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _syntax_problem(file: str, text: str, message: str) -> ConfigProblem:
@@ -353,7 +384,7 @@ class _Reader:
         services = []
         for e, position, t in self.entries(value, "services"):
             self.unknown_keys(t, SERVICE_KEYS, e)
-            replicas = self.take(t, "replicas", e, _count, 1)
+            replicas = self.take(t, "replicas", e, _replicas, 1)
             min_healthy = self.take(t, "min_healthy", e, _count, 0)
             if replicas is not None and min_healthy is not None and min_healthy > replicas:
                 self.problem(e, "min_healthy", f"{min_healthy} is more than replicas ({replicas}); use 0 to {replicas}")
@@ -362,8 +393,7 @@ class _Reader:
             extra = self.read_resources(t, "resources", e, forbidden=(CPU, MEM)) if "resources" in t else None
             service = Service(
                 name=self.take(t, "name", e, _name, example='name = "web"') or "",
-                command=self.take(t, "command", e, _nonempty, example='command = "python3 -m http.server {port}"')
-                or "",
+                command=self.take(t, "command", e, _command, example='command = "python3 -m http.server {port}"') or "",
                 replicas=replicas or 0,
                 resources=Resources(cpu or 0, mem or 0, extra.extra if extra else {}),
                 max_per_host=self.take(t, "max_per_host", e, _positive_int, None),
@@ -570,6 +600,23 @@ def _string(value: Any) -> str:
 def _nonempty(value: Any) -> str:
     if not _string(value).strip():
         raise ValueError(f"must not be empty, got {literal(value)}")
+    return value
+
+
+def _replicas(value: Any) -> int:
+    if _count(value) > MAX_REPLICAS:
+        raise ValueError(f"{value} is more than {MAX_REPLICAS:,} replicas of one service (split it into services)")
+    return value
+
+
+def _command(value: Any) -> str:
+    size = len(shlex.quote(_nonempty(value)).encode("utf-8"))
+    if size > MAX_COMMAND_BYTES:
+        raise ValueError(
+            f"is {size:,} bytes (quoted); a command must stay under {MAX_COMMAND_BYTES // 1024} KiB, as it reaches "
+            "the host inside one SSH command line, which Linux caps at 128 KiB (MAX_ARG_STRLEN): put a longer one "
+            "in a script on the host"
+        )
     return value
 
 

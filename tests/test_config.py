@@ -391,3 +391,36 @@ def test_readme_example_is_valid() -> None:
     cfg = config.parse(example, "README.md")
     assert [h.name for h in cfg.hosts] == ["web-1", "web-2", "gpu-1"]
     assert cfg.service("trainer").resources.extra == {"gpu": 2}
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        "x = " + "[" * 100_000 + "]" * 100_000,  # the parser itself recursed until RecursionError
+        "x = " + "{a = " * 500 + "1" + "}" * 500,
+        "x = " + "[" * 9 + "]" * 9,  # parses, but no cluster file needs it
+    ],
+)
+def test_deep_nesting_is_one_config_error_naming_the_file(nested: str, tmp_path: Path, capsys) -> None:
+    """Issue 10 defect 9: a deeply nested TOML raised RecursionError (`validate` printed a traceback)."""
+    from console.cli import main
+
+    path = tmp_path / "cluster.toml"
+    path.write_text(nested + "\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert f"{path}: nests arrays or tables more than 8 levels deep" in str(err.value)
+    assert main(["validate", "-c", str(path)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_validate_refuses_replicas_and_commands_no_fleet_can_carry() -> None:
+    """Issue 10 defect 15: replicas = 100000000 passed validate (the daemon died of MemoryError), and so
+    did a 50 KB command (it failed on OpenSSH)."""
+    text = MINIMAL + '[[services]]\nname = "s"\ncommand = "sleep 1"\ncpu = 1\nmem = "1MiB"\nreplicas = 100000000\n'
+    with pytest.raises(ConfigError, match=r'services "s": replicas 100000000 is more than 100,000 replicas'):
+        config.parse(text, "c.toml")
+    config.parse(text.replace("100000000", "100000"), "c.toml")
+    long = "sleep 1 # " + "x" * 50_000
+    with pytest.raises(ConfigError, match=r"command is 50,012 bytes \(quoted\); a command must stay under 32 KiB"):
+        config.parse(text.replace("100000000", "1").replace('"sleep 1"', f'"{long}"'), "c.toml")

@@ -6,6 +6,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from core import config as config_io
 from core.engine.config_watch import ConfigWatch
 from core.errors import ConfigError
 from core.model import ClusterConfig
@@ -93,3 +94,54 @@ def test_a_missing_file_is_reported(tmp_path: Path) -> None:
     watch = ConfigWatch(tmp_path / "gone.toml", seen.adopt, seen.on_invalid)
     assert watch.reload() is False
     assert seen.adopted == [] and "not found" in str(seen.invalid[0].problems[0])
+
+
+H1 = '[[hosts]]\nname = "h1"\naddress = "10.0.0.1"\n'
+TWO_HOSTS = GOOD.replace(H1, H1 + '\n[[hosts]]\nname = "h2"\naddress = "10.0.0.2"\n')
+
+
+async def test_a_half_written_file_is_not_read_until_it_is_stable(tmp_path: Path) -> None:
+    """Issue 10 defect 5: the first bytes of a file being written parsed as 2 hosts and 0 services, and
+    the daemon adopted them within 2 s (then applied a plan of 15 stops)."""
+    path = tmp_path / "cluster.toml"
+    full = TWO_HOSTS.format(replicas=3)
+    prefix = full[: full.index("[[services]]")]
+    alone = config_io.parse(prefix)
+    assert len(alone.hosts) == 2 and alone.services == ()  # the prefix alone is a valid file
+    path.write_text(full)
+    os.utime(path, (0, 0))  # an old, settled file
+    seen = Recorder()
+    watch = ConfigWatch(path, seen.adopt, seen.on_invalid, interval=0.02)  # the default settle
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.1)
+        with path.open("w") as out:  # a writer that stops for a moment mid-file
+            out.write(prefix)
+            out.flush()
+            await asyncio.sleep(0.4)
+            out.write(full[len(prefix) :])
+        await seen.next()
+        assert [len(c.services) for c in seen.adopted] == [1], "a half-written file was adopted"
+        assert seen.invalid == []
+    finally:
+        task.cancel()
+
+
+async def test_nothing_a_file_holds_ends_the_watch(tmp_path: Path) -> None:
+    """Issue 10 defect 9: a deeply nested file raised RecursionError in the reloader, and no edit or
+    SIGHUP was seen after it."""
+    path = tmp_path / "cluster.toml"
+    path.write_text(GOOD.format(replicas=1))
+    seen = Recorder()
+    watch = ConfigWatch(path, seen.adopt, seen.on_invalid, interval=0.02, settle=0.05)
+    task = asyncio.create_task(watch.run())
+    try:
+        await asyncio.sleep(0.1)
+        touch(path, "x = " + "[" * 100_000 + "]" * 100_000 + "\n", 1)
+        await seen.next()
+        assert "nests arrays or tables more than" in str(seen.invalid[0])
+        touch(path, GOOD.format(replicas=4), 2)
+        await seen.next()
+        assert [c.service("web").replicas for c in seen.adopted] == [4] and not task.done()
+    finally:
+        task.cancel()

@@ -4,18 +4,31 @@ The file is the desired state: an edit (by hand, by `core.desired`, by the HTTP 
 request (the daemon's SIGHUP) re-reads it. A file the reader rejects changes nothing: the previous
 configuration stays in force and `on_invalid` gets the problems to report. Signals, logging and
 presentation belong to the front end that runs the watch (console/daemon.py).
+
+A file is read only once it has been stable (same size, modification time and inode) for `settle`
+seconds: an editor or a script caught mid-write leaves a prefix that may well parse (the first 500
+bytes of a file can be 2 hosts and no services), and adopting it would stop everything. Nothing a
+file holds ends the watch: whatever reading it raises is reported through `on_invalid`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from core import config as config_io
-from core.errors import ConfigError
+from core.errors import ConfigError, ConfigProblem
 from core.model import ClusterConfig
+
+log = logging.getLogger("loadmaster.config_watch")
+
+SETTLE = 1.0  # seconds a changed file must stay unchanged before it is read
+
+Stamp = tuple[int, int, int]  # (mtime ns, size, inode); (0, 0, 0) while the file is missing
 
 
 class ConfigWatch:
@@ -32,9 +45,11 @@ class ConfigWatch:
         on_invalid: Callable[[ConfigError], None],
         *,
         interval: float = 1.0,
+        settle: float = SETTLE,
     ) -> None:
         self.path = path
         self.interval = interval
+        self.settle = settle
         self._adopt = adopt  # e.g. Engine.reload
         self._on_invalid = on_invalid
         self._wanted = asyncio.Event()
@@ -45,16 +60,32 @@ class ConfigWatch:
 
     async def run(self) -> None:
         """Until cancelled: notice edits and requests, and adopt the file each time it is valid."""
-        seen = self._mtime()
+        seen = self._stamp()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wanted.wait(), self.interval)
-            now = self._mtime()
-            if now == seen and not self._wanted.is_set():
+            if self._stamp() == seen and not self._wanted.is_set():
                 continue
-            seen = now
             self._wanted.clear()
-            self.reload()
+            seen = await self._stable()
+            if not self.reload():
+                continue
+            if self._stamp() != seen:  # written to while it was being read: read it again once it settles
+                self._wanted.set()
+
+    async def _stable(self) -> Stamp:
+        """The file's stamp once it has not changed for `settle` seconds (at once if it is that old already)."""
+        stamp = self._stamp()
+        if stamp[0] and time.time() - stamp[0] / 1e9 >= self.settle:
+            return stamp
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while loop.time() - since < self.settle:
+            await asyncio.sleep(min(0.1, self.settle / 4))
+            now = self._stamp()
+            if now != stamp:
+                stamp, since = now, loop.time()
+        return stamp
 
     def reload(self) -> bool:
         """Read the file once: adopt it if valid, else report it and keep the old configuration."""
@@ -63,11 +94,23 @@ class ConfigWatch:
         except ConfigError as exc:
             self._on_invalid(exc)
             return False
-        self._adopt(config)
+        except Exception as exc:  # a reader bug must not end the watch: no edit would be seen again
+            log.exception("reading %s failed", self.path)
+            problem = ConfigProblem(str(self.path), "", "", f"could not be read ({type(exc).__name__}: {exc})")
+            self._on_invalid(ConfigError([problem]))
+            return False
+        try:
+            self._adopt(config)
+        except Exception as exc:
+            log.exception("adopting %s failed", self.path)
+            problem = ConfigProblem(str(self.path), "", "", f"could not be adopted ({type(exc).__name__}: {exc})")
+            self._on_invalid(ConfigError([problem]))
+            return False
         return True
 
-    def _mtime(self) -> float:
+    def _stamp(self) -> Stamp:
         try:
-            return self.path.stat().st_mtime
+            st = self.path.stat()
         except OSError:  # being replaced by an editor, or gone: the next change is seen when it is back
-            return 0.0
+            return (0, 0, 0)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -234,3 +234,23 @@ async def test_replicas_outlive_the_connection_and_a_new_fleet_finds_them(target
 
 def _fields(cfg: ClusterConfig) -> dict[str, object]:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
+
+
+async def test_a_command_at_the_validated_limit_runs_and_one_far_beyond_it_cannot(target: Target, name: str) -> None:
+    """`validate` caps a command at config.MAX_COMMAND_BYTES (quoted) because the host must carry it: one
+    at the cap starts on a real host, one of 50 KB fails there (issue 10 defect 15: it passed validate)."""
+    from core.config import MAX_COMMAND_BYTES
+
+    head = "exec sleep 60 # "
+    at_cap = head + "x" * (MAX_COMMAND_BYTES - len(head) - 2)  # shlex.quote adds the two quotes
+    assert len(scripts.shlex.quote(at_cap)) == MAX_COMMAND_BYTES
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        started = await fleet.start_replica("a", service("capped", at_cap), 0, "g")
+        assert started.running
+        with pytest.raises(HostCommandFailed):
+            await fleet.start_replica("a", service("huge", head + "x" * 50_000), 0, "g")
+        await fleet.stop_replica("a", ReplicaId("capped", 0), grace=1)
+    finally:
+        await fleet.close()
