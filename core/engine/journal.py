@@ -31,7 +31,10 @@ EVENTS_KEPT = 100_000
 BACKLOG_EVENTS = 10_000  # events kept in memory while the file cannot be written; plans and actions always are
 RETRY_EVERY = 1.0  # seconds between two attempts to write the backlog
 OPEN_TIMEOUT = 5.0  # how long opening waits for another process's lock
-WRITE_TIMEOUT_MS = 200  # how long a write waits for a lock: the engine's loop must not stall on it
+# How long a write waits for another process's lock: long enough for a console and a daemon to take
+# turns; once writes are failing, a retry waits only RETRY_TIMEOUT_MS (the engine's loop must not stall).
+WRITE_TIMEOUT_MS = 1000
+RETRY_TIMEOUT_MS = 50
 
 CHECK_FIX = "run `loadmaster journal check`, then `loadmaster journal reset` (it keeps a backup) to start a new one"
 
@@ -207,11 +210,14 @@ class Journal:
         if not force and now < self._next_retry:
             return
         self._next_retry = now + RETRY_EVERY
+        self._db.execute(f"PRAGMA busy_timeout = {RETRY_TIMEOUT_MS}")
         try:
             self._run([s for _, statements in self._backlog for s in statements])
         except sqlite3.Error as exc:
             self._failing(exc)
             return
+        finally:
+            self._db.execute(f"PRAGMA busy_timeout = {WRITE_TIMEOUT_MS}")
         written, dropped = len(self._backlog), self._dropped
         self._backlog.clear()
         self._backlog_events = self._dropped = 0

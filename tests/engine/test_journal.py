@@ -71,7 +71,8 @@ def test_a_failed_write_is_kept_in_order_reported_once_and_written_when_the_disk
     assert len(rows(tmp_path / "j.db", "SELECT at FROM events WHERE at >= 0")) == 300
 
 
-def test_a_locked_journal_costs_a_write_at_most_a_fraction_of_a_second(tmp_path):
+def test_a_locked_journal_costs_one_wait_not_one_per_write(tmp_path):
+    """Defect 4: with the journal locked for 15 s, failover took 14 s instead of 3 (each write waited)."""
     journal = Journal(tmp_path / "j.db")
     other = sqlite3.connect(tmp_path / "j.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
@@ -81,7 +82,8 @@ def test_a_locked_journal_costs_a_write_at_most_a_fraction_of_a_second(tmp_path)
             journal.log_event(float(i), {"event": "x"})
         took = time.monotonic() - start
         assert journal.trouble is not None and "locked by another process" in journal.trouble
-        assert took < 1.0, f"50 writes to a locked journal took {took:.1f} s"
+        limit = journal_mod.WRITE_TIMEOUT_MS / 1000 + 0.5  # the first write waits; the others are kept at once
+        assert took < limit, f"50 writes to a locked journal took {took:.1f} s"
     finally:
         other.execute("ROLLBACK")
         other.close()
