@@ -7,10 +7,10 @@ import json
 from console.commands.status import unhealthy
 from core.engine.events import EventKind
 from core.engine.planner import plan_id
-from tests.engine.test_engine import engine_of, until  # noqa: F401  (the fixture)
+from tests.engine.test_engine import until
 
 
-async def test_action_events_carry_plan_kind_service_replica_from_and_to(engine_of, small_config):  # noqa: F811
+async def test_action_events_carry_plan_kind_service_replica_from_and_to(engine_of, small_config):
     engine, _fleet = await engine_of(small_config)
     queue = engine.subscribe()
     await until(lambda: engine.snapshot().pending is not None)
