@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,7 @@ from core.engine.config_watch import ConfigWatch
 from core.engine.events import Event, EventKind
 from core.errors import ConfigError
 from core.model import ClusterConfig
+from core.sanitize import PrintableFormatter
 
 if TYPE_CHECKING:
     from core.engine.engine import Engine
@@ -51,6 +54,25 @@ async def run_daemon(
     *,
     watch_interval: float = 1.0,
     api: ApiRequest | None = None,
+) -> int:
+    # Warnings on stderr are for people and may quote hosts: sanitized (core.sanitize) like every front end.
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(PrintableFormatter("%(message)s"))
+    logging.getLogger("loadmaster").addHandler(stderr)
+    try:
+        return await _run_daemon(path, config, make_engine, log, watch_interval=watch_interval, api=api)
+    finally:
+        logging.getLogger("loadmaster").removeHandler(stderr)
+
+
+async def _run_daemon(
+    path: Path,
+    config: ClusterConfig,
+    make_engine: Callable[[ClusterConfig], Engine],
+    log: JsonLog,
+    *,
+    watch_interval: float,
+    api: ApiRequest | None,
 ) -> int:
     engine = make_engine(config)
     queue = engine.subscribe()

@@ -10,11 +10,13 @@ it goes through `printable`, which writes each such character as a visible escap
 
 Markup is the console's business: it shows host text as `rich.text.Text` (`console.formatting.literal`),
 which Textual never parses as markup, so `[bold red]` from a host is shown as those ten characters.
-JSON output needs nothing from here: `json.dumps` escapes every control and non-ASCII character.
+The daemon's log lines on stderr go through `PrintableFormatter`. JSON output needs nothing from here:
+`json.dumps` escapes every control and non-ASCII character.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 # C0 controls (ESC among them), DEL, C1 controls (a single U+009B is a CSI on some terminals), the
@@ -33,3 +35,11 @@ def printable(text: object, *, newlines: bool = False) -> str:
     """`text` (anything; `str()` of it) with every control, separator and bidi character as a visible
     escape; with `newlines`, line breaks are kept (for messages of several lines)."""
     return (_UNSAFE_BUT_NEWLINE if newlines else _UNSAFE).sub(_escape, str(text))
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines for a terminal: what a record says (host errors, a server's refusal, a traceback
+    quoting either) passes through `printable`, line breaks kept."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), newlines=True)

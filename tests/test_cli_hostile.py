@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +27,7 @@ import pytest
 from console.cli import main
 from core.hostlink import scripts
 from core.hostlink.keys import host_pattern
-from core.sanitize import printable
+from core.sanitize import PrintableFormatter, printable
 from tests.sshd import free_port
 
 EVIL = "\x1b[2J\x1b]0;owned\x07[bold red]evil\u202egnp.exe"
@@ -58,6 +65,16 @@ async def _probe(process: asyncssh.SSHServerProcess[bytes]) -> None:
             await asyncio.sleep(0.2)
 
 
+class _Refusing(asyncssh.SSHServer):
+    """A host that refuses the probe's channel, giving a hostile reason."""
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # public key auth with the authorized keys
+
+    def session_requested(self) -> bool:
+        raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, EVIL)
+
+
 @pytest.fixture
 def hostile_hosts(tmp_path: Path) -> Iterator[Path]:
     """A cluster file of two hosts (`liar`, `odd`) served from a thread by asyncssh; its path."""
@@ -79,11 +96,28 @@ def hostile_hosts(tmp_path: Path) -> Iterator[Path]:
         )  # fmt: skip
 
     servers = [asyncio.run_coroutine_threadsafe(listen(p), loop).result(10) for p in ports]
+    refusing = free_port("127.0.0.1")
+    (tmp_path / "known_hosts").write_text(
+        (tmp_path / "known_hosts").read_text() + f"\n{host_pattern('127.0.0.1', refusing)} {public}"
+    )
+
+    async def listen_refusing() -> asyncssh.SSHAcceptor:
+        return await asyncssh.listen(
+            "127.0.0.1", refusing, server_host_keys=[host_key], server_factory=_Refusing,
+            authorized_client_keys=authorized,
+        )  # fmt: skip
+
+    servers.append(asyncio.run_coroutine_threadsafe(listen_refusing(), loop).result(10))
     config = tmp_path / "cluster.toml"
-    config.write_text(
+    head = (
         f'[cluster]\nname = "hostile"\npoll_interval = "200ms"\n\n'
         f'[defaults]\nknown_hosts = "{tmp_path / "known_hosts"}"\nidentity_file = "{tmp_path / "client_key"}"\n\n'
-        f'[[hosts]]\nname = "liar"\naddress = "127.0.0.1"\nport = {ports[0]}\nuser = "liar"\n\n'
+    )
+    (tmp_path / "refusing.toml").write_text(
+        head + f'[[hosts]]\nname = "refuser"\naddress = "127.0.0.1"\nport = {refusing}\n'
+    )
+    config.write_text(
+        head + f'[[hosts]]\nname = "liar"\naddress = "127.0.0.1"\nport = {ports[0]}\nuser = "liar"\n\n'
         f'[[hosts]]\nname = "odd"\naddress = "127.0.0.1"\nport = {ports[1]}\nuser = "odd"\n'
     )
     yield config
@@ -122,3 +156,35 @@ def test_status_prints_host_supplied_reasons_sanitized(hostile_hosts: Path, caps
     main(["status", "-c", str(hostile_hosts)])
     out = capsys.readouterr().out
     _assert_sanitized(out)
+
+
+def test_a_host_refusing_the_probe_is_unsupported_once_and_nothing_raw_reaches_the_daemons_output(
+    hostile_hosts: Path, tmp_path: Path
+) -> None:
+    """Before: a line `probe did not start: <the host's words, raw>` on stderr every half second."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    config = hostile_hosts.parent / "refusing.toml"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "run", "--headless", "-c", str(config)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(4)
+    daemon.send_signal(signal.SIGTERM)
+    out, err = daemon.communicate(timeout=20)
+    stderr = err.decode("utf-8", "replace")
+    assert "\x1b" not in stderr and "\u202e" not in stderr and len(stderr) < 1024, stderr
+    events = [json.loads(line) for line in out.decode().splitlines()]
+    about = [e for e in events if e.get("host") == "refuser"]
+    assert [e["event"] for e in about] == ["host.unsupported"], about
+    assert "the probe did not start" in about[0]["message"] and "[bold red]evil" in about[0]["message"]
+    assert "\x1b" not in out.decode() and "\u202e" not in out.decode()  # json.dumps escapes them
+
+
+def test_log_lines_for_people_are_printable() -> None:
+    try:
+        raise RuntimeError(EVIL)
+    except RuntimeError:
+        record = logging.LogRecord("loadmaster.x", logging.WARNING, __file__, 1, "%s: %s", ("h1", EVIL), sys.exc_info())
+    line = PrintableFormatter("%(message)s").format(record)
+    assert "\x1b" not in line and "\u202e" not in line and "\x07" not in line
+    assert line.startswith("h1: " + printable(EVIL)) and "\nTraceback" in line

@@ -339,6 +339,10 @@ class SshLink(Link):
         try:
             session = _ProbeSession(self)
             chan, _ = await conn.create_session(lambda: session, command, encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            # The host refused the probe's channel: it cannot run it (retried rarely, reported once), rather than
+            # a "connection lost" and a warning every half second.
+            return Unsupported(f"the probe did not start: {describe(exc)}")
         except (OSError, asyncssh.Error) as exc:
             log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
             return None
