@@ -11,27 +11,28 @@ change is refused under --read-only before it reaches the engine.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
-from textual.app import App, SystemCommand
-from textual.binding import Binding, BindingType
-from textual.dom import DOMNode
+from textual.app import App
+from textual.binding import BindingType
+from textual.command import Provider
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from console import messages
+from console.actions import CHANGING_ACTIONS, bindings
 from console.derive import Capacities, HostLoad, requests_by_host, summarize
 from console.history import CpuHistory
-from console.screens.base import CHANGING_ACTIONS, LiveScreen
+from console.palette import ConsoleCommands
+from console.screens.base import LiveScreen
 from console.screens.events import EventsScreen
 from console.screens.failover import FailoverScreen
 from console.screens.fleet import FleetScreen
-from console.screens.help import HelpScreen
+from console.screens.help import HelpScreen, help_sections
 from console.screens.host import HostScreen
 from console.screens.plan import PlanScreen
 from console.screens.services import ServicesScreen
@@ -55,27 +56,6 @@ NOTIFY: dict[EventKind, SeverityLevel] = {
 }
 
 
-def declared_bindings(node_class: type[DOMNode]) -> list[Binding]:
-    """The bindings a class declares, its own overriding its bases' for the same action."""
-    found: dict[str, Binding] = {}
-    for cls in reversed(node_class.__mro__):
-        for binding in cls.__dict__.get("BINDINGS", ()):
-            if isinstance(binding, Binding) and binding.description and not binding.system:
-                found.pop(binding.action, None)
-                found[binding.action] = binding
-    return list(found.values())
-
-
-SCREEN_TITLES: tuple[tuple[str, type[LiveScreen]], ...] = (
-    ("Fleet", FleetScreen),
-    ("Host", HostScreen),
-    ("Services", ServicesScreen),
-    ("Plan", PlanScreen),
-    ("Failover", FailoverScreen),
-    ("Events", EventsScreen),
-)
-
-
 class LoadmasterApp(App[None]):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "loadmaster"
@@ -87,15 +67,8 @@ class LoadmasterApp(App[None]):
         "events": EventsScreen,
     }
     DEFAULT_MODE = "fleet"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "switch_mode('fleet')", "Fleet"),
-        Binding("2", "switch_mode('services')", "Services"),
-        Binding("3", "switch_mode('plan')", "Plan"),
-        Binding("4", "switch_mode('failover')", "Failover"),
-        Binding("5", "switch_mode('events')", "Events"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("app")
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {ConsoleCommands}
 
     def __init__(self, engine: EngineAPI, *, read_only: bool = False) -> None:
         super().__init__()
@@ -211,30 +184,8 @@ class LoadmasterApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        sections = [(title, declared_bindings(cls)) for title, cls in SCREEN_TITLES]
-        sections.sort(key=lambda section: not isinstance(self.screen, dict(SCREEN_TITLES)[section[0]]))
-        sections.append(("Everywhere", declared_bindings(type(self))))
-        self.push_screen(HelpScreen(sections, CHANGING_ACTIONS if self.read_only else frozenset()))
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Ctrl+P lists every action the screen and the app offer now (never one refused by --read-only)."""
-        yield from super().get_system_commands(screen)
-        yield from self._binding_commands(screen)
-
-    def _binding_commands(self, screen: Screen) -> Iterator[SystemCommand]:
-        seen: set[str] = set()
-        for node in (screen, self):
-            for binding in declared_bindings(type(node)):
-                action_name = binding.action.partition("(")[0]
-                if binding.action in seen or node.check_action(action_name, ()) is not True:
-                    continue
-                seen.add(binding.action)
-                key = binding.key.split(",")[0]
-                yield SystemCommand(
-                    binding.description,
-                    f"{binding.description} ({key})",
-                    partial(self.run_action, binding.action, node),
-                )
+        scope = getattr(self.screen, "SCOPE", None)
+        self.push_screen(HelpScreen(help_sections(scope), CHANGING_ACTIONS if self.read_only else frozenset()))
 
     # --- calls into the engine, each in a worker; refusals and errors become notifications
 

@@ -9,25 +9,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 
+from console.actions import CHANGING_ACTIONS, bindings
 from console.view import ConsoleView
 from console.widgets.summary import ClusterSummary
 
 if TYPE_CHECKING:
     from console.app import LoadmasterApp
 
-# Actions that change a host or the engine's pending plan: hidden and refused under --read-only.
-CHANGING_ACTIONS = frozenset({"approve", "reject", "demo_toggle"})
-
 
 class LiveScreen(Screen[None]):
     """A screen drawn from the console's view; the app calls `redraw` when a new one arrives."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("screen")
+    SCOPE: ClassVar[str] = ""  # which actions of console.actions are this screen's
 
     def __init__(self) -> None:
         super().__init__()

@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable, Input
 
+from console.actions import bindings
 from console.derive import host_matcher
 from console.formatting import clock, literal
 from console.screens.base import FilteredScreen
@@ -37,10 +38,8 @@ def event_text(event: Event) -> str:
 
 
 class EventsScreen(FilteredScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "back", "Back / clear filter", show=False),
-    ]
+    SCOPE = "events"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self) -> None:
         super().__init__()

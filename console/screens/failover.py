@@ -6,9 +6,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
+from console.actions import bindings
 from console.derive import joined
 from console.messages import HostOpened, WhatIfAsked
 from console.screens.base import LiveScreen
@@ -45,10 +46,8 @@ def _cells(plan: FailoverPlan) -> tuple[object, ...]:
 
 
 class FailoverScreen(LiveScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "what_if", "What if"),
-        Binding("enter", "details", "Host details", show=False),
-    ]
+    SCOPE = "failover"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self) -> None:
         super().__init__()

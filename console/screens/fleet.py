@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.widgets import Input
 
+from console.actions import bindings
 from console.derive import HostLoad, host_matcher, host_search_text, mem_used
 from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
 from console.messages import DemoHostToggled, HostOpened, WhatIfAsked
@@ -42,6 +43,17 @@ class Column:
     width: int
     render: Callable[[Any], Any]  # signature → cell
     sort_key: Callable[[Any], Any]  # signature → comparable
+    priority: int  # at a narrow terminal the highest numbers are dropped first; 0 never is
+    numeric: bool = True  # sorted largest first when chosen
+
+
+def sort_label(label: str, width: int, reverse: bool, sorted_here: bool) -> Text:
+    """A header label; the sort mark always shows, the label is cut (with …) to make room for it."""
+    if not sorted_here:
+        return Text(label)
+    room = width - 2
+    shown = label if len(label) <= room else label[: max(0, room - 1)] + "…"
+    return Text(f"{shown} {'▼' if reverse else '▲'}", style="bold")
 
 
 def _fraction(sig: tuple[int, int]) -> float:
@@ -58,18 +70,18 @@ def _cpu_cell(value: float | None) -> Text:
 
 
 COLUMNS = (
-    Column("host", "HOST", 10, str, str),
-    Column("state", "STATE", 8, _state_cell, lambda s: STATE_ORDER.get(s, 99)),
-    Column("labels", "ZONE/LABELS", 14, str, str),
-    Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(s[0], s[1], width=6), _fraction),
-    Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(s[0], s[1], width=6), _fraction),
-    Column("cpu", "CPU%", 4, _cpu_cell, lambda v: -1.0 if v is None else v),
+    Column("host", "HOST", 10, str, str, 0, numeric=False),
+    Column("state", "STATE", 8, _state_cell, lambda s: STATE_ORDER.get(s, 99), 0, numeric=False),
+    Column("labels", "ZONE/LABELS", 14, str, str, 6, numeric=False),
+    Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(s[0], s[1], width=6), _fraction, 1),
+    Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(s[0], s[1], width=6), _fraction, 1),
+    Column("cpu", "CPU%", 4, _cpu_cell, lambda v: -1.0 if v is None else v, 3),
     Column(
-        "trend", "CPU TREND", TREND, lambda s: Text(sparkline(s, TREND), style="cyan"), lambda s: s[-1] if s else -1
+        "trend", "CPU TREND", TREND, lambda s: Text(sparkline(s, TREND), style="cyan"), lambda s: s[-1] if s else -1, 7
     ),
-    Column("mem", "MEM USE", 7, lambda v: Text(size(v), justify="right"), lambda v: -1 if v is None else v),
-    Column("replicas", "REPL", 4, lambda n: Text(str(n), justify="right"), int),
-    Column("seen", "SEEN", 4, lambda s: age(s), lambda s: float("inf") if s is None else s),
+    Column("mem", "MEM USE", 7, lambda v: Text(size(v), justify="right"), lambda v: -1 if v is None else v, 5),
+    Column("replicas", "REPL", 4, lambda n: Text(str(n), justify="right"), int, 2),
+    Column("seen", "SEEN", 4, lambda s: age(s), lambda s: float("inf") if s is None else s, 4),
 )
 COLUMN_INDEX = {c.key: i for i, c in enumerate(COLUMNS)}
 
@@ -101,15 +113,8 @@ def host_signature(
 
 
 class FleetScreen(FilteredScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter"),
-        Binding("enter", "details", "Details", show=False),
-        Binding("o", "sort_next", "Sort"),
-        Binding("O", "sort_reverse", "Reverse", show=False),
-        Binding("s", "what_if", "What if"),
-        Binding("k", "demo_toggle", "Demo stop/start"),
-        Binding("escape", "back", "Clear filter", show=False),
-    ]
+    SCOPE = "fleet"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self) -> None:
         super().__init__()
@@ -120,7 +125,7 @@ class FleetScreen(FilteredScreen):
         self._reverse = False
 
     def compose_body(self) -> ComposeResult:
-        columns = [TableColumn(c.key, c.label, c.width) for c in COLUMNS]
+        columns = [TableColumn(c.key, c.label, c.width, c.priority) for c in COLUMNS]
         yield KeyedTable(columns, self.row_cells, id="fleet")
         yield Input(placeholder="filter hosts: substring or regex over name and labels", id="filter")
 
@@ -184,25 +189,21 @@ class FleetScreen(FilteredScreen):
         signatures = self._signatures
         shown.sort(key=lambda n: (key(signatures[n][index]), n), reverse=self._reverse)
         self.table.show(shown)
-        arrow = " ▼" if self._reverse else " ▲"
         for column in COLUMNS:
-            sorted_here = column.key == self._sort
-            label = Text(column.label + (arrow if sorted_here else ""), style="bold" if sorted_here else "")
+            label = sort_label(column.label, column.width, self._reverse, column.key == self._sort)
             self.table.set_label(column.key, label)
-
-    # --- filter
 
     # --- sort
 
     def sort_by(self, column: str, *, reverse: bool | None = None) -> None:
+        """Sort by `column`; a new numeric column sorts largest first (k9s), the same column again flips."""
         if reverse is None:
-            reverse = not self._reverse if column == self._sort else False
+            reverse = not self._reverse if column == self._sort else COLUMNS[COLUMN_INDEX[column]].numeric
         self._sort, self._reverse = column, reverse
         self.arrange_rows()
 
-    def action_sort_next(self) -> None:
-        keys = [c.key for c in COLUMNS]
-        self.sort_by(keys[(keys.index(self._sort) + 1) % len(keys)], reverse=False)
+    def action_sort(self, column: str) -> None:
+        self.sort_by(column)
 
     def action_sort_reverse(self) -> None:
         self.sort_by(self._sort, reverse=not self._reverse)

@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
+from console.actions import bindings
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
 from console.messages import DemoHostToggled, WhatIfAsked
@@ -28,10 +29,8 @@ ReplicaRow = tuple[str, Text, str, str, str, str, str, str]
 
 
 class HostScreen(LiveScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("s", "what_if", "What if"),
-        Binding("k", "demo_toggle", "Demo stop/start"),
-    ]
+    SCOPE = "host"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self, host: str) -> None:
         super().__init__()

@@ -6,10 +6,11 @@ from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static
 
+from console.actions import bindings
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
 from console.formatting import age, literal
 from console.messages import PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
@@ -60,13 +61,8 @@ def utilization_cells(row: Utilization, freed: bool) -> tuple[object, ...]:
 
 
 class PlanScreen(LiveScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "approve", "Approve"),
-        Binding("r", "reject", "Reject"),
-        Binding("e", "export", "Export"),
-        Binding("p", "replan", "Re-plan"),
-        Binding("R", "repack", "Repack", show=False),  # in help and the palette; the footer is full
-    ]
+    SCOPE = "plan"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self) -> None:
         super().__init__()

@@ -29,6 +29,8 @@ def _count(value: int, desired: int) -> Text:
 
 
 class ServicesScreen(LiveScreen):
+    SCOPE = "services"
+
     def __init__(self) -> None:
         super().__init__()
         self._views: dict[str, ServiceView] = {}

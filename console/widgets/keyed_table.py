@@ -31,6 +31,7 @@ class TableColumn:
     key: str
     label: str
     width: int
+    priority: int = 0  # when the table is too narrow, columns with the highest priority number go first
 
 
 def _cell_text(value: Cell, width: int) -> Text:
@@ -102,7 +103,35 @@ class KeyedTable(ScrollView, can_focus=True):
         self._position: dict[str, int] = {}
         self._lines: dict[str, tuple[tuple[bool, bool], Strip]] = {}  # key → ((cursor, odd), line)
         self._cell_strips: dict[tuple[str, int], tuple[Cell, Strip]] = {}  # (key, column) → (value, drawn)
+        self._shown = list(range(len(self.columns)))  # indexes of the columns that fit, in order
         self._width = sum(c.width + 2 for c in columns)
+
+    # --- columns that fit
+
+    @property
+    def shown_columns(self) -> list[str]:
+        return [self.columns[i].key for i in self._shown]
+
+    def fit_columns(self, width: int) -> None:
+        """Keep the columns that fit in `width`, dropping the least important first (never priority 0),
+        so the host's name and state never scroll out of sight on an 80-column terminal."""
+        keep = list(range(len(self.columns)))
+        by_priority = sorted(keep, key=lambda i: (-self.columns[i].priority, -i))
+        total = sum(c.width + 2 for c in self.columns)
+        for i in by_priority:
+            if total <= width or self.columns[i].priority == 0:
+                break
+            keep.remove(i)
+            total -= self.columns[i].width + 2
+        if keep != self._shown:
+            self._shown = keep
+            self._width = total
+            self._lines.clear()
+            self.virtual_size = Size(self._width, len(self._order) + 1)
+            self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.fit_columns(self.scrollable_content_region.width or event.size.width)
 
     # --- data
 
@@ -193,7 +222,7 @@ class KeyedTable(ScrollView, can_focus=True):
     def on_click(self, event: events.Click) -> None:
         if event.y == 0:
             x = event.x + int(self.scroll_x)
-            for column in self.columns:
+            for column in (self.columns[i] for i in self._shown):
                 x -= column.width + 2
                 if x < 0:
                     self.post_message(self.HeaderSelected(self, column.key))
@@ -215,7 +244,8 @@ class KeyedTable(ScrollView, can_focus=True):
     def _render_row(self, key: str, cells: Sequence[Cell], style: Style) -> Strip:
         """A row's line: each cell drawn once per value (unchanged cells are reused), then the row style."""
         strips = []
-        for index, (column, value) in enumerate(zip(self.columns, cells, strict=True)):
+        for index in self._shown:
+            column, value = self.columns[index], cells[index]
             cached = self._cell_strips.get((key, index))
             if cached is not None and cached[0] is value:
                 strips.append(cached[1])

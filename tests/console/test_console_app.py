@@ -16,7 +16,9 @@ from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
+from console.actions import ACTIONS, key_label
 from console.app import LoadmasterApp
+from console.palette import available
 from console.screens.confirm import ConfirmScreen
 from console.screens.events import EventsScreen
 from console.screens.export import ExportScreen
@@ -58,6 +60,10 @@ async def settle(app: LoadmasterApp, pilot: Pilot[None]) -> None:
         await app.workers.wait_for_complete(busy)
     await pilot.pause()
     await pilot.pause()
+
+
+def palette_titles(app: LoadmasterApp) -> list[str]:
+    return [action.title for action, _node in available(app, app.screen)]
 
 
 def notifications(app: LoadmasterApp) -> list[str]:
@@ -148,19 +154,23 @@ async def test_sort_by_key_reverse_and_header_click(fake: ModuleType) -> None:
         await pilot.pause()
         screen = app.screen
         table = screen.table
-        await pilot.press("o")  # next column: state
+        await pilot.press("S")  # Shift+S: by state (k9s: Shift+letter per column)
         assert rows(table)[-2:] == ["node-g", "node-h"]  # up, …, suspect, down
         assert str(table._labels["state"]) == "STATE ▲"
         await pilot.press("O")
         assert rows(table)[:2] == ["node-h", "node-g"]
-        # click the REPL header: sort by replica count
+        await pilot.press("U")  # a numeric column: busiest first, and its narrow header keeps the mark
+        cpu = [app.view.snapshot.hosts[h].cpu_percent or -1 for h in rows(table)]
+        assert cpu == sorted(cpu, reverse=True)
+        assert str(table._labels["cpu"]).endswith("▼") and len(str(table._labels["cpu"])) <= 4
+        # click the REPL header: numeric, so most replicas first; a second click flips it
         x = sum(c.width + 2 for c in COLUMNS[: [c.key for c in COLUMNS].index("replicas")]) + 2
         await pilot.click("#fleet", offset=(x, 0))
         counts = [int(cell(table, r, "replicas")) for r in rows(table)]
-        assert counts == sorted(counts)
+        assert counts == sorted(counts, reverse=True)
         await pilot.click("#fleet", offset=(x, 0))
         counts = [int(cell(table, r, "replicas")) for r in rows(table)]
-        assert counts == sorted(counts, reverse=True)
+        assert counts == sorted(counts)
 
 
 async def test_sorted_order_follows_live_updates(fake: ModuleType) -> None:
@@ -490,8 +500,9 @@ async def test_read_only_hides_and_refuses_every_change(fake: ModuleType) -> Non
         await pilot.press("a", "r")
         await settle(app, pilot)
         assert isinstance(app.screen, PlanScreen)
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert "Approve" not in titles and "Reject" not in titles and "Export" in titles
+        titles = palette_titles(app)
+        assert not any(t.startswith(("Approve", "Reject")) for t in titles)
+        assert any(t.startswith("Export") for t in titles)
         app.approve(engine.snapshot().pending)  # even called directly, the app refuses
         await settle(app, pilot)
         assert engine.calls == []
@@ -534,28 +545,32 @@ async def test_demo_key_is_absent_outside_the_demo(fake: ModuleType) -> None:
         assert engine.calls == []
 
 
-async def test_help_lists_the_keys_of_every_screen(fake: ModuleType) -> None:
+async def test_help_lists_each_action_once_with_keys_as_typed(fake: ModuleType) -> None:
+    """Help once repeated Textual's `tab Focus Next` and `ctrl+c, super+c` in every section and showed `slash`."""
     app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3", "question_mark")
         assert isinstance(app.screen, HelpScreen)
-        assert app.screen.sections[0][0] == "Plan"
+        assert app.screen.sections[0][0] == "Plan (3)"
         text = "\n".join(str(s.render()) for s in app.screen.query(Static))
-        for expected in (
-            "Approve",
-            "Reject",
-            "Export",
-            "Re-plan",
-            "Repack",
-            "Filter",
-            "Sort",
-            "What if",
-            "Help",
-            "Events",
-        ):
-            assert expected in text
+        for action in ACTIONS:
+            assert action.title in text
+        for typed in ("/", "?", "Ctrl+P", "Esc", "Shift+R"):
+            assert f"  {typed} " in text, typed
+        for noise in ("slash", "question_mark", "Focus Next", "shift+tab", "super+c", "Copy selected"):
+            assert noise not in text, noise
         await pilot.press("escape")
         assert isinstance(app.screen, PlanScreen)
+
+
+def test_every_key_is_bound_once_per_scope() -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for action in ACTIONS:
+        scopes = ("app", "screen") if action.scope in ("app", "screen") else (action.scope, "app", "screen")
+        for key in action.keys.split(","):
+            for scope in scopes:
+                assert (scope, key) not in seen, f"{key_label(key)} is {seen[(scope, key)]} and {action.title}"
+            seen[(action.scope, key)] = action.title
 
 
 @pytest.mark.parametrize("read_only", [False, True])
@@ -586,15 +601,23 @@ async def test_textual_logging_reaches_the_app_logger(fake: ModuleType, monkeypa
         assert isinstance(app.screen, EventsScreen) and app.screen.table.row_count == 7
 
 
-async def test_palette_offers_every_action_and_runs_it(fake: ModuleType) -> None:
+async def test_palette_offers_each_action_once_in_loadmasters_words(fake: ModuleType) -> None:
+    """The palette listed `Filter` and `Filter (slash)`, `Quit` twice, and Textual's Keys/Maximize/Focus Next."""
     app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Fleet", "Services", "Plan", "Failover", "Events", "Help", "Filter", "Sort", "What if"} <= titles
-        await pilot.press("3")
-        titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert {"Approve", "Reject", "Export", "Re-plan", "Repack"} <= titles
+        expected = palette_titles(app)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        shown = [str(o.prompt).split("\n")[0] for o in app.screen.query_one("CommandList").options]  # type: ignore[attr-defined]
+        assert sorted(shown) == sorted(set(expected)) and len(expected) == len(set(expected))
+        for noise in ("Keys", "Maximize", "Focus Next", "Theme", "Screenshot"):
+            assert not any(noise in line for line in shown), noise
+        assert any(line.startswith("Filter hosts") for line in shown)
+        await pilot.press("escape", "3")
+        titles = palette_titles(app)
+        for expected in ("Approve", "Reject", "Export", "Plan now", "Repack"):
+            assert any(t.startswith(expected) for t in titles), expected
         await pilot.press("ctrl+p", *"Failover")
         await pilot.pause(0.3)
         await pilot.press("enter")

@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.app import LoadmasterApp
 from tests.console.fleet_data import small_events
 
-SIZE = (120, 40)
 TICKS = 6  # poll cycles before the picture, so sparklines have a history
 
 
@@ -36,9 +36,35 @@ def app_after_ticks(
     return app, prepare
 
 
-def test_fleet_screen(fake: ModuleType, snap_compare: Any) -> None:
+SIZES = {"80x24": (80, 24), "200x60": (200, 60)}  # the size operators still use, and a large one
+# Every screen, detail view and dialog, reached by the keys an operator presses.
+VIEWS = {
+    "fleet": [],
+    "host": ["down", "down", "enter"],
+    "services": ["2"],
+    "plan": ["3"],
+    "failover": ["4", "down", "down"],
+    "events": ["5"],
+    "help": ["question_mark"],
+    "approve": ["3", "a"],
+    "export": ["3", "e"],
+    "what_if": ["s"],
+}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_every_view(fake: ModuleType, snap_compare: Any, view: str, size: str) -> None:
     app, prepare = app_after_ticks(fake)
-    assert snap_compare(app, terminal_size=SIZE, run_before=prepare)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await prepare(pilot)
+        await pilot.press(*VIEWS[view])
+        await pilot.pause()
+        for widget in app.screen.query(Input):
+            widget.cursor_blink = False
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)
 
 
 def test_fleet_screen_read_only_filtered_and_sorted(fake: ModuleType, snap_compare: Any) -> None:
@@ -48,21 +74,6 @@ def test_fleet_screen_read_only_filtered_and_sorted(fake: ModuleType, snap_compa
     async def prepare(pilot: Pilot[None]) -> None:
         box = app.screen.query_one("#filter", Input)
         box.cursor_blink = False
-        await pilot.press("slash", *"ssd", "enter", "o", "o", "o", "O")
+        await pilot.press("slash", *"ssd", "enter", "S", "O")
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=prepare)
-
-
-def test_plan_screen(fake: ModuleType, snap_compare: Any) -> None:
-    app, prepare = app_after_ticks(fake)
-    assert snap_compare(app, press=["3"], terminal_size=SIZE, run_before=prepare)
-
-
-def test_failover_screen(fake: ModuleType, snap_compare: Any) -> None:
-    app, prepare = app_after_ticks(fake)
-    assert snap_compare(app, press=["4", "down", "down"], terminal_size=SIZE, run_before=prepare)
-
-
-def test_host_screen(fake: ModuleType, snap_compare: Any) -> None:
-    app, prepare = app_after_ticks(fake)
-    assert snap_compare(app, press=["down", "down", "enter"], terminal_size=SIZE, run_before=prepare)
+    assert snap_compare(app, terminal_size=SIZES["80x24"], run_before=prepare)
