@@ -35,6 +35,7 @@ BACKOFF_BASE = 0.5  # seconds before the first reconnect
 BACKOFF_CAP = 10.0  # never wait longer than this between attempts: a restored host is seen soon
 MISBEHAVING_BACKOFF_CAP = 60.0  # a host whose stream was cut off: 4-8 s before the first retry, then doubling
 MISBEHAVING_ATTEMPT = 4  # the backoff attempt a first misbehaving verdict starts from
+MAX_ANSWER_BYTES = 16 << 20  # a runtime command's output: a listing is ~100 bytes per replica
 PROBATION_POLLS = 2.0  # a misbehaving host is up again once its stream has looked like a probe's this long
 KEEPALIVE_COUNT = 3
 SUSPECT_AFTER_POLLS = 2.0
@@ -359,12 +360,43 @@ class SshLink(Link):
     async def run(self, command: str, timeout: float, what: str) -> str:
         conn = await self.connection(self.config.defaults.connect_timeout)
         try:
-            result = await conn.run(command, timeout=timeout, check=False)
+            async with asyncio.timeout(timeout):
+                process = await conn.create_process(command, encoding=None)
+                # Both streams at once (they share the channel's window); either one too long ends both.
+                reads = [
+                    asyncio.ensure_future(_bounded(process.stdout)),
+                    asyncio.ensure_future(_bounded(process.stderr)),
+                ]
+                try:
+                    out, err = await asyncio.gather(*reads)
+                    await process.wait_closed()
+                finally:
+                    for read in reads:
+                        read.cancel()
+                    process.close()
         except TimeoutError:
             raise HostCommandFailed(self.host.name, what, f"no answer within {timeout:g} s") from None
+        except _TooLong:
+            raise HostCommandFailed(self.host.name, what, f"answered more than {MAX_ANSWER_BYTES} bytes") from None
         except (OSError, asyncssh.Error) as exc:
             raise HostUnreachable(self.host.name, describe(exc)) from None
-        return _checked(self.host.name, what, result.exit_status, str(result.stdout), str(result.stderr))
+        status = process.exit_status
+        return _checked(self.host.name, what, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+
+class _TooLong(Exception):
+    pass
+
+
+async def _bounded(stream: asyncssh.SSHReader[bytes]) -> bytes:
+    """All of a command's output stream, or _TooLong past MAX_ANSWER_BYTES: a hostile host that answers
+    without end must not fill the controller's memory for the `timeout` its command has."""
+    data = bytearray()
+    while chunk := await stream.read(1 << 16):
+        data += chunk
+        if len(data) > MAX_ANSWER_BYTES:
+            raise _TooLong
+    return bytes(data)
 
 
 async def _answering(address: str, port: int, timeout: float) -> socket.socket:

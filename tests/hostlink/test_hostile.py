@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from core.errors import HostCommandFailed
 from core.hostlink import scripts
 from core.hostlink.fleet import Fleet
 from core.hostlink.frames import FrameError, parse_frame
@@ -165,6 +166,7 @@ class HostileServer:
 
     def __init__(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
+        self.answer: Behaviour | None = None
         self.probes: list[float] = []
 
     async def handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
@@ -172,6 +174,9 @@ class HostileServer:
             self.probes.append(time.monotonic())
             with contextlib.suppress(OSError, asyncssh.Error):  # the client cut us off: what the test wants
                 await self.behaviour(process)
+        elif self.answer is not None:  # a runtime command (list, start, stop)
+            with contextlib.suppress(OSError, asyncssh.Error):
+                await self.answer(process)
         process.exit(0)
 
 
@@ -268,3 +273,24 @@ async def test_a_host_that_behaves_again_is_up_again(hostile: Start) -> None:
     obs = await until_state(fleet, "evil", HostState.UP, 12)
     assert obs.error is None and obs.capacity is not None
     await until(lambda: fleet.observations()["evil"].cpu_percent is not None, 3, "a second good frame")
+
+
+async def _behaving(process: asyncssh.SSHServerProcess[bytes]) -> None:
+    seq = 0
+    while True:
+        seq += 1
+        process.stdout.write(good(seq))
+        await process.stdout.drain()
+        await asyncio.sleep(POLL)
+
+
+async def test_a_runtime_answer_without_end_is_cut_off_not_buffered(hostile: Start) -> None:
+    """A host answers `list replicas` with garbage that never ends: refused past 16 MiB, at once.
+    Before: the whole answer was buffered until the 30 s timeout (gigabytes at loopback speed)."""
+    fleet, server, _seen = await hostile(_behaving)
+    await until_state(fleet, "evil", HostState.UP, 5)
+    server.answer = _garbage
+    started = time.monotonic()
+    with pytest.raises(HostCommandFailed, match="answered more than 16777216 bytes"):
+        await asyncio.wait_for(fleet.list_replicas("evil"), 10)
+    assert time.monotonic() - started < 5
