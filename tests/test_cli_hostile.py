@@ -25,6 +25,7 @@ import asyncssh
 import pytest
 
 from console.cli import main
+from console.commands import status
 from core.hostlink import scripts
 from core.hostlink.keys import host_pattern
 from core.sanitize import PrintableFormatter, printable
@@ -188,3 +189,13 @@ def test_log_lines_for_people_are_printable() -> None:
     line = PrintableFormatter("%(message)s").format(record)
     assert "\x1b" not in line and "\u202e" not in line and "\x07" not in line
     assert line.startswith("h1: " + printable(EVIL)) and "\nTraceback" in line
+
+
+def test_status_prints_the_holder_a_fence_file_names_sanitized() -> None:
+    doc = {
+        "cluster": "c",
+        "controller": {"holder": EVIL, "epoch": 3, "renewed_s_ago": 0.4, "live": True},
+        "hosts": [],
+        "services": [],
+    }
+    _assert_sanitized(status.render(doc))

@@ -125,7 +125,8 @@ def render(doc: dict[str, Any]) -> str:
     else:
         when = "never renewed" if held["renewed_s_ago"] is None else f"renewed {held['renewed_s_ago']} s ago"
         state = "" if held["live"] else " — gone (a controller that starts takes over)"
-        lines.append(f"controller: {held['holder']} holds the cluster (epoch {held['epoch']}, {when}){state}")
+        holder = printable(held["holder"])  # read from the hosts' fence files
+        lines.append(f"controller: {holder} holds the cluster (epoch {held['epoch']}, {when}){state}")
     lines.append("")
     header = f"{'HOST':<14}{'STATE':<14}{'CPU req/cap':<16}{'MEM req/cap':<22}{'CPU%':>6}  REPLICAS"
     lines.append(header)

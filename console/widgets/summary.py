@@ -8,6 +8,7 @@ from textual.widgets import Static
 from console.derive import FleetSummary
 from console.formatting import cpu_bar, mem_bar
 from core.engine.api import Snapshot
+from core.sanitize import printable
 
 
 def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, width: int = 120) -> Text:
@@ -48,8 +49,8 @@ def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, 
         text.append(" DEMO ", style="black on magenta")
     standby = snapshot.controller
     if standby is not None and standby.role == "standby" and standby.holder is not None:
-        # The holder's id is read from the hosts' fence files: shown as plain text, printable characters only.
-        holder = "".join(c for c in standby.holder.holder[:80] if c.isprintable())
+        # The holder's id is read from the hosts' fence files: plain text (never markup), controls made visible.
+        holder = printable(standby.holder.holder[:80])
         text.append("   " if wide else " ")
         text.append(f" STANDBY: {holder} holds the cluster (epoch {standby.holder.epoch}) ", style="bold white on red")
     elif read_only:
