@@ -105,7 +105,7 @@ class FakeFleet:
         if host in self.fail_starts_on:
             raise HostUnreachable(host, "start failed")
         status = ReplicaStatus(replica, host, pid=1000 + len(self.starts), running=True, generation=generation,
-                               started_at=time.time())  # fmt: skip
+                               started_at=time.time(), epoch=self.token.epoch)  # fmt: skip
         self.records[host][replica] = status
         self.starts.append((host, replica))
         return status

@@ -94,8 +94,9 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
             "running": len(running),
             "hosts": sorted({snap.placement.assignments[r] for r in running}),
         })  # fmt: skip
+    foreign = [{"replica": str(r.replica), "host": r.host, "pid": r.pid} for r in snap.foreign]
     return {"cluster": cfg.name, "at": round(snap.at, 3), "controller": _controller(snap), "hosts": hosts,
-            "services": services}  # fmt: skip
+            "services": services, "foreign": foreign}  # fmt: skip
 
 
 def _controller(snap: Snapshot) -> dict[str, Any] | None:
@@ -140,4 +141,7 @@ def render(doc: dict[str, Any]) -> str:
     lines += ["", f"{'SERVICE':<14}{'RUNNING':<10}HOSTS"]
     for s in doc["services"]:
         lines.append(f"{s['name']:<14}{s['running']}/{s['desired']:<8}{', '.join(s['hosts'])}")
+    if doc.get("foreign"):
+        lines += ["", "foreign (running, but never started by this cluster's controllers; left alone):"]
+        lines += [f"  {f['replica']} on {f['host']} (pid {f['pid']})" for f in doc["foreign"]]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from core.model import (
     Placement,
     Plan,
     ReplicaId,
+    ReplicaStatus,
 )
 
 
@@ -67,6 +68,7 @@ class Snapshot:
     solving: bool = False  # a plan is being computed now
     solve_progress: SolveProgress | None = None  # set while `solving`, when the solver reports it
     controller: ControllerStatus | None = None  # who acts on the cluster: this controller, or which other one
+    foreign: tuple[ReplicaStatus, ...] = ()  # live copies the journal never started: reported, left alone
 
     def running(self) -> dict[ReplicaId, list[str]]:
         """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""

@@ -28,6 +28,7 @@ from core.engine.basis import what_changed
 from core.engine.events import Event, EventKind, action_fields
 from core.engine.fencing import Fencing
 from core.engine.journal import Journal
+from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
@@ -88,12 +89,14 @@ class Engine:
 
         self._events: collections.deque[Event] = collections.deque(maxlen=2000)
         self._queues: list[asyncio.Queue[Event]] = []
-        self._observer = Observer(config, fleet, clock, self._emit)
+        self._ledger = Ledger(journal)
+        self._observer = Observer(config, fleet, clock, self._emit, self._ledger)
         self._fencing = Fencing(fleet, journal, config.failure_timeout, self._emit, clock)
         self._take_over = take_over
         # Every start and stop goes through the observer (remembered until seen) and the fence guard
         # (a host that refuses it as fenced makes this controller stand by).
-        self._runtime = self._fencing.guard(self._observer.runtime)
+        # and the ledger (journaled before a start, after a stop: journal first).
+        self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), self._epoch)
         self._repairer = Repairer(self._runtime, clock, self._emit)
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._auto = AutoApply()
@@ -125,6 +128,7 @@ class Engine:
         self._observe()
         if not self.read_only:
             await self._fencing.take(self._view.observations, force=self._take_over)
+            self._took_over()
         if roll_forward:
             await self.roll_forward()
         if run_loop:
@@ -165,6 +169,17 @@ class Engine:
     def _view(self) -> View:
         return self._observer.view
 
+    def _took_over(self) -> None:
+        """This controller acts now: re-read what the journal says is ours (a controller we took over from
+        may have written it, if it shared the journal) and look again with that."""
+        if self._acting:
+            self._ledger.reload()
+            self._observe()
+
+    def _epoch(self) -> int:
+        token = self._fencing.token
+        return token.epoch if token is not None else 0
+
     @property
     def _acting(self) -> bool:
         """This controller changes the fleet: not --read-only, and no other controller holds the hosts' fences."""
@@ -177,6 +192,7 @@ class Engine:
             was_acting = self._acting
             await self._fencing.watch(self._view.observations)
             if self._acting and not was_acting:
+                self._took_over()
                 await self.roll_forward()
         for host, _before, after in transitions:
             if after is HostState.DOWN:
@@ -364,6 +380,7 @@ class Engine:
             auto_apply=self.auto_apply,
             read_only=not self._acting,
             controller=self._fencing.status(obs),
+            foreign=self._observer.foreign,
             demo=self._demo is not None,
             solving=self._planner.solving_since is not None,
             solve_progress=self._planner.solve_progress(),

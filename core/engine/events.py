@@ -21,6 +21,7 @@ class EventKind(enum.StrEnum):
     REPLICA_STARTED = "replica.started"
     REPLICA_STOPPED = "replica.stopped"
     REPLICA_CRASHED = "replica.crashed"
+    REPLICA_FOREIGN = "replica.foreign"  # a live record the journal never started: reported, left alone
     PLAN_COMPUTED = "plan.computed"
     PLAN_APPROVED = "plan.approved"
     PLAN_REJECTED = "plan.rejected"

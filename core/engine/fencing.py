@@ -140,6 +140,9 @@ class Fencing:
                 return False
             # We raced a lower token and split the hosts with it: ours wins; take them all again.
             token, answers = await self._claim(hosts, max(seen, top.epoch), True)
+        for answer in answers:  # what the controllers we took the hosts over from started is ours now
+            if answer.outcome is ClaimOutcome.TAKEN and answer.before.epoch > 0:
+                self._journal.trust_epoch(answer.before.epoch, answer.before.holder)
         self.token, self.role, self.deferring_to = token, Role.ACTING, None
         self._fleet.set_token(token)
         claimed = sum(a.outcome is ClaimOutcome.TAKEN for a in answers)

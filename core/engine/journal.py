@@ -63,9 +63,16 @@ CREATE TABLE IF NOT EXISTS events (
     doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fencing (
-    epoch INTEGER PRIMARY KEY,    -- every fencing epoch this journal handed out, never reused
+    epoch INTEGER PRIMARY KEY,    -- every fencing epoch this journal handed out (or took a host over from)
     holder TEXT NOT NULL,
     at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS placed (
+    replica TEXT NOT NULL,        -- a replica this cluster's controller started on a host, until it stopped it there
+    host TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (replica, host)
 );
 """
 
@@ -283,7 +290,25 @@ class Journal:
             raise diagnose(self.path, exc) from None
         return epoch
 
+    def record_placed(self, replica: ReplicaId, host: str, epoch: int) -> None:
+        """Written before a start runs: from then on a copy of `replica` on `host` is ours (core.engine.ledger)."""
+        self._write([("INSERT OR REPLACE INTO placed VALUES (?, ?, ?, ?)", (str(replica), host, epoch, time.time()))])
+
+    def record_removed(self, replica: ReplicaId, host: str) -> None:
+        self._write([("DELETE FROM placed WHERE replica = ? AND host = ?", (str(replica), host))])
+
+    def trust_epoch(self, epoch: int, holder: str) -> None:
+        """`epoch` was a controller's this one took the cluster over from: replicas started under it are ours."""
+        self._write([("INSERT OR IGNORE INTO fencing VALUES (?, ?, ?)", (epoch, holder, time.time()))])
+
     # -- reads ---------------------------------------------------------------------
+
+    def placed(self) -> set[tuple[ReplicaId, str]]:
+        return {(ReplicaId.parse(r), h) for r, h in self._read("SELECT replica, host FROM placed")}
+
+    def epochs(self) -> set[int]:
+        """Every fencing epoch this journal handed out or took a host over from."""
+        return {e for (e,) in self._read("SELECT epoch FROM fencing")}
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:

@@ -23,6 +23,7 @@ from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
 from core.engine.events import EventKind
+from core.engine.ledger import Ledger
 from core.engine.ports import FleetPort, ReplicaRuntime
 from core.engine.reconcile import Reconciliation, reconcile
 from core.model import (
@@ -140,8 +141,10 @@ class _Expecting:
 
 
 class Observer:
-    def __init__(self, config: ClusterConfig, fleet: FleetPort, clock: Callable[[], float], emit: Emit):
-        self._fleet, self._clock, self._emit = fleet, clock, emit
+    def __init__(self, config: ClusterConfig, fleet: FleetPort, clock: Callable[[], float], emit: Emit, ledger: Ledger):
+        self._fleet, self._clock, self._emit, self._ledger = fleet, clock, emit, ledger
+        self.foreign: tuple[ReplicaStatus, ...] = ()  # live records the journal never started: left alone
+        self._foreign_seen: set[tuple[ReplicaId, str]] = set()
         self.states: dict[str, HostState] = {}
         self._back_since: dict[str, float] = {}  # host → when it came back after being lost
         self._ever_lost: set[str] = set()
@@ -220,12 +223,26 @@ class Observer:
                     news.extend(self._crashes(name, replicas))
                 self._records[name] = replicas
         news.extend(self._exclusions(config, observations))
+        ours, foreign = self._ledger.split(self._records)
+        news.extend(self._foreign(foreign))
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
-            dict(self._records), self._intended, given_up,
+            ours, self._intended, given_up,
         )  # fmt: skip
         return transitions, pulled, news
+
+    def _foreign(self, foreign: list[ReplicaStatus]) -> list[_News]:
+        """Live copies the journal never started: news once per copy, then only shown."""
+        self.foreign = tuple(sorted(foreign, key=lambda r: (r.replica, r.host)))
+        now = {(r.replica, r.host) for r in foreign}
+        new = sorted(now - self._foreign_seen)
+        self._foreign_seen = now
+        return [
+            (EventKind.REPLICA_FOREIGN, f"{replica} runs on {host} but was not started by this cluster's "
+             "controllers: left alone, not counted", host, replica)
+            for replica, host in new
+        ]  # fmt: skip
 
     def _exclusions(self, config: ClusterConfig, observations: Mapping[str, HostObservation]) -> list[_News]:
         """Hosts the planner leaves out (their numbers, or a reserve larger than they have): news once per reason."""

@@ -34,6 +34,8 @@ async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         fleet = FakeFleet(config)
         fleet.run(RUNNING)
         journal = Journal(tmp_path / f"journal{len(engines)}.db")
+        for replica, host in RUNNING.assignments.items():  # what runs was started by this cluster's controller
+            journal.record_placed(replica, host, 0)
         engine = Engine(
             config, fleet, journal, read_only=read_only, failover_auto=failover_auto, demo=fleet if demo else None,
             workers=1,

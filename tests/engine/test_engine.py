@@ -263,3 +263,41 @@ async def test_roll_forward_keeps_min_healthy(tmp_path, small_config):
     assert sorted(fleet.running()) == [ReplicaId("web", 0), ReplicaId("web", 1)]
     [step] = journal.actions("p")
     assert step.state == "failed" and "below min_healthy = 2" in (step.error or "")
+
+
+async def test_a_host_lying_about_start_times_cannot_make_the_controller_stop_the_real_replicas(tmp_path, small_config):
+    # Issue 10, defect 6: a host reporting svc/0..2 with started_at=1 made the controller stop the real
+    # replicas elsewhere (the copy that had "served longest" was kept). Its records are evidence, not
+    # authority: the journal never started those copies there, so they are foreign and left alone.
+    from core.model import ReplicaStatus
+
+    fleet = FakeFleet(small_config)
+    first = Engine(small_config, fleet, Journal(tmp_path / "j.db"), workers=1, auto_apply=True)
+    await first.start(first_contact_timeout=1)
+    try:
+        await until(lambda: set(fleet.running()) == desired(small_config))
+    finally:
+        await first.close(grace=5)
+    real = {r: hosts[0] for r, hosts in fleet.running().items()}
+    liar = real[ReplicaId("web", 2)]  # a host running one real web copy reports the other two as well
+    for i in range(3):
+        replica = ReplicaId("web", i)
+        if real[replica] != liar:
+            fleet.records[liar][replica] = ReplicaStatus(replica, liar, pid=4242 + i, running=True, started_at=1.0)
+
+    second = Engine(small_config, fleet, Journal(tmp_path / "j.db"), workers=1, auto_apply=True)  # a restart
+    seen = second.subscribe()
+    await second.start(first_contact_timeout=1)
+    try:
+        await asyncio.sleep(1.0)  # several ticks: tidy and drift have had their go
+        assert fleet.stops == [], f"stopped {fleet.stops}"
+        assert all(real[r] in fleet.running()[r] for r in real), "a real copy was stopped"
+        foreign = sorted((r.replica, r.host) for r in second.snapshot().foreign)
+        assert foreign == sorted((ReplicaId("web", i), liar) for i in range(3) if real[ReplicaId("web", i)] != liar)
+        events = []
+        while not seen.empty():
+            events.append(seen.get_nowait())
+        assert sorted((e.replica, e.host) for e in events if e.kind is EventKind.REPLICA_FOREIGN) == foreign
+        assert all(len(hosts) == 1 for r, hosts in second.snapshot().running().items() if r.service == "db")
+    finally:
+        await second.close(grace=5)

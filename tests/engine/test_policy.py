@@ -3,6 +3,8 @@
 import dataclasses
 
 from core.engine.basis import generation
+from core.engine.journal import Journal
+from core.engine.ledger import Ledger
 from core.engine.observer import Observer
 from core.engine.policy import AutoApply, drift
 from core.model import Action, ActionKind, HostState, Placement, Plan, ReplicaId, SolverStatus
@@ -44,10 +46,12 @@ def test_one_drift_is_planned_once_until_forgotten():
     assert not auto.already_planned("missing:web/0")
 
 
-async def test_drift_names_what_is_missing_extra_and_outdated(small_config):
+async def test_drift_names_what_is_missing_extra_and_outdated(small_config, tmp_path):
     fleet = FakeFleet(small_config)
     web, db = small_config.service("web"), small_config.service("db")
-    observer = Observer(small_config, fleet, lambda: 0.0, lambda *a, **k: None)
+    journal = Journal(tmp_path / "j.db")
+    journal.trust_epoch(0, "-")  # what the fake fleet starts without a token is this cluster's
+    observer = Observer(small_config, fleet, lambda: 0.0, lambda *a, **k: None, Ledger(journal))
     for i, host in enumerate("abc"):
         await fleet.start_replica(host, web, i, generation(web))
     await fleet.start_replica("a", db, 0, generation(db))
