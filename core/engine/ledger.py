@@ -34,9 +34,11 @@ class Ledger:
         self.trusted = self._journal.epochs()
 
     def split(
-        self, records: Mapping[str, tuple[ReplicaStatus, ...]]
+        self, records: Mapping[str, tuple[ReplicaStatus, ...]], holding: frozenset[int] = frozenset()
     ) -> tuple[dict[str, tuple[ReplicaStatus, ...]], list[ReplicaStatus]]:
-        """Per host, the records that are ours; and the live ones that are foreign."""
+        """Per host, the records that are ours; and the live ones that are foreign. `holding`: the epochs
+        the hosts' fences show (a standby counts what the controller holding the cluster started)."""
+        trusted = self.trusted | holding
         placed_live = {
             r.replica for host, rs in records.items() for r in rs if r.running and (r.replica, host) in self.placed
         }
@@ -46,7 +48,7 @@ class Ledger:
             kept = []
             for r in rs:
                 if (r.replica, host) in self.placed or (
-                    r.epoch is not None and r.epoch in self.trusted and r.replica not in placed_live
+                    r.epoch is not None and r.epoch in trusted and r.replica not in placed_live
                 ):
                     kept.append(r)
                 elif r.running:

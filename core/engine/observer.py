@@ -223,7 +223,8 @@ class Observer:
                     news.extend(self._crashes(name, replicas))
                 self._records[name] = replicas
         news.extend(self._exclusions(config, observations))
-        ours, foreign = self._ledger.split(self._records)
+        holding = frozenset(o.fence.token.epoch for o in observations.values() if o.fence and o.state.reachable)
+        ours, foreign = self._ledger.split(self._records, holding)
         news.extend(self._foreign(foreign))
         self._seq += 1
         pulled = _Pulled(

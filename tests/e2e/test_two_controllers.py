@@ -14,7 +14,7 @@ from core.engine.engine import Engine
 from core.engine.events import EventKind
 from core.engine.journal import Journal
 from core.errors import NotHolder
-from core.hostlink.demo import DemoFleet
+from core.hostlink.demo import HOME_MARK, DemoFleet
 from core.hostlink.fleet import Fleet
 from core.model import Resources, Service
 from tests.conftest import demo_cluster
@@ -36,13 +36,20 @@ async def until(predicate, timeout: float, what: str) -> float:  # type: ignore[
 
 
 def copies(demo: DemoFleet) -> dict[str, int]:
-    """Replica → processes running its command, counted on the machine (not from any record):
-    `sleep 603` is web, `sleep 604` db; the count is per service, compared with the replicas wanted."""
+    """Service → processes running its command on this demo fleet's hosts, counted on the machine (not from
+    any record; other tests may run the same commands at the same time): `sleep 603` is web, `sleep 604` db."""
+    homes = {str(demo.workdir / "hosts" / h.name / "home") for h in demo.hosts}
     out = {"web": 0, "db": 0}
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if cmd[:1] == ["sleep"] and cmd[1:] in (["603"], ["604"]):
-            out["web" if cmd[1] == "603" else "db"] += 1
+        if cmd[:1] != ["sleep"] or cmd[1:] not in (["603"], ["604"]):
+            continue
+        try:
+            if proc.environ().get(HOME_MARK) not in homes:
+                continue
+        except psutil.Error:
+            continue
+        out["web" if cmd[1] == "603" else "db"] += 1
     return out
 
 
@@ -81,6 +88,7 @@ async def test_two_controllers_started_together_one_acts_the_other_takes_over_wh
         standby_events = b_events if holder is a else a_events
         assert EventKind.ACTION_STARTED not in standby_events
         assert EventKind.CONTROLLER_STANDBY in standby_events
+        assert EventKind.REPLICA_FOREIGN not in standby_events, "the holder's replicas are not foreign to a standby"
         assert copies(demo) == {"web": 4, "db": 2}
         seen = standby.snapshot()
         assert seen.read_only and seen.controller is not None and seen.controller.holder is not None
