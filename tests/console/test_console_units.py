@@ -103,6 +103,7 @@ def test_the_header_says_which_controller_holds_the_cluster_when_this_one_stands
     standby = replace(fake.small_snapshot(), read_only=True,
                       controller=ControllerStatus("9-9@me", Role.STANDBY, None, holder, 0.4))  # fmt: skip
     text = summary_text(standby, summary, read_only=True).plain
-    assert "STANDBY: 123-456@ops[2J1 holds the cluster (epoch 7)" in text and "\x1b" not in text
+    # core.sanitize.printable, like every host-supplied string: the escape shown, never sent
+    assert "STANDBY: 123-456@ops\\x1b[2J1 holds the cluster (epoch 7)" in text and "\x1b" not in text
     acting = replace(standby, read_only=False, controller=ControllerStatus("9-9@me", Role.ACTING, holder, holder, 0.1))
     assert "STANDBY" not in summary_text(acting, summary, read_only=False).plain
