@@ -143,5 +143,5 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"{s['name']:<14}{s['running']}/{s['desired']:<8}{', '.join(s['hosts'])}")
     if doc.get("foreign"):
         lines += ["", "foreign (running, but never started by this cluster's controllers; left alone):"]
-        lines += [f"  {f['replica']} on {f['host']} (pid {f['pid']})" for f in doc["foreign"]]
+        lines += [f"  {printable(f['replica'])} on {f['host']} (pid {f['pid']})" for f in doc["foreign"]]
     return "\n".join(lines)
