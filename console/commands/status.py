@@ -96,7 +96,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
         })  # fmt: skip
     foreign = [{"replica": str(r.replica), "host": r.host, "pid": r.pid} for r in snap.foreign]
     return {"cluster": cfg.name, "at": round(snap.at, 3), "controller": _controller(snap), "hosts": hosts,
-            "services": services, "foreign": foreign}  # fmt: skip
+            "services": services, "foreign": foreign,
+            "retrying": [{"replica": str(r), "state": why} for r, why in sorted(snap.retrying.items())]}  # fmt: skip
 
 
 def _controller(snap: Snapshot) -> dict[str, Any] | None:
@@ -144,4 +145,7 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("foreign"):
         lines += ["", "foreign (running, but never started by this cluster's controllers; left alone):"]
         lines += [f"  {printable(f['replica'])} on {f['host']} (pid {f['pid']})" for f in doc["foreign"]]
+    if doc.get("retrying"):
+        lines += ["", "failed actions:"]
+        lines += [f"  {printable(r['replica'])} {printable(r['state'])}" for r in doc["retrying"]]
     return "\n".join(lines)

@@ -69,6 +69,7 @@ class Snapshot:
     solve_progress: SolveProgress | None = None  # set while `solving`, when the solver reports it
     controller: ControllerStatus | None = None  # who acts on the cluster: this controller, or which other one
     foreign: tuple[ReplicaStatus, ...] = ()  # live copies the journal never started: reported, left alone
+    retrying: Mapping[ReplicaId, str] = field(default_factory=dict)  # failed actions: "retrying (n): reason"
 
     def running(self) -> dict[ReplicaId, list[str]]:
         """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""

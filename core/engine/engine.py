@@ -35,6 +35,7 @@ from core.engine.planner import Planner, plan_id
 from core.engine.policy import AutoApply, drift
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
+from core.engine.retry import Retries
 from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan
 from core.model import (
     Action,
@@ -100,6 +101,7 @@ class Engine:
         self._repairer = Repairer(self._runtime, clock, self._emit)
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._auto = AutoApply()
+        self._retries = Retries()
         self._pending: Plan | None = None
         self._applying: ApplyProgress | None = None
         self._apply_lock = asyncio.Lock()
@@ -208,7 +210,10 @@ class Engine:
         signature = drift(self._view)
         if not signature:
             self._auto.forget()
+            self._retries.forget()  # nothing left to do: no failure waits for a retry
             return
+        if self._acting and self._retries.due(self._clock()):
+            self._auto.forget()  # the same drift, planned again: the failed actions are retried
         if self._planner.solving_since is not None:
             return
         if self._pending is not None and not self.check_stale(self._pending):
@@ -303,6 +308,7 @@ class Engine:
             self._observer.intend(plan.target)
             if self._pending is not None and plan_id(self._pending) == pid:
                 self._pending = None
+            self._retries.record(progress, self._clock())
             failed = len(progress.failed)
             self._emit(
                 EventKind.APPLY_FINISHED,
@@ -384,6 +390,7 @@ class Engine:
             demo=self._demo is not None,
             solving=self._planner.solving_since is not None,
             solve_progress=self._planner.solve_progress(),
+            retrying={r: str(retry) for r, retry in self._retries.pending.items()},
         )
 
     def subscribe(self) -> asyncio.Queue[Event]:
@@ -485,6 +492,7 @@ class Engine:
         self._config = config
         self._fleet.update_config(config)
         self._auto.forget()
+        self._retries.forget()  # a new desired state: its own plan supersedes what was being retried
         self._observe()  # the view (basis, drift, problems) now speaks of the new file
         self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {len(config.hosts)} hosts, "
                    f"{len(config.services)} services")  # fmt: skip

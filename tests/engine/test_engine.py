@@ -301,3 +301,18 @@ async def test_a_host_lying_about_start_times_cannot_make_the_controller_stop_th
         assert all(len(hosts) == 1 for r, hosts in second.snapshot().running().items() if r.service == "db")
     finally:
         await second.close(grace=5)
+
+
+async def test_a_failed_start_is_retried_with_backoff_and_shown_until_it_succeeds(engine_of, small_config):
+    # Issue 10, defect 2 (the engine's half): a start that failed (the state directory briefly unwritable)
+    # was never tried again — the drift it left looked already planned for — and status showed 7/8 for good.
+    fleet_fails = {"a", "b", "c"}
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    fleet.fail_starts_on.update(fleet_fails)
+    await until(lambda: engine.snapshot().retrying)
+    first = dict(engine.snapshot().retrying)
+    assert all(why.startswith("retrying (1): ") and "start failed" in why for why in first.values()), first
+    await until(lambda: any(why.startswith("retrying (2): ") for why in engine.snapshot().retrying.values()), 5)
+    fleet.fail_starts_on.clear()  # the directory is writable again
+    await until(lambda: set(fleet.running()) == desired(small_config), 10)
+    await until(lambda: not engine.snapshot().retrying, 5)
