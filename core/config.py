@@ -26,7 +26,9 @@ from core.model import (
     MEM,
     ApiSettings,
     Autoscale,
+    CheckKind,
     ClusterConfig,
+    HealthCheck,
     Host,
     HostKeyPolicy,
     Policy,
@@ -49,9 +51,13 @@ DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_polic
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
 SERVICE_KEYS = (
     "name", "command", "replicas", "cpu", "mem", "resources", "max_per_host",
-    "spread_over", "require", "avoid", "priority", "min_healthy", "autoscale",
+    "spread_over", "require", "avoid", "priority", "min_healthy", "autoscale", "check",
 )  # fmt: skip
 AUTOSCALE_KEYS = ("min", "max", "cpu_target", "window", "scale_down_window")
+CHECK_KEYS = (
+    "kind", "path", "status", "command", "port", "interval", "timeout", "grace", "unhealthy_after", "healthy_after",
+)  # fmt: skip
+_CHECK_ONLY = {"path": CheckKind.HTTP, "status": CheckKind.HTTP, "command": CheckKind.EXEC}
 API_KEYS = ("listen", "tls_cert", "tls_key")
 POLICY_KEYS = (
     "strategy",
@@ -249,6 +255,7 @@ class _Reader:
         services = self.read_services(data.get("services", []))
         self.check_hosts(hosts)
         self.check_services(services, [h for h, _, _ in hosts])
+        self.check_intervals(services, poll)
         if self.problems:
             raise ConfigError(self.problems)
         return ClusterConfig(
@@ -403,9 +410,62 @@ class _Reader:
                 priority=self.take(t, "priority", e, _int, 0) or 0,
                 min_healthy=min_healthy or 0,
                 autoscale=self.read_autoscale(t, e) if "autoscale" in t else None,
+                check=self.read_check(t, e) if "check" in t else None,
             )
             services.append((service, e, position))
         return services
+
+    def read_check(self, t: dict[str, Any], e: str) -> HealthCheck | None:
+        """`[services.check]` (or `check = { … }`); None after recording its problems."""
+        value = t["check"]
+        if not isinstance(value, dict):
+            self.problem(e, "check", f'must be a table like {{ kind = "http", path = "/" }}, {_got(value)}')
+            return None
+        before = len(self.problems)
+        d = HealthCheck(CheckKind.TCP)
+        for key in value:
+            if key not in CHECK_KEYS:
+                self.problem(e, f"check.{key}", f"is not a known key{_did_you_mean(key, CHECK_KEYS)}")
+        kind: CheckKind | None = None
+        if "kind" not in value:
+            self.problem(e, "check.kind", 'is required: "tcp", "http" or "exec" (e.g. kind = "http")')
+        else:
+            try:
+                kind = _enum(CheckKind)(value["kind"])
+            except ValueError as exc:
+                self.problem(e, "check.kind", str(exc))
+        for key, only in _CHECK_ONLY.items():
+            if kind is not None and key in value and kind is not only:
+                self.problem(e, f"check.{key}", f'applies to "{only}" checks only, this one is "{kind}"')
+        if kind is CheckKind.EXEC and "command" not in value:
+            self.problem(e, "check.command", 'is required for an exec check (e.g. command = "test -e ready")')
+        if kind is CheckKind.EXEC and "port" in value:
+            self.problem(e, "check.port", "applies to tcp and http checks only (an exec command can use {port})")
+        command = t.get("command")
+        if (
+            kind in (CheckKind.TCP, CheckKind.HTTP)
+            and "port" not in value
+            and (isinstance(command, str) and "{port}" not in command)
+        ):
+            self.problem(
+                e, "check", f"a {kind} check needs a port: give check.port, or use {{port}} in the service's command"
+            )
+        got: dict[str, Any] = {}
+        for key, convert in _CHECK_CONVERT.items():
+            if key in value:
+                where = f"check.{key}"
+                try:
+                    got[key] = convert(value[key])
+                except (UnitError, ValueError) as exc:
+                    self.problem(e, where, str(exc))
+        timeout, interval = got.get("timeout", d.timeout), got.get("interval", d.interval)
+        if "timeout" in got and timeout > interval:
+            self.problem(
+                e, "check.timeout", f"{literal(value['timeout'])} is longer than the interval ({interval:g} s)"
+            )
+        if kind is None or len(self.problems) != before:
+            return None
+        return HealthCheck(kind=kind, **got)
 
     # -- sub-tables ------------------------------------------------------------
 
@@ -545,6 +605,17 @@ class _Reader:
                 if d not in dimensions:
                     hint = _did_you_mean(d, dimensions) if dimensions else " (no host declares further dimensions)"
                     self.problem(e, f"resources.{d}", f"is not in any host's capacity{hint}")
+
+    def check_intervals(self, services: list[tuple[Service, str, str]], poll: float | None) -> None:
+        """Checks run in the probe loop, once per poll at most: a shorter interval would silently stretch."""
+        for s, e, _ in services:
+            if s.check is not None and poll is not None and s.check.interval < poll:
+                self.problem(
+                    e,
+                    "check.interval",
+                    f"{s.check.interval:g} s is shorter than poll_interval ({poll:g} s): checks run in the "
+                    "probe loop, at most once per poll; raise the interval or lower poll_interval",
+                )
 
     def check_require(self, s: Service, e: str, hosts: list[Host], label_values: dict[str, set[str]]) -> None:
         each_exists = True
@@ -689,6 +760,18 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+def _url_path(value: Any) -> str:
+    if not _string(value).startswith("/") or any(c.isspace() or ord(c) < 32 or c == "#" for c in value):
+        raise ValueError(f'{literal(value)} must be a URL path starting with "/" without spaces (e.g. "/healthz")')
+    return value
+
+
+def _http_status(value: Any) -> int:
+    if not 100 <= _int(value) <= 599:
+        raise ValueError(f"must be an HTTP status from 100 to 599, got {value}")
+    return value
+
+
 def _positive(parse: Callable[[Any], int]) -> Callable[[Any], int]:
     def convert(value: Any) -> int:
         amount = parse(value)
@@ -697,6 +780,19 @@ def _positive(parse: Callable[[Any], int]) -> Callable[[Any], int]:
         return amount
 
     return convert
+
+
+_CHECK_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "path": _url_path,
+    "status": _http_status,
+    "command": _nonempty,
+    "port": _port,
+    "interval": _positive_duration,
+    "timeout": _positive_duration,
+    "grace": parse_duration,
+    "unhealthy_after": _positive_int,
+    "healthy_after": _positive_int,
+}
 
 
 def _enum(kind: type[E]) -> Callable[[Any], E]:

@@ -128,6 +128,36 @@ class Host:
         return (base or Resources()) - self.reserve
 
 
+class CheckKind(enum.StrEnum):
+    TCP = "tcp"  # a socket listens on the port (read from /proc/net/tcp on the host)
+    HTTP = "http"  # GET path on the port answers 2xx/3xx, or the expected status
+    EXEC = "exec"  # a command run on the host exits 0
+
+
+class Health(enum.StrEnum):
+    """A replica's health as its service's check says; a replica of a service without a check has none."""
+
+    STARTING = "starting"  # not yet `healthy_after` passes in a row
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # `unhealthy_after` failures in a row, counted once `grace` has passed
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """`[services.check]`: run by the probe loop on the host that runs the replica."""
+
+    kind: CheckKind
+    path: str = "/"  # http
+    status: int | None = None  # http: the one status that is healthy; None = any 2xx or 3xx
+    command: str = ""  # exec; `{port}` is the replica's port
+    port: int | None = None  # tcp/http: a fixed port; None = the replica's `{port}`
+    interval: float = 10.0  # seconds between checks (the probe runs them at most once per poll)
+    timeout: float = 2.0
+    grace: float = 10.0  # after the replica starts, failures do not count yet
+    unhealthy_after: int = 3
+    healthy_after: int = 1
+
+
 @dataclass(frozen=True, slots=True)
 class Autoscale:
     """`autoscale = { min = 2, max = 20, cpu_target = 0.6 }`: replicas follow measured cpu (the HPA rule)."""
@@ -150,8 +180,9 @@ class Service:
     require: Mapping[str, str] = field(default_factory=dict)
     avoid: tuple[str, ...] = ()  # service names not to share a host with
     priority: int = 0  # higher is placed first when capacity is short
-    min_healthy: int = 0  # never fewer running replicas during changes
+    min_healthy: int = 0  # never fewer healthy replicas during changes
     autoscale: Autoscale | None = None
+    check: HealthCheck | None = None  # None: a running replica counts as healthy
 
     def replica_ids(self) -> tuple[ReplicaId, ...]:
         return tuple(ReplicaId(self.name, i) for i in range(self.replicas))
@@ -367,6 +398,13 @@ class ReplicaStatus:
     rss: int | None = None  # bytes
     started_at: float | None = None  # unix seconds
     epoch: int | None = None  # the fencing epoch of the controller that started it (None: an older runtime)
+    health: Health | None = None  # None: its service has no check (or the host's probe ran none yet)
+    health_detail: str = ""  # the last check's result, e.g. "ok", "http-5xx", "timeout"
+
+    @property
+    def healthy(self) -> bool:
+        """Counts as healthy: running, and passing its checks when it has any."""
+        return self.running and self.health in (None, Health.HEALTHY)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -426,3 +464,4 @@ class HostObservation:
     error: str | None = None  # what went wrong, in words an operator can act on
     last_seen: float | None = None  # unix seconds of the last good frame
     fence: Fence | None = None  # the host's fencing state, from its probe
+    warnings: tuple[str, ...] = ()  # what the host's probe cannot do (e.g. no tool for http checks)

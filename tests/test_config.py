@@ -9,13 +9,14 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck as HypothesisHealthCheck
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import config
 from core.errors import ConfigError
 from core.hostlink.demo import demo_config
-from core.model import ClusterConfig, HostKeyPolicy, Policy, Resources, SshDefaults, Strategy
+from core.model import CheckKind, ClusterConfig, HealthCheck, HostKeyPolicy, Policy, Resources, SshDefaults, Strategy
 from core.units import literal
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -311,7 +312,7 @@ values = st.recursive(
 documents = st.dictionaries(st.sampled_from(KEYS), values, max_size=6)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HypothesisHealthCheck.too_slow])
 @given(documents)
 def test_any_document_gives_a_config_or_config_errors(document: dict) -> None:
     text = "".join(f"{k} = {literal(v)}\n" for k, v in document.items())
@@ -351,7 +352,7 @@ def mutated_root(draw: st.DrawFn) -> dict:
     return document
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, suppress_health_check=[HypothesisHealthCheck.too_slow])
 @given(mutated_root())
 def test_any_change_to_the_root_file_gives_a_config_or_config_errors(document: dict) -> None:
     text = "".join(f"{k} = {literal(v)}\n" for k, v in document.items())
@@ -369,7 +370,7 @@ def test_readme_table_lists_every_key_of_every_section() -> None:
     documented: dict[str, set[str]] = {}
     section = None
     for line in readme.splitlines():
-        heading = re.match(r"^### `\[+(\w+)\]+`", line)
+        heading = re.match(r"^### `\[+([\w.]+)\]+`", line)
         if heading:
             section = heading.group(1)
             documented[section] = set()
@@ -380,6 +381,7 @@ def test_readme_table_lists_every_key_of_every_section() -> None:
         "defaults": set(config.DEFAULTS_KEYS),
         "hosts": set(config.HOST_KEYS),
         "services": set(config.SERVICE_KEYS),
+        "services.check": set(config.CHECK_KEYS),
         "policy": set(config.POLICY_KEYS),
         "api": set(config.API_KEYS),
     }
@@ -424,3 +426,62 @@ def test_validate_refuses_replicas_and_commands_no_fleet_can_carry() -> None:
     long = "sleep 1 # " + "x" * 50_000
     with pytest.raises(ConfigError, match=r"command is 50,012 bytes \(quoted\); a command must stay under 32 KiB"):
         config.parse(text.replace("100000000", "1").replace('"sleep 1"', f'"{long}"'), "c.toml")
+
+
+# -- health checks --
+
+CHECKED = """\
+[cluster]
+poll_interval = "1s"
+[[hosts]]
+name = "h1"
+address = "10.0.0.1"
+[[services]]
+name = "web"
+command = "serve --port {port}"
+cpu = 1
+mem = "1GiB"
+"""
+
+
+def test_a_check_is_read_with_every_key() -> None:
+    cfg = config.parse(
+        CHECKED + 'check = { kind = "http", path = "/healthz", status = 204, port = 8080, interval = "5s",'
+        ' timeout = "1s", grace = "30s", unhealthy_after = 2, healthy_after = 3 }\n',
+        "f.toml",
+    )
+    check = cfg.service("web").check
+    assert check == HealthCheck(CheckKind.HTTP, "/healthz", 204, "", 8080, 5.0, 1.0, 30.0, 2, 3)
+    assert config.parse(CHECKED, "f.toml").service("web").check is None
+    exec_check = config.parse(CHECKED + 'check = { kind = "exec", command = "true" }\n', "f.toml").service("web").check
+    assert exec_check == HealthCheck(CheckKind.EXEC, command="true")
+
+
+@pytest.mark.parametrize(
+    ("check", "field", "fragment"),
+    [
+        ('"http"', "check", "must be a table"),
+        ("{ path = '/' }", "check.kind", "is required"),
+        ('{ kind = "grpc" }', "check.kind", '"grpc" is not one of'),
+        ('{ kind = "tcp", knd = 1 }', "check.knd", "is not a known key"),
+        ('{ kind = "tcp", path = "/" }', "check.path", 'applies to "http" checks only'),
+        ('{ kind = "exec" }', "check.command", "is required for an exec check"),
+        ('{ kind = "exec", command = "true", port = 80 }', "check.port", "tcp and http checks only"),
+        ('{ kind = "http", path = "health" }', "check.path", 'starting with "/"'),
+        ('{ kind = "http", status = 99 }', "check.status", "from 100 to 599"),
+        ('{ kind = "tcp", interval = "0s" }', "check.interval", "more than zero"),
+        ('{ kind = "tcp", grace = "-1s" }', "check.grace", "is negative"),
+        ('{ kind = "tcp", unhealthy_after = 0 }', "check.unhealthy_after", "1 or more"),
+        ('{ kind = "tcp", timeout = "6s", interval = "5s" }', "check.timeout", "longer than the interval"),
+        ('{ kind = "tcp", interval = "500ms" }', "check.interval", "shorter than poll_interval"),
+    ],
+)
+def test_check_problems_name_the_key(check: str, field: str, fragment: str) -> None:
+    found = problems(CHECKED + f"check = {check}\n")
+    assert any(e == 'services "web"' and f == field and fragment in m for e, f, m in found), found
+
+
+def test_a_port_check_needs_a_port() -> None:
+    text = CHECKED.replace("serve --port {port}", "serve") + 'check = { kind = "tcp" }\n'
+    assert any(f == "check" and "needs a port" in m for _, f, m in problems(text))
+    assert config.parse(text.replace('"tcp" }', '"tcp", port = 80 }'), "f.toml").service("web").check

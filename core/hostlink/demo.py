@@ -24,7 +24,7 @@ import math
 import os
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import asyncssh
@@ -33,8 +33,9 @@ import psutil
 from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
 from core.hostlink import records, scripts
+from core.hostlink.health import CheckRunner
 from core.hostlink.keys import host_pattern
-from core.model import ClusterConfig, Host, Resources
+from core.model import ClusterConfig, HealthCheck, Host, Resources
 
 DEFAULT_CAPACITY = Resources(4000, 8 << 30)
 HOME_MARK = "LOADMASTER_DEMO_HOME"  # in the environment of every process a demo host starts
@@ -196,7 +197,7 @@ class _DemoHost:
         probe = _probe_args(process.command)
         try:
             if probe is not None:
-                await self._stream_frames(process, self.path(probe[0]), probe[1], probe[2])
+                await self._stream_frames(process, self.path(probe[0]), probe[1], probe[2], probe[3])
             else:
                 process.exit(await self._run(process))
         except (OSError, asyncssh.Error):
@@ -230,20 +231,38 @@ class _DemoHost:
         return Path(directory)
 
     async def _stream_frames(
-        self, process: asyncssh.SSHServerProcess[bytes], directory: Path, interval: float, holder: str
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        directory: Path,
+        interval: float,
+        holder: str,
+        checks: Mapping[str, HealthCheck],
     ) -> None:
         seq = 0
-        while not process.is_closing():
-            if not self.cut:
-                seq += 1
-                process.stdout.write(self.frame(seq, directory, holder).encode())
-            await asyncio.sleep(interval)
+        runner = CheckRunner()
+        try:
+            while not process.is_closing():
+                if not self.cut:
+                    seq += 1
+                    process.stdout.write(self.frame(seq, directory, holder, checks, runner).encode())
+                await asyncio.sleep(interval)
+        finally:
+            runner.close()
 
-    def frame(self, seq: int, directory: Path, holder: str) -> str:
-        """A probe frame for this host: declared capacity, usage of its own replicas only; renews the fence
-        for `holder` as the shell probe does."""
+    def frame(
+        self,
+        seq: int,
+        directory: Path,
+        holder: str,
+        checks: Mapping[str, HealthCheck] | None = None,
+        runner: CheckRunner | None = None,
+    ) -> str:
+        """A probe frame for this host: declared capacity, usage of its own replicas only, health checks;
+        renews the fence for `holder` as the shell probe does."""
         hz = records.HZ
-        samples = records.samples(directory)
+        found = records.read_records(directory)
+        sessions = records.Sessions()
+        samples = [records.sample(r, sessions) for r in found]
         fence = records.fence(directory, holder)
         rss_kb = 0
         for s in samples:
@@ -272,20 +291,30 @@ class _DemoHost:
                 f"{s.pid} {s.started_at:.0f} {int(s.alive)} {'-' if s.ticks is None else s.ticks} "
                 f"{'-' if s.rss_kb is None else s.rss_kb} {'-' if s.epoch is None else s.epoch}"
             )
+        if checks and runner is not None:
+            live = [r for r, s in zip(found, samples, strict=True) if s.alive]
+            for c in runner.step(checks, live):
+                lines.append(
+                    f"h {scripts.hexed(c.replica.service)} {c.replica.index} {c.pid} {c.health.value[0]} "
+                    f"{c.passes} {c.failures} {c.detail}"
+                )
         return "\n".join(lines) + "\nE\n"
 
 
-def _probe_args(command: str | None) -> tuple[str, float, str] | None:
-    """(state directory, poll interval, holder) if `command` is loadmaster's probe (served natively), else None."""
+def _probe_args(command: str | None) -> tuple[str, float, str, dict[str, HealthCheck]] | None:
+    """(state directory, poll interval, holder, checks) if `command` is loadmaster's probe (served natively),
+    else None."""
     if not command or scripts.PROBE_MARK not in command:
         return None
     try:
         parts = shlex.split(command)
     except ValueError:
         return None
-    if len(parts) == 7 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
+    if len(parts) >= 7 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
         with contextlib.suppress(ValueError):
-            return parts[4], max(0.05, float(parts[5])), parts[6]
+            table = parts[7] if len(parts) > 7 else ""
+            checks = scripts.parse_check_table(table, tuple(parts[8:]))
+            return parts[4], max(0.05, float(parts[5])), parts[6], checks
     return None
 
 

@@ -148,7 +148,7 @@ class Fleet:
                 task.add_done_callback(self._closing.discard)
                 del self._links[name]
             else:
-                link.host, link.config = host, config
+                link.reconfigure(host, config)
         for host in config.hosts:
             if host.name not in self._links:
                 self._add(host)

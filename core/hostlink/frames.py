@@ -11,8 +11,13 @@ prints with shell built-ins only, so the host forks nothing but `sleep`:
     ncpu <cpus> <clock ticks per second>
     cap <millicores> <bytes>                      (demo hosts only: the declared capacity)
     t <epoch> <holder> <centiseconds since the holder renewed, or ->   (the host's fence)
+    w <what> <words…>                            (first frame only: what this host cannot do, e.g. http checks)
     r <service hex> <index> <generation hex> <pid> <started unix s> <alive 0/1> <cpu ticks> <rss kB> <epoch or ->
+    h <service hex> <index> <pid> <s|h|u> <passes in a row> <failures in a row> <last result>
     E
+
+An `h` line follows the `r` line of each live replica whose service has a health check: its state
+(starting, healthy, unhealthy) as the host's probe judged it by the check's rules.
 
 A host without /proc answers a single `U <reason>` line instead.
 Everything here is pure: bytes in, frames out, observations from two frames.
@@ -23,7 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from core.model import Fence, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
+from core.model import Fence, Health, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
 
 MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
 # What a machine can report. Anything outside is a host lying or broken, and is refused here so that it
@@ -53,6 +58,21 @@ class ReplicaSample:
     epoch: int | None = None  # the fencing epoch it was started under (None: a record of an older runtime)
 
 
+_HEALTH = {"s": Health.STARTING, "h": Health.HEALTHY, "u": Health.UNHEALTHY}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSample:
+    """One replica's health check as the host's probe reports it."""
+
+    replica: ReplicaId
+    pid: int
+    health: Health
+    passes: int  # in a row
+    failures: int  # in a row, counted once the grace period is over
+    detail: str  # the last result: ok, no-answer, http-5xx, exit-N, timeout, not-listening, or - before the first
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     seq: int
@@ -66,6 +86,8 @@ class Frame:
     capacity: Resources | None = None  # declared capacity (demo hosts)
     replicas: tuple[ReplicaSample, ...] = ()
     fence: Fence | None = None
+    checks: tuple[CheckSample, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def cpu_busy_total(self) -> tuple[int, int]:
@@ -143,6 +165,23 @@ def parse_fence(fields: list[str]) -> Fence:
     return Fence(Token(_int(epoch, "fence epoch"), holder), _int(age, "fence age") / 100 if age != "-" else None)
 
 
+def parse_check_line(fields: list[str]) -> CheckSample:
+    if len(fields) != 8:
+        raise FrameError(f"health line has {len(fields)} fields, expected 8")
+    _, svc, index, pid, state, passes, failures, detail = fields
+    health = _HEALTH.get(state)
+    if health is None:
+        raise FrameError(f"health state {state[:10]!r} is not one of s, h, u")
+    return CheckSample(
+        replica=ReplicaId(decode_hex(svc, "service name"), _int(index, "replica index")),
+        pid=_int(pid, "pid"),
+        health=health,
+        passes=_int(passes, "passes"),
+        failures=_int(failures, "failures"),
+        detail=detail[:40],
+    )
+
+
 def parse_frame(text: str) -> Frame:
     """One complete frame (from `F` to `E`) → Frame; raises FrameError naming what is missing or bad."""
     lines = text.strip("\n").split("\n")
@@ -151,12 +190,18 @@ def parse_frame(text: str) -> Frame:
     seq = _int(lines[0][2:], "frame number")
     seen: dict[str, list[str]] = {}
     replicas = []
+    checks = []
+    warnings = []
     for line in lines[1:-1]:
         fields = line.split()
         if not fields:
             continue
         if fields[0] == "r":
             replicas.append(parse_replica_line(fields))
+        elif fields[0] == "h":
+            checks.append(parse_check_line(fields))
+        elif fields[0] == "w":
+            warnings.append(" ".join(fields[1:])[:300])
         else:
             seen[fields[0]] = fields[1:]
     missing = [k for k in ("cpu", "mem", "load", "up", "ncpu") if k not in seen]
@@ -194,6 +239,8 @@ def parse_frame(text: str) -> Frame:
         capacity=capacity,
         replicas=tuple(replicas),
         fence=fence,
+        checks=tuple(checks),
+        warnings=tuple(warnings),
     )
 
 
@@ -258,12 +305,14 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
         cpu_percent = _percent(busy - pbusy, total - ptotal)
     elapsed = frame.uptime - prev.uptime if prev is not None else 0.0
     before = {(s.replica, s.pid): s.ticks for s in prev.replicas} if prev is not None else {}
+    checks = {(c.replica, c.pid): c for c in frame.checks}
     replicas = []
     for s in frame.replicas:
         last = before.get((s.replica, s.pid))
         rep_percent = None
         if s.alive and s.ticks is not None and last is not None and elapsed > 0:
             rep_percent = _percent((s.ticks - last) / frame.hz, elapsed)
+        check = checks.get((s.replica, s.pid)) if s.alive else None
         replicas.append(
             ReplicaStatus(
                 replica=s.replica,
@@ -276,6 +325,8 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
                 rss=s.rss_kb * 1024 if s.rss_kb is not None else None,
                 started_at=s.started_at,
                 epoch=s.epoch,
+                health=check.health if check is not None else None,
+                health_detail=check.detail if check is not None else "",
             )
         )
     mem_total = frame.mem_total_kb * 1024

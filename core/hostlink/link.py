@@ -113,6 +113,15 @@ class Link(abc.ABC):
         self._prev: Frame | None = None
         self._last_frame: float | None = None  # monotonic
         self._task: asyncio.Task[None] | None = None
+        self._warnings: tuple[str, ...] = ()  # what the probe said it cannot do, in its first frame
+        self._checks_changed = asyncio.Event()
+
+    def reconfigure(self, host: Host, config: ClusterConfig) -> None:
+        """Follow a config change that keeps the connection; new health checks restart the probe."""
+        before = scripts.check_table(self.config.services)
+        self.host, self.config = host, config
+        if scripts.check_table(config.services) != before:
+            self._checks_changed.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._main(), name=f"hostlink {self.host.name}")
@@ -139,7 +148,12 @@ class Link(abc.ABC):
         self._emit_to(observation)
 
     def _frame(self, frame: Frame) -> None:
-        self._emit(observe(self.host.name, frame, self._prev, time.time()))
+        if frame.seq == 1:
+            self._warnings = frame.warnings
+        observation = observe(self.host.name, frame, self._prev, time.time())
+        if self._warnings:
+            observation = dataclasses.replace(observation, warnings=self._warnings)
+        self._emit(observation)
         self._prev = frame
         self._last_frame = time.monotonic()
 
@@ -199,6 +213,10 @@ class _ProbeSession(asyncssh.SSHClientSession[bytes]):
 
     def connection_made(self, chan: asyncssh.SSHClientChannel[bytes]) -> None:
         self._chan = chan
+
+    def itself(self) -> _ProbeSession:
+        """The session factory asyncssh wants, for this session."""
+        return self
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if self.guard.verdict is not None:
@@ -336,18 +354,35 @@ class SshLink(Link):
 
     async def _probe(self, conn: asyncssh.SSHClientConnection) -> Misbehaving | Unsupported | None:
         """Stream frames until the channel or connection ends; why, if the host misbehaved or cannot run the probe."""
-        command = scripts.probe_command(self.state_dir, self.config.poll_interval, self.holder)
-        try:
+        while True:
+            self._checks_changed.clear()
+            command = scripts.probe_command(
+                self.state_dir, self.config.poll_interval, self.holder, self.config.services
+            )
             session = _ProbeSession(self)
-            chan, _ = await conn.create_session(lambda: session, command, encoding=None)
-        except asyncssh.ChannelOpenError as exc:
-            # The host refused the probe's channel: it cannot run it (retried rarely, reported once), rather than
-            # a "connection lost" and a warning every half second.
-            return Unsupported(f"the probe did not start: {describe(exc)}")
-        except (OSError, asyncssh.Error) as exc:
-            log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
-            return None
-        await chan.wait_closed()
+            try:
+                chan, _ = await conn.create_session(session.itself, command, encoding=None)
+            except asyncssh.ChannelOpenError as exc:
+                # The host refused the probe's channel: it cannot run it (retried rarely, reported once), rather
+                # than a "connection lost" and a warning every half second.
+                return Unsupported(f"the probe did not start: {describe(exc)}")
+            except (OSError, asyncssh.Error) as exc:
+                log.warning("%s: probe did not start: %s", self.host.name, describe(exc))
+                return None
+            closed = asyncio.ensure_future(chan.wait_closed())
+            changed = asyncio.ensure_future(self._checks_changed.wait())
+            try:
+                await asyncio.wait((closed, changed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                ended = closed.done()
+                if not ended:
+                    # New checks (or closing): this probe ends at its next write, and with new checks a new
+                    # one starts on the same connection, so the host never looks lost for a config change.
+                    chan.close()
+                    await closed
+            if ended:
+                break
         if session.verdict is not None:
             return session.verdict
         if session.unsupported is not None:

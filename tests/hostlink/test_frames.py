@@ -102,3 +102,31 @@ def test_declared_capacity_line_overrides_probed_capacity() -> None:
     frame = parse_frame("F 1\ncpu  0 0 0 100\nmem 8388608 8000000\nload 0\nup 5\nncpu 3 100\ncap 2500 8589934592\nE")
     obs = observe("d", frame, None, 0.0)
     assert obs.capacity is not None and (obs.capacity.cpu, obs.capacity.mem) == (2500, 8589934592)
+
+
+def test_health_lines_and_warnings_are_read_and_bad_ones_named() -> None:
+    from core.hostlink.frames import FrameError, parse_frame
+    from core.model import Health
+
+    base = "F 1\ncpu 1 2 3 4\nmem 100 50\nload 0.1 0 0 1/1 1\nup 10.0 5\nncpu 1 100\n"
+    web = "776562"  # "web"
+    frame = parse_frame(
+        base + f"w http no curl here\nr {web} 0 67 42 1700000000 1 5 100 -\nh {web} 0 42 u 0 3 timeout\nE"
+    )
+    (check,) = frame.checks
+    assert (str(check.replica), check.pid, check.health, check.failures, check.detail) == (
+        "web/0",
+        42,
+        Health.UNHEALTHY,
+        3,
+        "timeout",
+    )
+    assert frame.warnings == ("http no curl here",)
+    from core.hostlink.frames import observe
+
+    (status,) = observe("a", frame, None, 0.0).replicas
+    assert status.health is Health.UNHEALTHY and status.health_detail == "timeout" and not status.healthy
+    with pytest.raises(FrameError, match="health state 'x'"):
+        parse_frame(base + f"h {web} 0 42 x 0 3 timeout\nE")
+    with pytest.raises(FrameError, match="health line has 5 fields"):
+        parse_frame(base + f"h {web} 0 42 u\nE")

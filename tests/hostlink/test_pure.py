@@ -13,7 +13,7 @@ from core.errors import HostKeyMismatch, HostKeyUnknown
 from core.hostlink import scripts
 from core.hostlink.keys import HostKeys
 from core.hostlink.link import BACKOFF_CAP, backoff, silence_state
-from core.model import HostKeyPolicy, HostState, ReplicaId, Token
+from core.model import CheckKind, HealthCheck, HostKeyPolicy, HostState, ReplicaId, Resources, Service, Token
 
 HOSTILE = '\'; $(touch /tmp/pwned) "x y"'
 
@@ -28,7 +28,19 @@ def test_every_argument_reaches_the_host_shell_as_one_word() -> None:
 
 def test_probe_command_carries_interval_and_directory() -> None:
     argv = shlex.split(scripts.probe_command("~/.loadmaster/x", 0.5, "1-2@me"))
-    assert argv[2].startswith(scripts.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5", "1-2@me"]
+    assert argv[2].startswith(scripts.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5", "1-2@me", ""]
+
+
+def test_check_table_travels_to_the_host_and_back() -> None:
+    web = Service("w e;b", "serve {port}", 1, Resources(1, 1), check=HealthCheck(CheckKind.HTTP, "/h?x=1", 204))
+    tcp = Service("db", "db", 1, Resources(1, 1), check=HealthCheck(CheckKind.TCP, port=5432, grace=0.0))
+    run = Service("job", "j", 1, Resources(1, 1), check=HealthCheck(CheckKind.EXEC, command=f"test {HOSTILE}"))
+    plain = Service("plain", "p", 1, Resources(1, 1))
+    argv = shlex.split(scripts.probe_command("d", 1, "1-2@me", [web, plain, tcp, run]))
+    table, commands = argv[7], tuple(argv[8:])
+    assert commands == (f"test {HOSTILE}",)  # its own argument, quoted: never parsed by the probe's shell
+    assert table.splitlines()[1] == f"{scripts.hexed('db')} tcp 1000 200 0 3 1 5432 - /"
+    assert scripts.parse_check_table(table, commands) == {"w e;b": web.check, "db": tcp.check, "job": run.check}
 
 
 def test_state_dir_default_is_per_cluster() -> None:
