@@ -11,6 +11,7 @@ from core.engine.api import Snapshot
 from core.model import (
     ActionKind,
     ClusterConfig,
+    Health,
     Host,
     HostObservation,
     HostState,
@@ -165,7 +166,9 @@ class ServiceView:
     name: str
     desired: int
     running: int  # replicas a host reports running
-    healthy: int  # running on a host that is up
+    healthy: int  # running on a host that is up and passing the service's check (without a check: running)
+    unhealthy: int  # running, but failing the check
+    starting: int  # running, not yet passing the check
     by_host: Mapping[str, tuple[ReplicaId, ...]]
     by_zone: Mapping[str, int]
     constraints: tuple[str, ...]
@@ -177,10 +180,13 @@ ZONE_LABEL = "zone"
 
 def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
     running: dict[str, dict[ReplicaId, str]] = defaultdict(dict)  # service → replica → host
+    health: dict[str, Counter[Health | None]] = defaultdict(Counter)  # service → replicas per check state
     for obs in snapshot.hosts.values():
         for status in obs.replicas:
             if status.running:
                 running[status.replica.service][status.replica] = obs.host
+                if obs.state is HostState.UP:
+                    health[status.replica.service][status.health] += 1
     placed_by_service: dict[str, dict[str, list[ReplicaId]]] = defaultdict(lambda: defaultdict(list))
     for replica, host in snapshot.placement.assignments.items():
         placed_by_service[replica.service][host].append(replica)
@@ -200,7 +206,12 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
                 name=service.name,
                 desired=service.replicas,
                 running=len(mine),
-                healthy=sum(1 for host in mine.values() if _state(snapshot, host) is HostState.UP),
+                # HEALTHY is what the check says; a service without a check: running on an up host.
+                healthy=health[service.name][Health.HEALTHY]
+                + (health[service.name][None] if service.check is None else 0),
+                unhealthy=health[service.name][Health.UNHEALTHY],
+                starting=health[service.name][Health.STARTING]
+                + (health[service.name][None] if service.check is not None else 0),
                 by_host=by_host,
                 by_zone=dict(sorted(zones.items())),
                 constraints=constraint_lines(service),

@@ -13,7 +13,7 @@ from console.commands.options import add_config, load_config
 from console.commands.runtime import demo_hint, open_engine
 from core.engine.api import Snapshot
 from core.engine.planfile import utilization
-from core.model import HostState
+from core.model import HostState, ReplicaId
 from core.sanitize import printable
 from core.units import human_cpu, human_size
 
@@ -82,6 +82,9 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
             "cpu_percent": obs.cpu_percent,
             "mem_available": obs.mem_available,
             "replicas": [str(r) for r in on],
+            # per replica: what its service's check says (absent without a check)
+            "health": {str(r.replica): r.health.value for r in obs.replicas if r.running and r.health is not None},
+            "warnings": list(obs.warnings),
             "error": obs.error,
         })  # fmt: skip
     services = []
@@ -92,6 +95,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
             "name": s.name,
             "desired": s.replicas,
             "running": len(running),
+            # min_healthy counts these: passing the check (without a check: running)
+            "healthy": sum(1 for r in running if _healthy(snap, r, where[r])),
             "hosts": sorted({snap.placement.assignments[r] for r in running}),
         })  # fmt: skip
     foreign = [{"replica": str(r.replica), "host": r.host, "pid": r.pid} for r in snap.foreign]
@@ -112,6 +117,10 @@ def _controller(snap: Snapshot) -> dict[str, Any] | None:
         "renewed_s_ago": None if age is None else round(age, 1),
         "live": age is not None and age < snap.config.failure_timeout,
     }
+
+
+def _healthy(snap: Snapshot, replica: ReplicaId, host: str) -> bool:
+    return any(r.replica == replica and r.healthy for r in snap.hosts[host].replicas)
 
 
 def _up(snap: Snapshot, host: str) -> bool:

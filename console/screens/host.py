@@ -106,6 +106,10 @@ class HostScreen(LiveScreen):
             req = resources.get(replica.service)
             if status is None:
                 state = Text("unknown", style="dim")
+            elif status.running and status.health is not None:
+                # What the service's check says; without a check a running replica shows "running".
+                style = {"healthy": "green", "starting": "yellow"}.get(status.health.value, "bold red")
+                state = Text(status.health.value, style=style)
             elif status.running:
                 state = Text("running", style="green")
             else:

@@ -83,7 +83,10 @@ class ServicesScreen(LiveScreen):
         if view is None:
             return
         text = Text(f"{view.name}", style="bold")
-        text.append(f"  {view.running}/{view.desired} running, {view.healthy} healthy\n")
+        text.append(f"  {view.running}/{view.desired} running, {view.healthy} healthy")
+        if view.starting or view.unhealthy:
+            text.append(f", {view.starting} starting, {view.unhealthy} unhealthy", style="yellow")
+        text.append("\n")
         text.append("Constraints: ", style="bold")
         text.append(joined(view.constraints) + "\n")
         text.append("By zone: ", style="bold")

@@ -22,6 +22,9 @@ class EventKind(enum.StrEnum):
     REPLICA_STOPPED = "replica.stopped"
     REPLICA_CRASHED = "replica.crashed"
     REPLICA_FOREIGN = "replica.foreign"  # a live record the journal never started: reported, left alone
+    REPLICA_HEALTHY = "replica.healthy"  # its check passes (healthy_after in a row)
+    REPLICA_UNHEALTHY = "replica.unhealthy"  # its check fails (unhealthy_after in a row, after grace)
+    HOST_WARNING = "host.warning"  # something its probe cannot do (e.g. no tool for http checks), once
     PLAN_COMPUTED = "plan.computed"
     PLAN_APPROVED = "plan.approved"
     PLAN_REJECTED = "plan.rejected"

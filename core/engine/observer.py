@@ -31,6 +31,7 @@ from core.model import (
     ActionKind,
     Basis,
     ClusterConfig,
+    Health,
     HostObservation,
     HostState,
     Placement,
@@ -149,6 +150,7 @@ class Observer:
         self._back_since: dict[str, float] = {}  # host → when it came back after being lost
         self._ever_lost: set[str] = set()
         self._records: dict[str, tuple[ReplicaStatus, ...]] = {}
+        self._warned: dict[str, tuple[str, ...]] = {}  # host → the probe warnings already announced
         # host → replica → (status after our start, or None after our stop; when), until a frame shows it
         self._expected: dict[str, dict[ReplicaId, tuple[ReplicaStatus | None, float]]] = {}
         self._intended: Placement | None = None
@@ -221,6 +223,10 @@ class Observer:
                 # seen before (hosts report at their own pace) has nothing new.
                 if before.reachable and replicas is not self._records.get(name):
                     news.extend(self._crashes(name, replicas))
+                    news.extend(self._health_changes(name, replicas))
+                if obs.warnings != self._warned.get(name, ()):
+                    self._warned[name] = obs.warnings
+                    news.extend((EventKind.HOST_WARNING, f"{name}: {w}", name, None) for w in obs.warnings)
                 self._records[name] = replicas
         news.extend(self._exclusions(config, observations))
         holding = frozenset(o.fence.token.epoch for o in observations.values() if o.fence and o.state.reachable)
@@ -291,6 +297,21 @@ class Observer:
 
     def _expect(self, host: str, replica: ReplicaId, status: ReplicaStatus | None) -> None:
         self._expected.setdefault(host, {})[replica] = (status, self._clock())
+
+    def _health_changes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> list[_News]:
+        """replica.healthy / replica.unhealthy when a running replica's check turns (not for `starting`)."""
+        before = {r.replica: r for r in self._records.get(host, ())}
+        news: list[_News] = []
+        for r in replicas:
+            old = before.get(r.replica)
+            if not r.running or r.health not in (Health.HEALTHY, Health.UNHEALTHY):
+                continue
+            if old is not None and old.running and old.pid == r.pid and old.health is r.health:
+                continue
+            detail = f" ({r.health_detail})" if r.health is Health.UNHEALTHY and r.health_detail else ""
+            kind = EventKind.REPLICA_HEALTHY if r.health is Health.HEALTHY else EventKind.REPLICA_UNHEALTHY
+            news.append((kind, f"{r.replica} is {r.health.value} on {host}{detail}", host, r.replica))
+        return news
 
     def _crashes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> list[_News]:
         before = {r.replica: r for r in self._records.get(host, ())}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.model import ClusterConfig, HostState, Placement, ReplicaId, ReplicaStatus
+from core.model import ClusterConfig, Health, HostState, Placement, ReplicaId, ReplicaStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,8 @@ class Reconciliation:
     duplicates: tuple[tuple[ReplicaId, str], ...]  # extra live copies to stop
     stale: tuple[tuple[ReplicaId, str], ...]  # dead records whose replica lives elsewhere: remove
     crashed: tuple[tuple[ReplicaId, str], ...]  # dead records with no live copy: restart in place
-    running: Mapping[str, int]  # service → live replicas on reachable hosts
+    running: Mapping[str, int]  # service → healthy live replicas on reachable hosts (what min_healthy counts)
+    unhealthy: tuple[ReplicaStatus, ...] = ()  # kept live copies whose check fails: restart in place
 
 
 def reconcile(
@@ -51,12 +52,19 @@ def reconcile(
 
     assignments: dict[ReplicaId, str] = {}
     duplicates: list[tuple[ReplicaId, str]] = []
+    unhealthy: list[ReplicaStatus] = []
+    stale: list[tuple[ReplicaId, str]] = []
     for replica, copies in live.items():
         keep = _keeper(copies, intended.host_of(replica) if intended else None)
-        assignments[replica] = keep.host
         duplicates.extend((replica, c.host) for c in copies if c is not keep)
+        if keep.health is Health.UNHEALTHY and (replica, keep.host) in given_up:
+            # Restarted in place too often and still failing its check: it goes, and the plan puts it elsewhere.
+            stale.append((replica, keep.host))
+            continue
+        assignments[replica] = keep.host
+        if keep.health is Health.UNHEALTHY:
+            unhealthy.append(keep)
 
-    stale: list[tuple[ReplicaId, str]] = []
     crashed: list[tuple[ReplicaId, str]] = []
     for replica, records_ in dead.items():
         for i, status in enumerate(sorted(records_, key=lambda s: s.host)):
@@ -70,15 +78,18 @@ def reconcile(
         if replica not in assignments:
             assignments[replica] = _keeper(copies, intended.host_of(replica) if intended else None).host
 
+    # What min_healthy counts: a live copy that passes its service's check (or runs, without a check).
     running: dict[str, int] = {s.name: 0 for s in config.services}
-    for replica in live:
-        running[replica.service] = running.get(replica.service, 0) + 1
+    for replica, copies in live.items():
+        if any(c.healthy for c in copies):
+            running[replica.service] = running.get(replica.service, 0) + 1
     return Reconciliation(
         current=Placement(assignments),
         duplicates=tuple(sorted(duplicates)),
         stale=tuple(sorted(stale)),
         crashed=tuple(sorted(crashed)),
         running=running,
+        unhealthy=tuple(sorted(unhealthy, key=lambda r: (r.replica, r.host))),
     )
 
 

@@ -16,7 +16,7 @@ from core.engine.events import EventKind
 from core.engine.ports import ReplicaRuntime
 from core.engine.reconcile import Reconciliation
 from core.errors import LoadmasterError
-from core.model import ClusterConfig, ReplicaId, ReplicaStatus
+from core.model import ClusterConfig, ReplicaId, ReplicaStatus, Service
 
 T = TypeVar("T")
 RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # then the replica is moved instead
@@ -27,6 +27,7 @@ class Repairer:
         self._runtime, self._clock, self._emit = runtime, clock, emit
         self._restarts: dict[tuple[ReplicaId, str], tuple[int, float]] = {}  # → (attempts, not before)
         self._given_up: set[tuple[ReplicaId, str]] = set()
+        self._restarted: dict[tuple[ReplicaId, str], int | None] = {}  # → pid of the unhealthy process restarted
 
     @property
     def given_up(self) -> frozenset[tuple[ReplicaId, str]]:
@@ -56,6 +57,33 @@ class Repairer:
             status = await self._quietly(self._runtime.start_replica(host, service, replica.index, generation(service)))
             if isinstance(status, ReplicaStatus) and status.running:
                 self._emit(EventKind.REPLICA_STARTED, f"{replica} restarted in place on {host}", host, replica)
+        for sick in rec.unhealthy:
+            await self._restart_unhealthy(services, sick, now, stop_grace)
+
+    async def _restart_unhealthy(
+        self, services: dict[str, Service], sick: ReplicaStatus, now: float, stop_grace: float
+    ) -> None:
+        """An unhealthy replica: restarted in place with the crash backoff, then given up on (and moved)."""
+        replica, host = sick.replica, sick.host
+        service = services.get(replica.service)
+        if service is None or self._restarted.get((replica, host)) == sick.pid:
+            return  # this very process was restarted already: a frame from before the restart
+        attempts, not_before = self._restarts.get((replica, host), (0, 0.0))
+        if now < not_before:
+            return
+        if attempts >= len(RESTART_BACKOFF):
+            self._given_up.add((replica, host))
+            self._emit(EventKind.REPLICA_UNHEALTHY, f"{replica} stays unhealthy on {host}: moving it", host, replica)
+            return
+        self._restarts[(replica, host)] = (attempts + 1, now + RESTART_BACKOFF[attempts])
+        self._restarted[(replica, host)] = sick.pid
+        await self._quietly(self._runtime.stop_replica(host, replica, stop_grace))
+        status = await self._quietly(self._runtime.start_replica(host, service, replica.index, generation(service)))
+        if isinstance(status, ReplicaStatus) and status.running:
+            why = f" ({sick.health_detail})" if sick.health_detail else ""
+            self._emit(
+                EventKind.REPLICA_STARTED, f"{replica} was unhealthy{why}: restarted in place on {host}", host, replica
+            )
 
     async def _quietly(self, aw: Awaitable[T]) -> T | None:
         """Run a clean-up step; a failure is an event, not a reason to stop the loop."""
