@@ -15,10 +15,10 @@ import asyncssh
 import psutil
 import pytest
 
-from core.errors import HostCommandFailed, HostUnreachable
+from core.errors import Fenced, HostCommandFailed, HostUnreachable
 from core.hostlink import scripts
 from core.hostlink.demo import DemoFleet
-from core.model import ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId
+from core.model import ClaimOutcome, ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Token
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import alive, cluster, fleet_for, fresh_cluster, service, until, until_state
 from tests.sshd import start_sshd
@@ -254,3 +254,38 @@ async def test_a_command_at_the_validated_limit_runs_and_one_far_beyond_it_canno
         await fleet.stop_replica("a", ReplicaId("capped", 0), grace=1)
     finally:
         await fleet.close()
+
+
+async def test_two_fleets_fence_each_other_on_the_host_and_the_holder_renews_through_its_probe(
+    target: Target, name: str
+) -> None:
+    # Two controllers (two fleets with their own ids) on one real host: the holder's probe keeps the
+    # host's fence fresh, the other's claim is held off, its actions are refused as fenced, and a
+    # higher token taken with force fences the first off in turn.
+    cfg = cluster(name, target.host("a"))
+    first, second = fleet_for(target, cfg, controller="ctl-1"), fleet_for(target, cfg, controller="ctl-2")
+    await first.start()
+    await second.start()
+    try:
+        await until_state(first, "a", HostState.UP, 10)
+        await until_state(second, "a", HostState.UP, 10)
+        taken = await first.claim("a", Token(1, "ctl-1"), live_for=1.5)
+        assert taken.outcome is ClaimOutcome.TAKEN
+        first.set_token(Token(1, "ctl-1"))
+        await first.start_replica("a", service("web", "exec sleep 60"), 0, "g")
+        await asyncio.sleep(2.0)  # longer than live_for: only the probe's renewals keep the holder live
+        fence = second.observations()["a"].fence
+        assert fence is not None and fence.token == Token(1, "ctl-1") and fence.age is not None and fence.age < 1.5
+        held = await second.claim("a", Token(2, "ctl-2"), live_for=1.5)
+        assert held.outcome is ClaimOutcome.HELD and held.before == Token(1, "ctl-1")
+        with pytest.raises(Fenced):  # no token (a controller that never claimed) is lower than the holder's
+            await second.stop_replica("a", ReplicaId("web", 0), grace=0.5)
+        assert (await second.claim("a", Token(2, "ctl-2"), 1.5, force=True)).outcome is ClaimOutcome.TAKEN
+        with pytest.raises(Fenced):
+            await first.stop_replica("a", ReplicaId("web", 0), grace=0.5)
+        second.set_token(Token(2, "ctl-2"))
+        await second.stop_replica("a", ReplicaId("web", 0), grace=0.5)
+        assert await second.list_replicas("a") == ()
+    finally:
+        await first.close()
+        await second.close()
