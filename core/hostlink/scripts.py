@@ -355,6 +355,8 @@ signal() {
 }
 if alive "$pid" "$st"; then
   signal TERM
+  # a stopped process (SIGSTOP: wedged, or being debugged) acts on TERM only once continued (as systemd does)
+  signal CONT
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
   if alive "$pid" "$st"; then signal KILL; fi
   n=20

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -205,3 +206,18 @@ async def test_new_checks_restart_the_probe_on_the_same_connection(sshd: Sshd) -
     finally:
         await fleet.close()
         next(names, None)
+
+
+def test_a_stopped_replica_ends_on_term_without_waiting_for_kill(tmp_path: Path) -> None:
+    # A wedged (SIGSTOPped) replica acts on TERM only once continued: STOP sends CONT after TERM, so a
+    # restart of an unhealthy replica does not wait out the whole grace period for SIGKILL (5 s before).
+    state = str(tmp_path / "state")
+    out = subprocess.run(
+        scripts.start_command(state, NO_TOKEN, ReplicaId("w", 0), "g", "exec sleep 60", None),
+        shell=True, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (sample,) = scripts.parse_listing(out.stdout).samples
+    os.kill(sample.pid, signal.SIGSTOP)
+    started = time.monotonic()
+    subprocess.run(scripts.stop_command(state, NO_TOKEN, ReplicaId("w", 0), 5.0), shell=True, check=True)
+    assert time.monotonic() - started < 2.5
