@@ -118,7 +118,7 @@ def measured_ratio(snapshot: Snapshot, service: Service) -> float | None:
 class ScaledEngine(Protocol):
     def snapshot(self) -> Snapshot: ...
 
-    def reload(self, config: ClusterConfig) -> None: ...
+    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> None: ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None: ...
 
@@ -200,5 +200,5 @@ class Autoscaler:
             return False  # the file moved on or is broken now: the next step looks again
         if doc is None:
             return False
-        self.engine.reload(doc.config)
+        self.engine.reload(doc.config, guarded=False)  # its own bounded decision, not a file edited under it
         return True

@@ -67,6 +67,7 @@ POLICY_KEYS = (
     "solver_time_limit",
     "settle",
     "solver_workers",
+    "max_stops_per_reload",
 )
 
 LOCAL_ADDRESS = "local"
@@ -320,6 +321,7 @@ class _Reader:
             or d.solver_time_limit,
             settle=_or(self.take(table, "settle", e, parse_duration, d.settle), d.settle),
             solver_workers=self.take(table, "solver_workers", e, _solver_workers, d.solver_workers),
+            max_stops_per_reload=self.take(table, "max_stops_per_reload", e, _count, d.max_stops_per_reload),
         )
 
     def read_api(self, table: dict[str, Any]) -> ApiSettings:

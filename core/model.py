@@ -344,6 +344,8 @@ class Policy:
     solver_time_limit: float = 10.0  # seconds
     settle: float = 10.0  # a host that came back is stable this long before new work
     solver_workers: int | None = None  # CP-SAT searches at once; None: the cores available, at most 8
+    # Replicas a plan after a reload may stop without approval; None: 25% of those running.
+    max_stops_per_reload: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ def test_every_key_is_read() -> None:
     solver_time_limit = 1.5
     settle = "0s"
     solver_workers = 3
+    max_stops_per_reload = 7
 
     [[hosts]]
     name = "gpu-1"
@@ -133,7 +134,7 @@ def test_every_key_is_read() -> None:
     assert cfg.defaults == SshDefaults(
         "deploy", 2222, "~/.ssh/lm", "/etc/lm/known_hosts", HostKeyPolicy.ACCEPT_NEW, 3.0
     )
-    assert cfg.policy == Policy(Strategy.SPREAD, True, 0, 120.0, 1.5, 0.0, 3)
+    assert cfg.policy == Policy(Strategy.SPREAD, True, 0, 120.0, 1.5, 0.0, 3, 7)
     gpu, bastion, me = cfg.hosts
     assert (gpu.port, gpu.user, gpu.identity_file) == (2222, "deploy", "~/.ssh/lm")  # from [defaults]
     assert gpu.capacity == Resources(16000, 64 * 2**30, {"gpu": 2})

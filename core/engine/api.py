@@ -58,6 +58,7 @@ class Snapshot:
     placement: Placement  # what runs now, as the hosts report it
     failover: tuple[FailoverPlan, ...] = ()  # one per host, then one per value of each label a service spreads over
     pending: Plan | None = None
+    pending_why: str | None = None  # why `pending` waits: "cooldown until 14:02:11", "waits for approval: …"
     applying: ApplyProgress | None = None
     unplaced: Mapping[ReplicaId, str] = field(default_factory=dict)  # desired but not placeable, and why
     fits_on: int | None = None  # optimizer's lower bound on hosts needed

@@ -5,7 +5,8 @@ Each stage owns its part of the state (say so at its top) and the engine owns wh
 - `repairer.Repairer`: restarts in place with backoff, extra copies, dead records;
 - `planner.Planner`: plans, failover plans made ahead, bounds (the optimizer runs in threads);
 - `policy.AutoApply`: drift already planned for, the auto-apply cooldown.
-The engine itself owns the tick, the plan shown for approval (`_pending`), the apply in progress
+The engine itself owns the tick, the plan shown for approval (`_pending`) and why it waits (`_hold`),
+the guard rails of the last reload (`_reload_guard`, `_after_reload`, `_replan`), the apply in progress
 (`_applying`, `_apply_lock`, the journal), the event stream and the demo controls; only the engine
 changes them. All host I/O goes through the fleet port.
 """
@@ -32,13 +33,14 @@ from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
-from core.engine.policy import AutoApply, drift
+from core.engine.policy import AutoApply, Hold, drift, placement_key, reload_guard, stop_limit
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
 from core.engine.retry import Retries
 from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan
 from core.model import (
     Action,
+    ActionKind,
     ClusterConfig,
     FailoverPlan,
     HostObservation,
@@ -103,6 +105,10 @@ class Engine:
         self._auto = AutoApply()
         self._retries = Retries()
         self._pending: Plan | None = None
+        self._hold: Hold | None = None  # why `_pending` waits; re-asked each tick unless it is for a person
+        self._reload_guard: list[str] = []  # a reload's reasons to hold its plans for a person
+        self._after_reload = False  # plans count their stops against max_stops_per_reload until a person acts
+        self._replan = False  # a reload changed what placement depends on: plan even without drift
         self._applying: ApplyProgress | None = None
         self._apply_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -207,8 +213,10 @@ class Engine:
         self._emit(EventKind.STATE_UPDATED, "")
 
     async def _on_drift(self) -> None:
+        if await self._release_held():
+            return
         signature = drift(self._view)
-        if not signature:
+        if not signature and not self._replan:
             self._auto.forget()
             self._retries.forget()  # nothing left to do: no failure waits for a retry
             return
@@ -217,19 +225,61 @@ class Engine:
         if self._planner.solving_since is not None:
             return
         if self._pending is not None and not self.check_stale(self._pending):
-            return  # the operator is already looking at a plan for this very state
-        if self._auto.already_planned(signature):
+            return  # the operator (or the policy) holds a plan for this very state already
+        if self._pending is not None:  # the fleet or the file moved on: a new plan replaces it
+            self._pending = self._hold = None
+            self._auto.forget()
+        wanted = signature + ("|replan" if self._replan else "")
+        if self._auto.already_planned(wanted):
             return
-        self._auto.planned(signature)
-        plan = await self._planner.compute(self._view, reason="drift")
+        self._auto.planned(wanted)
+        reason = "drift" if signature else "config"  # a constraint or policy edit, nothing missing
+        self._replan = False
+        plan = await self._planner.compute(self._view, reason=reason, announce=False)
+        hold = self._hold_for(plan) if plan.actions else None
+        self._planner.announce(plan, pending=hold.reason if hold else None)
         if not plan.actions:
             return
-        now, planning = self._clock(), self._view.planning
-        if self.auto_apply and self._acting and self._auto.allows(self._config, plan, planning, now):
+        if hold is None:
+            now, planning = self._clock(), self._view.planning
             self._auto.record_auto(plan, planning, now)
             await self._apply(plan)
         else:
-            self._pending = plan
+            self._pending, self._hold = plan, hold
+
+    def _hold_for(self, plan: Plan) -> Hold | None:
+        """Why `plan` may not apply on its own now (None: it may)."""
+        guard = list(self._reload_guard)
+        if self._after_reload:
+            stops = sum(1 for a in plan.actions if a.kind is ActionKind.STOP)
+            limit = stop_limit(self._config, sum(self._view.rec.running.values()))
+            if stops > limit:
+                guard.append(f"the reload's plan stops {stops} replicas, more than max_stops_per_reload ({limit})")
+        if guard:
+            return Hold("waits for approval: " + "; ".join(guard), for_a_person=True)
+        if not self._acting:
+            return Hold("read-only or standing by: shown, never applied", for_a_person=True)
+        if not self.auto_apply:
+            return Hold("waits for approval (auto-apply is off)", for_a_person=True)
+        return self._auto.verdict(self._config, plan, self._view.planning, self._clock())
+
+    async def _release_held(self) -> bool:
+        """A plan held by the policy is asked again each tick: applied once its reason has passed (the
+        cooldown ran out, the limit was raised), replaced when the fleet moved on. True when applied."""
+        plan, hold = self._pending, self._hold
+        if plan is None or hold is None or hold.for_a_person or not self._acting:
+            return False
+        if self.check_stale(plan):
+            return False  # _on_drift replaces it with a plan for what is now
+        now, planning = self._clock(), self._view.planning
+        verdict = self._auto.verdict(self._config, plan, planning, now)
+        if verdict is not None:
+            self._hold = verdict
+            return False
+        self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} applies now: {hold.reason} no longer holds it")
+        self._auto.record_auto(plan, planning, now)
+        await self._apply(plan)
+        return True
 
     async def _on_host_down(self, host: str) -> None:
         plan = await self._planner.failover_plan(self._view, host)
@@ -244,7 +294,7 @@ class Engine:
         if acting:
             await self._apply(plan)
         else:
-            self._pending = plan
+            self._pending, self._hold = plan, Hold("failover waits for approval", for_a_person=True)
 
     def _journal_changed(self, problem: str | None, written: int, dropped: int) -> None:
         # Bookkeeping never stops failover: the engine goes on from memory and says so, loudly.
@@ -307,7 +357,7 @@ class Engine:
             self._applying = progress
             self._observer.intend(plan.target)
             if self._pending is not None and plan_id(self._pending) == pid:
-                self._pending = None
+                self._pending = self._hold = None
             self._retries.record(progress, self._clock())
             failed = len(progress.failed)
             self._emit(
@@ -379,6 +429,7 @@ class Engine:
             placement=view.current,
             failover=self._planner.failover,
             pending=self._pending,
+            pending_why=self._hold.reason if self._pending is not None and self._hold is not None else None,
             applying=self._applying,
             unplaced=self._planner.unplaced,
             fits_on=self._planner.fits_on(view),
@@ -428,7 +479,7 @@ class Engine:
         plan = await self._planner.compute(
             self._view, reason="repack" if repack else "rebalance", moves_first=not repack
         )
-        self._pending = plan
+        self._pending, self._hold = plan, Hold("waits for approval (asked for)", for_a_person=True)
         return plan
 
     async def approve(self, plan: Plan) -> None:
@@ -436,13 +487,15 @@ class Engine:
         # Announced (and journaled) only once nothing can refuse it: the journal must not record
         # approvals that never happened.
         self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} approved ({len(plan.actions)} actions)")
+        self._reload_guard, self._after_reload = [], False  # a person has looked: the guard is spent
         await self._apply(plan)
 
     async def reject(self, plan: Plan) -> None:
         self._refuse_unless_acting("reject")  # a rejection is a change too (journaled, drops the pending plan)
         self._journal.record_rejected(plan_id(plan), plan.reason, plan.basis)
         if self._pending is not None and plan_id(self._pending) == plan_id(plan):
-            self._pending = None
+            self._pending = self._hold = None
+        self._reload_guard, self._after_reload = [], False
         self._emit(EventKind.PLAN_REJECTED, f"plan {plan_id(plan)} rejected")
 
     def what_if(self, host: str) -> FailoverPlan:
@@ -487,8 +540,20 @@ class Engine:
             raise ReadOnly(f"restore demo host {host}")
         await self._demo.restore(host)
 
-    def reload(self, config: ClusterConfig) -> None:
-        """Adopt a new desired state (the file was edited); the next tick plans for the difference."""
+    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> None:
+        """Adopt a new desired state (the file was edited); the next tick plans for the difference.
+
+        The plans that follow a reload wait for a person when they would stop more than
+        `[policy] max_stops_per_reload` replicas or the reload removed hosts that are up (`guarded`;
+        a front end that made the change itself and means it, such as the autoscaler, passes False).
+        An edit of constraints, resources, labels or the strategy is planned for even when nothing is
+        missing; an edit of the policy alone re-asks a held plan at the next tick.
+        """
+        before = self._config
+        if config != before:  # the same file read again (SIGHUP, or the watch after an API write) guards nothing
+            self._reload_guard = reload_guard(before, config, self._observer.states) if guarded else []
+            self._after_reload = guarded
+        self._replan = self._replan or placement_key(before) != placement_key(config)
         self._config = config
         self._fleet.update_config(config)
         self._auto.forget()

@@ -69,7 +69,11 @@ class Planner:
 
     # -- plans ------------------------------------------------------------------------
 
-    async def compute(self, view: View, reason: str = "rebalance", *, moves_first: bool = True) -> Plan:
+    async def compute(
+        self, view: View, reason: str = "rebalance", *, moves_first: bool = True, announce: bool = True
+    ) -> Plan:
+        """A plan for `view`; `announce=False` leaves the plan.computed event to the caller (`announce`),
+        which knows whether the plan is applied or why it waits."""
         self.solving_since = self._clock()
         self._solve_progress = (None, None, 0)
         self._emit(EventKind.STATE_UPDATED, "")
@@ -112,13 +116,22 @@ class Planner:
             reason=reason,
             assumed=view.basis,
         )
+        if announce:
+            self.announce(plan)
+        return plan
+
+    def announce(self, plan: Plan, *, pending: str | None = None) -> None:
+        """plan.computed, saying why the plan waits when it does (`pending`)."""
+        waits = f"; pending: {pending}" if pending else ""
+        data: dict[str, object] = {"plan": plan_id(plan), "actions": len(plan.actions), "status": plan.status.value}
+        if pending:
+            data["pending"] = pending
         self._emit(
             EventKind.PLAN_COMPUTED,
-            f"plan ({reason}): {len(plan.actions)} actions, {plan.hosts_used} hosts, "
-            f"{plan.status.value.lower()}, lower bound {plan.lower_bound}",
-            data={"plan": plan_id(plan), "actions": len(plan.actions), "status": plan.status.value},
+            f"plan ({plan.reason}): {len(plan.actions)} actions, {plan.hosts_used} hosts, "
+            f"{plan.status.value.lower()}, lower bound {plan.lower_bound}{waits}",
+            data=data,
         )
-        return plan
 
     async def failover_plan(self, view: View, host: str) -> Plan:
         """Where `host`'s replicas go now that it is lost: the plan made ahead if it still fits, else a new one."""

@@ -4,16 +4,65 @@ State owned here, and who changes it:
 - `_drift_seen`, the drift last planned for (so one drift is planned once): `planned` and `forget`,
   called by the engine's tick and by a reload;
 - `_last_auto`, when a disruptive plan was last applied automatically (the cooldown): `record_auto`
-  only, called by the engine right before it applies such a plan. `already_planned` and `allows`
+  only, called by the engine right before it applies such a plan. `already_planned` and `verdict`
   only look.
+
+A plan that may not apply on its own says why (`Hold`): a cooldown passes by itself (`until`), a
+limit passes when the policy changes; the engine asks again each tick, so a held plan is applied
+as soon as its reason is gone, or replaced when the fleet moved on. Guard rails on a reload (too
+many stops, hosts that are up removed) hold a plan for a person, whatever the policy.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from core.engine.observer import View
 from core.model import Action, ActionKind, ClusterConfig, HostState, Plan
+
+DEFAULT_MAX_STOPS_PERCENT = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why a plan waits instead of applying on its own."""
+
+    reason: str  # e.g. "cooldown until 14:02:11", "over max_moves_per_cycle (12 moves, limit 10)"
+    until: float | None = None  # when the reason passes by itself; None: a policy change or a person
+    for_a_person: bool = False  # a guard rail: only an approval applies it
+
+
+def placement_key(config: ClusterConfig) -> str:
+    """What placement depends on besides replica counts: constraints, resources, host labels and
+    capacities, the strategy. An edit of any of them is planned for, like an edit of `replicas`."""
+    services = [
+        (s.name, s.resources, s.max_per_host, s.spread_over, sorted(s.require.items()), s.avoid, s.priority)
+        for s in config.services
+    ]
+    hosts = [(h.name, sorted(h.labels.items()), h.capacity, h.reserve) for h in config.hosts]
+    return repr((services, hosts, config.policy.strategy))
+
+
+def stop_limit(config: ClusterConfig, running: int) -> int:
+    """How many replicas a plan after a reload may stop on its own (`[policy] max_stops_per_reload`)."""
+    limit = config.policy.max_stops_per_reload
+    if limit is None:
+        return math.floor(running * DEFAULT_MAX_STOPS_PERCENT / 100)
+    return limit
+
+
+def reload_guard(before: ClusterConfig, after: ClusterConfig, states: Mapping[str, HostState]) -> list[str]:
+    """Reasons a reload's plans wait for a person regardless of the stops they make: hosts that are up removed."""
+    kept = {h.name for h in after.hosts}
+    gone = sorted(
+        h.name for h in before.hosts if h.name not in kept and states.get(h.name, HostState.UNKNOWN).reachable
+    )
+    if not gone:
+        return []
+    return [f"the reload removes hosts that are up: {', '.join(gone)}"]
 
 
 def drift(view: View) -> str:
@@ -70,13 +119,21 @@ class AutoApply:
         """A plan is being computed for `signature`: the same drift is not planned again."""
         self._drift_seen = signature
 
-    def allows(self, config: ClusterConfig, plan: Plan, planning: Mapping[str, HostState], now: float) -> bool:
-        """Starts are always allowed; disruptive steps only within max_moves_per_cycle and after cooldown."""
+    def verdict(self, config: ClusterConfig, plan: Plan, planning: Mapping[str, HostState], now: float) -> Hold | None:
+        """None when `plan` may apply on its own: starts always; disruptive steps within
+        max_moves_per_cycle and after the cooldown. Otherwise why not, and until when."""
         disruptive = _disruptive(plan, planning)
         if not disruptive:
-            return True
+            return None
         policy = config.policy
-        return len(disruptive) <= policy.max_moves_per_cycle and now - self._last_auto >= policy.cooldown
+        if len(disruptive) > policy.max_moves_per_cycle:
+            return Hold(
+                f"over max_moves_per_cycle ({len(disruptive)} disruptive moves, limit {policy.max_moves_per_cycle})"
+            )
+        ready = self._last_auto + policy.cooldown
+        if now < ready:
+            return Hold(f"cooldown until {time.strftime('%H:%M:%S', time.localtime(ready))}", until=ready)
+        return None
 
     def record_auto(self, plan: Plan, planning: Mapping[str, HostState], now: float) -> None:
         """`plan` is being applied automatically: a disruptive one starts the cooldown."""

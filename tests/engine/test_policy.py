@@ -21,20 +21,20 @@ def test_asking_the_policy_changes_nothing_only_recording_starts_the_cooldown(sm
     config = dataclasses.replace(small_config, policy=dataclasses.replace(small_config.policy, cooldown=60.0))
     move = plan_of(Action(ActionKind.MOVE, ReplicaId("web", 0), "a", "b"))
     auto = AutoApply()
-    assert auto.allows(config, move, UP, now=1000.0) and auto.allows(config, move, UP, now=1000.0)
+    assert auto.verdict(config, move, UP, now=1000.0) is None and auto.verdict(config, move, UP, now=1000.0) is None
     auto.record_auto(move, UP, now=1000.0)
-    assert not auto.allows(config, move, UP, now=1030.0)  # within the cooldown
-    assert auto.allows(config, move, UP, now=1060.0)
+    assert auto.verdict(config, move, UP, now=1030.0) is not None  # within the cooldown
+    assert auto.verdict(config, move, UP, now=1060.0) is None
     starts = plan_of(Action(ActionKind.START, ReplicaId("web", 1), to_host="c"))
-    assert auto.allows(config, starts, UP, now=1030.0)  # starting what is missing is always allowed
+    assert auto.verdict(config, starts, UP, now=1030.0) is None  # starting what is missing is always allowed
     off_a_lost_host = {**UP, "a": HostState.DOWN}
-    assert auto.allows(config, move, off_a_lost_host, now=1030.0)  # moving off a lost host disturbs nothing
+    assert auto.verdict(config, move, off_a_lost_host, now=1030.0) is None  # moving off a lost host disturbs nothing
 
 
 def test_too_many_disruptive_steps_wait_for_a_person(small_config):
     config = dataclasses.replace(small_config, policy=dataclasses.replace(small_config.policy, max_moves_per_cycle=1))
     two = plan_of(*(Action(ActionKind.MOVE, ReplicaId("web", i), "a", "b") for i in range(2)))
-    assert not AutoApply().allows(config, two, UP, now=0.0)
+    assert AutoApply().verdict(config, two, UP, now=0.0) is not None
 
 
 def test_one_drift_is_planned_once_until_forgotten():
