@@ -38,7 +38,7 @@ async def test_a_plan_held_by_the_cooldown_says_so_and_applies_when_it_passes(en
     engine.reload(with_replicas(config, web=2), guarded=False)  # a stop: disruptive, applied, cooldown starts
     await until(lambda: ReplicaId("web", 2) not in fleet.running())
     engine.reload(with_replicas(config, web=2, db=0), guarded=False)  # the next stop waits for the cooldown
-    await until(lambda: engine.snapshot().pending is not None)
+    await until(lambda: engine.snapshot().pending is not None, timeout=30)
     snap = engine.snapshot()
     assert snap.pending_why is not None and snap.pending_why.startswith("cooldown until "), snap.pending_why
     last = computed(engine)[-1]
@@ -54,7 +54,7 @@ async def test_a_plan_over_max_moves_applies_once_the_limit_is_raised(engine_of,
     engine, fleet = await engine_of(config, auto_apply=True)
     await until(lambda: set(fleet.running()) == desired(config))
     engine.reload(with_replicas(config, web=2), guarded=False)
-    await until(lambda: engine.snapshot().pending is not None)
+    await until(lambda: engine.snapshot().pending is not None, timeout=30)
     assert engine.snapshot().pending_why == "over max_moves_per_cycle (1 disruptive moves, limit 0)"
     assert ReplicaId("web", 2) in fleet.running()
     engine.reload(with_policy(with_replicas(config, web=2), max_moves_per_cycle=5))  # the policy edit alone
@@ -84,7 +84,7 @@ async def test_a_reload_that_would_stop_too_much_waits_for_a_person(engine_of, s
     engine, fleet = await engine_of(small_config, auto_apply=True)
     await until(lambda: set(fleet.running()) == desired(small_config))
     engine.reload(dataclasses.replace(small_config, services=()))
-    await until(lambda: engine.snapshot().pending is not None)
+    await until(lambda: engine.snapshot().pending is not None, timeout=30)
     why = engine.snapshot().pending_why
     assert why == "waits for approval: the reload's plan stops 4 replicas, more than max_stops_per_reload (1)", why
     assert fleet.stops == [] and set(fleet.running()) == desired(small_config)
@@ -106,7 +106,7 @@ async def test_a_reload_that_removes_a_host_that_is_up_waits_for_a_person(engine
     await until(lambda: set(fleet.running()) == desired(small_config))
     before = list(fleet.starts)
     engine.reload(dataclasses.replace(small_config, hosts=small_config.hosts[:2]))
-    await until(lambda: engine.snapshot().pending is not None)
+    await until(lambda: engine.snapshot().pending is not None, timeout=30)
     assert engine.snapshot().pending_why == "waits for approval: the reload removes hosts that are up: c"
     assert fleet.starts == before
     await engine.approve(engine.snapshot().pending)
