@@ -1,0 +1,173 @@
+"""An in-memory fleet (a `FleetPort`) for engine and contract tests and the engine benchmark: hosts hold
+replica records like real ones do.
+
+It is also the demo control of such a fleet: `crash` ends a host and its replicas, `restore` brings it back.
+With `frame_interval` > 0 a host's observation is rebuilt at most that often unless something on it changed,
+like a real link that keeps its last probe frame: the engine benchmark then measures the engine, not this fake.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from core.engine.basis import generation
+from core.errors import Fenced, HostUnreachable
+from core.model import (
+    NO_TOKEN,
+    Claim,
+    ClaimOutcome,
+    ClusterConfig,
+    Fence,
+    HostObservation,
+    HostState,
+    Placement,
+    ReplicaId,
+    ReplicaStatus,
+    Resources,
+    Service,
+    Token,
+)
+
+
+class FakeFleet:
+    def __init__(self, config: ClusterConfig, *, frame_interval: float = 0.0):
+        self.config = config
+        self.frame_interval = frame_interval
+        self._frames: dict[str, tuple[HostObservation, float]] = {}  # host → its last observation, when built
+        self.states = {h.name: HostState.UP for h in config.hosts}
+        self.records: dict[str, dict[ReplicaId, ReplicaStatus]] = {h.name: {} for h in config.hosts}
+        self.starts: list[tuple[str, ReplicaId]] = []  # every start that created a process
+        self.stops: list[tuple[str, ReplicaId]] = []
+        self.fail_starts_on: set[str] = set()
+        self.closed = False
+        # Each host's fence as the runtime keeps it: the highest token seen, when its holder renewed.
+        self.controller = "fake-controller"
+        self.token = NO_TOKEN
+        self.fences: dict[str, tuple[Token, float]] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def update_config(self, config: ClusterConfig) -> None:
+        self.config = config
+        for h in config.hosts:
+            self.states.setdefault(h.name, HostState.UP)
+            self.records.setdefault(h.name, {})
+
+    def changed(self, host: str) -> None:
+        """Something on `host` changed: its next observation is a new frame."""
+        self._frames.pop(host, None)
+
+    def observations(self) -> Mapping[str, HostObservation]:
+        now, mono = time.time(), time.monotonic()
+        out = {}
+        for h in self.config.hosts:
+            kept = self._frames.get(h.name)
+            if kept is not None and mono - kept[1] < self.frame_interval:
+                out[h.name] = kept[0]
+                continue
+            cap = h.capacity or Resources(4000, 8 << 30)
+            held, renewed = self.fences.get(h.name, (NO_TOKEN, 0.0))
+            if held.holder == self.controller and self.states[h.name].reachable:  # the probe renews
+                self.fences[h.name] = (held, renewed := time.monotonic())
+            fence = Fence(held, time.monotonic() - renewed) if held != NO_TOKEN else None
+            out[h.name] = HostObservation(
+                h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values()),
+                fence=fence,
+            )  # fmt: skip
+            if self.frame_interval > 0:
+                self._frames[h.name] = (out[h.name], time.monotonic())
+        return out
+
+    def set_token(self, token: Token) -> None:
+        self.token = token
+
+    async def claim(self, host: str, token: Token, live_for: float, force: bool = False) -> Claim:
+        self._reachable(host)
+        held, renewed = self.fences.get(host, (NO_TOKEN, 0.0))
+        age = time.monotonic() - renewed
+        if held.holder not in ("-", token.holder) and not force and age < live_for:
+            return Claim(ClaimOutcome.HELD, held, age)
+        if token.epoch < held.epoch or (token.epoch == held.epoch and token.holder != held.holder):
+            return Claim(ClaimOutcome.FENCED, held)
+        self.fences[host] = (token, time.monotonic())
+        self.changed(host)
+        return Claim(ClaimOutcome.TAKEN, held)
+
+    def _fenced(self, host: str, what: str) -> None:
+        """What the runtime's `fence` does before every action."""
+        held, _ = self.fences.get(host, (NO_TOKEN, 0.0))
+        token = self.token
+        if token.epoch < held.epoch or (token.epoch == held.epoch and token.holder != held.holder):
+            raise Fenced(host, what, held.epoch, held.holder)
+        if token.epoch > held.epoch:
+            self.fences[host] = (token, time.monotonic())
+            self.changed(host)
+
+    def _reachable(self, host: str) -> None:
+        if not self.states[host].reachable:
+            raise HostUnreachable(host, "connection refused")
+
+    async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus:
+        self._reachable(host)
+        replica = ReplicaId(service.name, index)
+        self._fenced(host, f"start {replica}")
+        existing = self.records[host].get(replica)
+        if existing is not None and existing.running:
+            return existing
+        if host in self.fail_starts_on:
+            raise HostUnreachable(host, "start failed")
+        status = ReplicaStatus(replica, host, pid=1000 + len(self.starts), running=True, generation=generation,
+                               started_at=time.time(), epoch=self.token.epoch)  # fmt: skip
+        self.records[host][replica] = status
+        self.starts.append((host, replica))
+        self.changed(host)
+        return status
+
+    async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
+        self._reachable(host)
+        self._fenced(host, f"stop {replica}")
+        if self.records[host].pop(replica, None) is not None:
+            self.stops.append((host, replica))
+            self.changed(host)
+
+    # -- test controls ---------------------------------------------------------------
+
+    def run(self, placement: Placement) -> None:
+        """Begin with `placement` already running, started from the config's current definitions."""
+        services = {s.name: s for s in self.config.services}
+        for replica, host in placement.assignments.items():
+            self.records[host][replica] = ReplicaStatus(
+                replica, host, pid=100 + len(self.records[host]), running=True,
+                generation=generation(services[replica.service]), started_at=time.time(),
+            )  # fmt: skip
+            self.changed(host)
+
+    def crash_replica(self, host: str, replica: ReplicaId) -> None:
+        r = self.records[host][replica]
+        self.records[host][replica] = ReplicaStatus(
+            r.replica, host, r.pid, False, r.generation, started_at=r.started_at
+        )
+        self.changed(host)
+
+    async def crash(self, host: str) -> None:
+        """What a demo host does when stopped: it stops answering and its replicas end with it."""
+        self.states[host] = HostState.DOWN
+        self.records[host].clear()
+        self.changed(host)
+
+    async def restore(self, host: str) -> None:
+        self.states[host] = HostState.UP
+        self.changed(host)
+
+    def running(self) -> dict[ReplicaId, list[str]]:
+        out: dict[ReplicaId, list[str]] = {}
+        for host, recs in self.records.items():
+            for r in recs.values():
+                if r.running:
+                    out.setdefault(r.replica, []).append(host)
+        return out
