@@ -1,12 +1,15 @@
 """Optimizer speed and quality on a seeded synthetic cluster.
 
     python benchmarks/scale.py --hosts 1000 --replicas 10000 --seed 1 [--time-limit 25]
+    python benchmarks/scale.py --hosts 1000 --replicas 10000 --seeds 1-10
 
 Heterogeneous hosts (four shapes) in three zones, half with ssd disks; services with mixed
 sizes, priorities and constraints (max_per_host, spread over zones, require ssd, avoid).
 Prints one JSON summary line: hosts, replicas, first_feasible_s (the greedy placement that
 `solve` starts from), final_s, hosts_used, lower_bound, greedy_hosts, failover_one_ms (median
 over up to 20 hosts; max in failover_one_max_ms), failover_all_s (one plan per host and per zone).
+With --seeds A-B, one such line per seed, then a last line with the median and max of above_bound_pct and
+final_s over the seeds and how many ended worse than greedy (more hosts, or more replicas unplaced).
 """
 
 from __future__ import annotations
@@ -93,28 +96,26 @@ def synthetic(n_hosts: int, n_replicas: int, seed: int) -> PlacementProblem:
     return PlacementProblem(hosts, tuple(services), Placement(), Strategy.BINPACK)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hosts", type=int, default=1000)
-    parser.add_argument("--replicas", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--time-limit", type=float, default=25.0, help="solver budget (the target is final < 30 s)")
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    if args.hosts < 1:
-        parser.error("--hosts must be 1 or more")
-    if args.replicas < 16:
-        parser.error("--replicas must be 16 or more (the cluster has at least 8 services)")
-    if args.time_limit <= 0:
-        parser.error("--time-limit must be more than 0 seconds")
-    problem = synthetic(args.hosts, args.replicas, args.seed)
+def seeds_of(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes A-B or A (whole numbers), not {text!r}") from None
+    if hi < lo:
+        raise argparse.ArgumentTypeError(f"--seeds {text}: the last seed is below the first")
+    return list(range(lo, hi + 1))
+
+
+def run(args: argparse.Namespace, seed: int) -> dict[str, object]:
+    problem = synthetic(args.hosts, args.replicas, seed)
     replicas = sum(s.replicas for s in problem.services)
 
     t0 = time.monotonic()
     base = greedy(problem)
     first_feasible = time.monotonic() - t0
     t0 = time.monotonic()
-    result = solve(problem, time_limit=args.time_limit, seed=args.seed, workers=args.workers)
+    result = solve(problem, time_limit=args.time_limit, seed=seed, workers=args.workers)
     final = time.monotonic() - t0
     bound = max(result.lower_bound, lower_bound(problem))
 
@@ -127,32 +128,69 @@ def main(argv: list[str] | None = None) -> None:
     plans = failover_plans(problem, result.placement, labels=("zone",))
     all_s = time.monotonic() - t0
     safety = summarize(plans)
-    print(
-        json.dumps(
-            {
-                "hosts": args.hosts,
-                "replicas": replicas,
-                "services": len(problem.services),
-                "seed": args.seed,
-                "first_feasible_s": round(first_feasible, 3),
-                "final_s": round(final, 3),
-                "hosts_used": result.hosts_used,
-                "lower_bound": bound,
-                "above_bound_pct": round(100 * (result.hosts_used - bound) / bound, 2) if bound else 0.0,
-                "greedy_hosts": base.hosts_used,
-                "status": result.status.value,
-                "unplaced": len(result.unplaced),
-                "greedy_unplaced": len(base.unplaced),
-                "failover_one_ms": round(statistics.median(one), 1),
-                "failover_one_max_ms": round(max(one), 1),
-                "failover_all_s": round(all_s, 3),
-                "failover_plans": len(plans),
-                "n_plus_one": safety.n_plus_one,
-                "zone_safe": safety.label_safe,
-            }
-        ),
-        flush=True,
-    )
+    return {
+        "hosts": args.hosts,
+        "replicas": replicas,
+        "services": len(problem.services),
+        "seed": seed,
+        "first_feasible_s": round(first_feasible, 3),
+        "final_s": round(final, 3),
+        "hosts_used": result.hosts_used,
+        "lower_bound": bound,
+        "above_bound_pct": round(100 * (result.hosts_used - bound) / bound, 2) if bound else 0.0,
+        "greedy_hosts": base.hosts_used,
+        "status": result.status.value,
+        "unplaced": len(result.unplaced),
+        "greedy_unplaced": len(base.unplaced),
+        "failover_one_ms": round(statistics.median(one), 1),
+        "failover_one_max_ms": round(max(one), 1),
+        "failover_all_s": round(all_s, 3),
+        "failover_plans": len(plans),
+        "n_plus_one": safety.n_plus_one,
+        "zone_safe": safety.label_safe,
+    }
+
+
+def worse_than_greedy(line: dict[str, object]) -> bool:
+    unplaced, greedy_unplaced = int(str(line["unplaced"])), int(str(line["greedy_unplaced"]))
+    hosts, greedy_hosts = int(str(line["hosts_used"])), int(str(line["greedy_hosts"]))
+    return unplaced > greedy_unplaced or (unplaced == greedy_unplaced and hosts > greedy_hosts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hosts", type=int, default=1000)
+    parser.add_argument("--replicas", type=int, default=10000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=seeds_of, help="A-B: every seed from A to B, and a summary line")
+    parser.add_argument("--time-limit", type=float, default=25.0, help="solver budget (the target is final < 30 s)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.hosts < 1:
+        parser.error("--hosts must be 1 or more")
+    if args.replicas < 16:
+        parser.error("--replicas must be 16 or more (the cluster has at least 8 services)")
+    if args.time_limit <= 0:
+        parser.error("--time-limit must be more than 0 seconds")
+    lines = []
+    for seed in args.seeds or [args.seed]:
+        lines.append(run(args, seed))
+        print(json.dumps(lines[-1]), flush=True)
+    if args.seeds:
+        above = [float(str(line["above_bound_pct"])) for line in lines]
+        final = [float(str(line["final_s"])) for line in lines]
+        summary = {
+            "hosts": args.hosts,
+            "replicas": args.replicas,
+            "seeds": f"{args.seeds[0]}-{args.seeds[-1]}",
+            "above_bound_pct_median": round(statistics.median(above), 2),
+            "above_bound_pct_max": max(above),
+            "final_s_median": round(statistics.median(final), 3),
+            "final_s_max": max(final),
+            "worse_than_greedy": sum(worse_than_greedy(line) for line in lines),
+            "at_bound": sum(a == 0 for a in above),
+        }
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -208,14 +208,15 @@ class Engine:
         if not self._apply_lock.locked():
             if self._acting:
                 await self._repairer.tidy(self._config, self._view.rec, self._limits.stop_grace)
-            await self._on_drift()  # read-only or standing by, plans are computed and shown, never applied
+            # read-only or standing by, plans are computed and shown, never applied; the drift check
+            # reads every replica, so it runs in a thread like the view's derivation (the View is immutable)
+            await self._on_drift(await asyncio.to_thread(drift, self._view))
         self._planner.refresh_failover(self._view)
         self._emit(EventKind.STATE_UPDATED, "")
 
-    async def _on_drift(self) -> None:
+    async def _on_drift(self, signature: str) -> None:
         if await self._release_held():
             return
-        signature = drift(self._view)
         if not signature and not self._replan:
             self._auto.forget()
             self._retries.forget()  # nothing left to do: no failure waits for a retry

@@ -264,11 +264,10 @@ class Observer:
 
     def _planning_states(self, config: ClusterConfig, now: float) -> dict[str, HostState]:
         settle = config.policy.settle
-        out = {}
-        for host, state in self.states.items():
-            back = self._back_since.get(host)
-            settling = state is HostState.UP and back is not None and now - back < settle
-            out[host] = HostState.SUSPECT if settling else state
+        out = dict(self.states)
+        for host, back in self._back_since.items():  # only hosts that came back may be settling
+            if out.get(host) is HostState.UP and now - back < settle:
+                out[host] = HostState.SUSPECT
         return out
 
     def _with_expected(
@@ -314,6 +313,9 @@ class Observer:
         return news
 
     def _crashes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> list[_News]:
+        # Every host's every frame comes through here: the usual answer (all running) costs no dict.
+        if all(r.running for r in replicas):
+            return []
         before = {r.replica: r for r in self._records.get(host, ())}
         return [
             (EventKind.REPLICA_CRASHED, f"{r.replica} exited on {host}", host, r.replica)
