@@ -106,7 +106,10 @@ def _solve(
     start = time.monotonic()
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK
-    x = min((greedy_counts(c, order=o, binpack=binpack) for o in ORDERS), key=lambda x: _rank(c, x, binpack))
+    x = min(
+        (greedy_counts(c, order=o, binpack=binpack, limited_first=f) for o in ORDERS for f in (False, True)),
+        key=lambda x: _rank(c, x, binpack),
+    )
     if binpack:
         x = min((x, consolidate(c, x)), key=lambda x: _rank(c, x, binpack))
     proven: dict[Stage, bool] = {}

@@ -11,8 +11,9 @@ from core.errors import InvalidProblem
 from core.model import HostState, Placement, ReplicaId, Resources, Service, SolverStatus, Strategy
 from core.optimizer import HostSpec, PlacementProblem, greedy, lower_bound, solve
 from core.optimizer.bounds import l2_bound
-from core.optimizer.compiled import compile_problem, hosts_independent
+from core.optimizer.compiled import compile_problem, hosts_independent, used_hosts
 from core.optimizer.cpsat import Budget, CountsModel, Stage
+from core.optimizer.greedy import greedy_counts
 from core.optimizer.repack import Neighbourhood, repack
 from tests.optimizer.checks import GIB, host, service, violations, zone_counts
 
@@ -337,3 +338,22 @@ def test_a_stage_is_fixed_before_later_ones_and_the_last_stage_is_not() -> None:
     model.fix_to(x, Stage.MOVES)
     with pytest.raises(ValueError, match="last stage"):
         model.fix_to(x, Stage.HOSTS)
+
+
+def test_greedy_places_services_with_a_per_host_limit_before_they_find_the_large_hosts_full() -> None:
+    # Placed by priority alone, `bulk` fills both large hosts and `spread1` (one per host) opens two small
+    # ones: 4 hosts. Placed first, `spread1` takes a slot on each large host and bulk's overflow needs one
+    # small host: 3, the bound (2.1 cores do not fit in 2). Issue 13's seed 31337: 599 hosts against 333.
+    problem = PlacementProblem(
+        (host("big0", 1.0, 8), host("big1", 1.0, 8), *(host(f"small{i}", 0.2, 8) for i in range(4))),
+        (service("bulk", 20, 0.1, priority=100), service("spread1", 2, 0.05, max_per_host=1)),
+        Placement(),
+        Strategy.BINPACK,
+    )
+    c = compile_problem(problem)
+    assert len(used_hosts(c, greedy_counts(c))) == 4
+    first = greedy_counts(c, limited_first=True)
+    assert len(used_hosts(c, first)) == 3 == lower_bound(problem)
+    assert sum(map(sum, first)) == 22
+    result = solve(problem, time_limit=0.01, workers=1)  # the start alone, within any budget
+    assert result.hosts_used == 3 and not violations(problem, result)
