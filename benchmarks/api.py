@@ -149,8 +149,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from core.engine.engine import Engine
     from core.engine.events import EventKind
     from core.engine.journal import Journal
+    from core.engine.memfleet import FakeFleet
     from core.model import Placement, ReplicaId
-    from tests.fake_fleet import FakeFleet
 
     work = Path(tempfile.mkdtemp(prefix="lm-api-bench-"))
     path = work / "cluster.toml"
