@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import resource
 import statistics
@@ -121,7 +122,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     names = [h.name for h in config.hosts]
     replicas = [r for s in config.services for r in s.replica_ids()]
     fleet.run(Placement({r: names[k % len(names)] for k, r in enumerate(replicas)}))
-    engine = Engine(config, fleet, Journal(work / "journal.db"), auto_apply=False, failover_auto=True, workers=1)
+    for records in fleet.records.values():  # started under epoch 0, which this cluster's journal trusts
+        records.update({r: dataclasses.replace(status, epoch=0) for r, status in records.items()})
+    journal = Journal(work / "journal.db")
+    journal.trust_epoch(0, "-")
+    engine = Engine(config, fleet, journal, auto_apply=False, failover_auto=True, workers=1)
 
     ticks: list[float] = []
     tick = engine._tick
