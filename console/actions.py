@@ -101,17 +101,18 @@ SERVICE_SORTS = (
     ("service", "S", "name"),
     ("desired", "D", "desired replicas"),
     ("running", "R", "running replicas"),
+    ("healthy", "E", "healthy replicas"),
     ("hosts", "H", "host count"),
     ("unplaced", "U", "unplaced replicas"),
 )
 
 ACTIONS: tuple[ConsoleAction, ...] = (
     # everywhere
-    ConsoleAction("switch_mode('fleet')", "1", "Go to Fleet: every host", "app"),
-    ConsoleAction("switch_mode('services')", "2", "Go to Services", "app"),
-    ConsoleAction("switch_mode('plan')", "3", "Go to Plan: the pending plan", "app"),
-    ConsoleAction("switch_mode('failover')", "4", "Go to Failover: what losing a host would do", "app"),
-    ConsoleAction("switch_mode('events')", "5", "Go to Events: what the engine saw and did", "app"),
+    ConsoleAction("go('fleet')", "1", "Go to Fleet: every host", "app"),
+    ConsoleAction("go('services')", "2", "Go to Services", "app"),
+    ConsoleAction("go('plan')", "3", "Go to Plan: the pending plan", "app"),
+    ConsoleAction("go('failover')", "4", "Go to Failover: what losing a host would do", "app"),
+    ConsoleAction("go('events')", "5", "Go to Events: what the engine saw and did", "app"),
     ConsoleAction("help", "question_mark", "Show the keys (this help)", "app", footer="Help"),
     # Textual's footer shows this one on its right, under its footer label.
     ConsoleAction("command_palette", "ctrl+p", "Search every command", "app", footer="Commands", palette=False),
@@ -131,7 +132,7 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("demo_toggle", "k", "Stop or restart this demo host", "host", footer="Demo stop", changes=True),
     # services
     ConsoleAction("filter", "slash", "Filter services by name", "services", footer="Filter"),
-    ConsoleAction("details", "enter", "Open the service under the cursor", "services", palette=False),
+    ConsoleAction("details", "enter", "Open the service: replicas, events, constraints", "services", palette=False),
     ConsoleAction("sort_reverse", "O", "Reverse the sort order of services", "services"),
     *(_sort("services", "services", column, key, words) for column, key, words in SERVICE_SORTS),
     # plan
@@ -140,13 +141,17 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("export", "e", "Export the plan to a file (json, csv or toml)", "plan", footer="Export"),
     ConsoleAction("replan", "p", "Plan now (fewest moves)", "plan", footer="Plan now"),
     ConsoleAction("repack", "R", "Repack: plan onto the fewest hosts even if replicas move", "plan"),
-    ConsoleAction("details", "enter", "Open the plan action under the cursor", "plan", palette=False),
+    ConsoleAction(
+        "details", "enter", "Open the plan action under the cursor: why, and the plan's JSON", "plan", palette=False
+    ),
     # failover
     ConsoleAction("what_if", "s", "What if the host under the cursor died now", "failover", footer="What if"),
     ConsoleAction("details", "enter", "Open the host under the cursor", "failover", palette=False),
     # events
     ConsoleAction("filter", "slash", "Filter events (substring or regex)", "events", footer="Filter"),
-    ConsoleAction("details", "enter", "Open the event under the cursor", "events", palette=False),
+    ConsoleAction("details", "enter", "Open the event under the cursor: the whole message", "events", palette=False),
+    # a detail view (plan action, event, service)
+    ConsoleAction("close", "escape", "Close the detail view", "detail", palette=False),
 )
 
 # Actions that change a host or the engine's pending plan: hidden and refused under --read-only.

@@ -181,6 +181,13 @@ class LoadmasterApp(App[None]):
 
     # --- help and the palette
 
+    def action_go(self, mode: str) -> None:
+        """A number key: that screen itself, from anywhere (a host or service detail on top is closed)."""
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return

@@ -20,6 +20,13 @@ def literal(value: object, style: str = "") -> Text:
     return Text(printable(value), style=style)
 
 
+def cut(value: object, width: int, style: str = "") -> Text:
+    """Host-supplied or long text for a fixed-width cell: cut to `width` with a visible `…` (Enter shows it whole)."""
+    text = value.copy() if isinstance(value, Text) else literal(value, style)
+    text.truncate(max(1, width), overflow="ellipsis")
+    return text
+
+
 def level_style(fraction: float) -> str:
     """Green while there is room, yellow when tight, red when full or over."""
     if fraction >= 0.9:

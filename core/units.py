@@ -139,8 +139,10 @@ def human_size(size: int) -> str:
 
 
 def human_cpu(millicores: int) -> str:
-    """Millicores → cores with one decimal for tables (`"3.5"`)."""
-    return f"{millicores / 1000:.1f}"
+    """Millicores → cores, exactly: `3.5`, `0.25`, `0.125`, `4.0` (never 250m rounded to `0.2`)."""
+    whole, part = divmod(abs(millicores), 1000)
+    decimals = f"{part:03d}".rstrip("0") or "0"
+    return f"{'-' if millicores < 0 else ''}{whole}.{decimals}"
 
 
 def parse_quantity(value: object) -> int:

@@ -159,6 +159,20 @@ def test_human_labels() -> None:
     assert human_cpu(3500) == "3.5"
 
 
+def test_millicores_are_shown_exactly() -> None:
+    """250m once showed as `0.2` and 750m as `0.8` (issue 12 item 11)."""
+    assert [human_cpu(m) for m in (250, 750, 125, 1, 1800, 4000, 0, -500)] == [
+        "0.25",
+        "0.75",
+        "0.125",
+        "0.001",
+        "1.8",
+        "4.0",
+        "0.0",
+        "-0.5",
+    ]
+
+
 toml_values = st.recursive(
     st.booleans()
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)

@@ -79,6 +79,8 @@ class LiveScreen(Screen[None]):
             self.app.pop_screen()
         elif self.app.current_mode != "fleet":
             self.app.switch_mode("fleet")
+            while len(self.app.screen_stack) > 1:  # the fleet itself, not a detail left open on it
+                self.app.pop_screen()
 
 
 class FilteredScreen(LiveScreen):

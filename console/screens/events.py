@@ -12,8 +12,9 @@ from textual.widgets import DataTable, Input
 
 from console.actions import bindings
 from console.derive import host_matcher
-from console.formatting import clock, literal
+from console.formatting import clock, cut
 from console.screens.base import FilteredScreen
+from console.screens.detail import DetailScreen, event_detail
 from console.view import ConsoleView
 from core.engine.events import Event, EventKind
 
@@ -32,6 +33,10 @@ KIND_STYLE = {
 }
 
 
+FIXED = (("TIME", "time", 8), ("EVENT", "kind", 17), ("HOST", "host", 10))
+FIXED_WIDTH = sum(width + 2 for _, _, width in FIXED) + 2 + 2  # cell padding, the message's own, the scrollbar
+
+
 def event_text(event: Event) -> str:
     """What the filter searches."""
     return " ".join(filter(None, (event.kind.value, event.host, str(event.replica or ""), event.message)))
@@ -45,20 +50,32 @@ class EventsScreen(FilteredScreen):
         super().__init__()
         self._seen = 0  # view.event_count when last drawn
         self._rows = 0  # row keys: a running number
+        self._shown: dict[str, Event] = {}  # row key → its event, for the detail view
+        self._message_width = 0
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter events: substring or regex over kind, host, replica and message", id="filter")
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """The message takes what the terminal has left (cut with …; Enter shows it whole)."""
         table: DataTable[Any] = self.query_one("#events", DataTable)
-        for label, key, width in (
-            ("TIME", "time", 8),
-            ("EVENT", "kind", 17),
-            ("HOST", "host", 10),
-            ("MESSAGE", "msg", 70),
-        ):
-            table.add_column(label, key=key, width=width)
+        width = max(20, (self.size.width or 80) - FIXED_WIDTH)
+        if width == self._message_width:
+            return
+        self._message_width = width
+        table.clear(columns=True)
+        for label, key, size in (*FIXED, ("MESSAGE", "msg", width)):
+            table.add_column(label, key=key, width=size)
+
+    def on_resize(self) -> None:
+        before = self._message_width
+        self._add_columns()
+        if self._message_width != before:
+            self.arrange_rows()
 
     @property
     def table(self) -> DataTable[Any]:
@@ -77,6 +94,7 @@ class EventsScreen(FilteredScreen):
     def arrange_rows(self) -> None:
         view = self.view
         self.table.clear()
+        self._shown = {}
         self._seen = view.event_count
         self._append(view.events)
 
@@ -91,9 +109,23 @@ class EventsScreen(FilteredScreen):
                 clock(event.at),
                 Text(event.kind.value, style=KIND_STYLE.get(event.kind, "")),
                 event.host or "",
-                literal(event.message),
+                cut(event.message, self._message_width),
                 key=str(self._rows),
             )
+            self._shown[str(self._rows)] = event
             self._rows += 1
         if follow and table.row_count:
             table.move_cursor(row=table.row_count - 1, animate=False)
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        """The event under the cursor, whole: its message is never cut here."""
+        table = self.table
+        if not table.row_count:
+            return
+        key = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        event = self._shown.get(key)
+        if event is not None:
+            self.app.push_screen(DetailScreen(f"Event: {event.kind.value}", event_detail(event)))

@@ -1,7 +1,8 @@
-"""Ask where to write the plan and in which format."""
+"""Ask where to write the plan and in which format: the file's extension decides, as on the CLI."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,22 +12,30 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
+from core.engine.planfile import format_of
+
 FORMATS = ("json", "csv", "toml")
 
 
+def export_name(cluster: str, at: float) -> str:
+    """The offered file name: `plan-<cluster>-<local time>.json`."""
+    return f"plan-{cluster}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(at))}.json"
+
+
 class ExportScreen(ModalScreen[tuple[str, str] | None]):
-    """Dismisses with `(path, format)`, or None when cancelled."""
+    """Dismisses with `(absolute path, format)`, or None when cancelled. A known extension (.json, .csv,
+    .toml) sets the format, like `loadmaster plan --out`; choosing a format renames the extension."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, stem: str) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.stem = stem
+        self.name_offered = name
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static("Export the plan", classes="title")
-            yield Input(f"{self.stem}.json", id="export-path")
+            yield Input(self.name_offered, id="export-path")
             with RadioSet(id="export-format"):
                 for i, fmt in enumerate(FORMATS):
                     yield RadioButton(fmt, value=i == 0, id=f"fmt-{fmt}")
@@ -46,8 +55,14 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     def on_radio_set_changed(self, _event: RadioSet.Changed) -> None:
         box = self.query_one("#export-path", Input)
         path = Path(box.value)
-        if path.suffix.lstrip(".") in FORMATS:
+        if path.suffix.lstrip(".").lower() in FORMATS and format_of(path) != self.fmt:
             box.value = str(path.with_suffix(f".{self.fmt}"))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Typing `plan.csv` picks csv: the name and the format never disagree."""
+        path = Path(event.value.strip())
+        if path.suffix.lstrip(".").lower() in FORMATS and format_of(path) != self.fmt:
+            self.query_one(f"#fmt-{format_of(path)}", RadioButton).value = True
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         self._submit()
@@ -63,7 +78,9 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
         if not path:
             self.query_one("#export-error", Static).update("Enter a file name.")
             return
-        self.dismiss((str(Path(path).expanduser()), self.fmt))
+        target = Path(path).expanduser().absolute()
+        fmt = format_of(target) if target.suffix.lstrip(".").lower() in FORMATS else self.fmt
+        self.dismiss((str(target), fmt))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -7,19 +7,21 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, ProgressBar, Static
 
 from console.actions import bindings
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
-from console.formatting import age, literal
+from console.formatting import age, cut, literal
 from console.messages import PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
 from console.screens.base import LiveScreen
 from console.screens.confirm import ConfirmScreen
-from console.screens.export import ExportScreen
+from console.screens.detail import DetailScreen, action_detail
+from console.screens.export import ExportScreen, export_name
 from console.view import ConsoleView
 from console.widgets.spinner import Spinner
 from core.engine.api import ApplyProgress, Snapshot
+from core.engine.planfile import plan_document
 from core.model import Action, Plan
 
 
@@ -31,11 +33,15 @@ def confirm_text(plan: Plan) -> str:
     )
 
 
+ACTION_WIDTH = 40
+STATUS_WIDTH = 24
+
+
 def action_status(action: Action, progress: ApplyProgress | None) -> Text:
     if progress is None:
         return Text("pending", style="dim")
     if action in progress.failed:
-        return Text(f"✗ {progress.failed[action]}", style="bold red")
+        return cut(f"✗ {progress.failed[action]}", STATUS_WIDTH, style="bold red")
     if action in progress.done:
         return Text("✓ done", style="green")
     if action in progress.running:
@@ -75,14 +81,23 @@ class PlanScreen(LiveScreen):
         with Horizontal(id="plan-body"):
             yield DataTable(id="plan-actions", cursor_type="row", zebra_stripes=True)
             yield DataTable(id="plan-util", cursor_type="row", zebra_stripes=True)
-        yield Static(id="plan-unplaced")
+        with VerticalScroll(id="plan-unplaced-box"):
+            yield Static(id="plan-unplaced")
         with Horizontal(id="apply-row"):
             yield ProgressBar(id="apply-progress", show_eta=False)
             yield Static(id="apply-label")
 
+    def on_resize(self) -> None:
+        """Below 120 columns the utilization goes under the actions, so neither is cut."""
+        self.set_class(self.size.width < 120, "narrow")
+
     def on_mount(self) -> None:
         actions: DataTable[Any] = self.query_one("#plan-actions", DataTable)
-        for label, key, width in (("#", "n", 3), ("ACTION", "action", 30), ("STATUS", "status", 18)):
+        for label, key, width in (
+            ("#", "n", 3),
+            ("ACTION", "action", ACTION_WIDTH),
+            ("STATUS", "status", STATUS_WIDTH),
+        ):
             actions.add_column(label, key=key, width=width)
         util: DataTable[Any] = self.query_one("#plan-util", DataTable)
         for label, key, width in (("HOST", "host", 10), ("CPU", "cpu", 11), ("MEM", "mem", 11), ("REPL", "repl", 7)):
@@ -123,13 +138,14 @@ class PlanScreen(LiveScreen):
             unplaced.update("")
             return
         for i, action in enumerate(plan.actions):
-            actions.add_row(str(i + 1), literal(action), action_status(action, None), key=str(i))
+            actions.add_row(str(i + 1), cut(action, ACTION_WIDTH), action_status(action, None), key=str(i))
         freed = set(hosts_freed(plan))
         for row in plan_utilization(snapshot, plan):
             util.add_row(*utilization_cells(row, row.host in freed), key=row.host)
         text = Text()
         if plan.unplaced:
-            text.append(f"{len(plan.unplaced)} replicas stay unplaced:\n", style="bold red")
+            count = len(plan.unplaced)
+            text.append(f"{count} replica{'s' if count != 1 else ''} stay unplaced (all listed):\n", style="bold red")
             for replica, why in sorted(plan.unplaced.items()):
                 text.append(f"  {replica}: {why}\n", style="red")
         unplaced.update(text)
@@ -210,17 +226,38 @@ class PlanScreen(LiveScreen):
         view = self.view
         snapshot = view.snapshot
         applying = snapshot.applying is not None and not snapshot.applying.finished
-        if action in ("approve", "reject"):
-            return True if snapshot.pending is not None and not applying else None
-        if action == "export":
-            return True if self.plan is not None else None
+        if action in ("approve", "reject", "export"):
+            return True  # always answered: when there is nothing to do, the key says why (`idle_reason`)
         if action in ("replan", "repack"):
             return None if snapshot.solving or view.planning or applying else True
         return True
 
+    def idle_reason(self, action: str) -> str | None:
+        """Why `a`, `r` or `e` does nothing now, in words; None when it can act."""
+        snapshot = self.view.snapshot
+        progress = snapshot.applying
+        if action == "export":
+            return None if self.plan is not None else "no plan to export: press p to compute one"
+        if progress is not None and not progress.finished:
+            return f"the plan is being applied ({len(progress.done) + len(progress.failed)}/{progress.total} actions)"
+        if snapshot.pending is None:
+            if progress is not None:
+                done, failed = len(progress.done), len(progress.failed)
+                return f"this plan was already applied ({done} done, {failed} failed): press p for a new one"
+            return "no pending plan: press p to compute one"
+        if action == "approve" and not snapshot.pending.actions:
+            return "nothing to approve: the fleet already runs this placement"
+        return None
+
+    def _idle(self, action: str) -> bool:
+        reason = self.idle_reason(action)
+        if reason is not None:
+            self.notify(reason, title=action)
+        return reason is not None
+
     def action_approve(self) -> None:
         plan = self.view.snapshot.pending
-        if plan is None:
+        if self._idle("approve") or plan is None:
             return
 
         def approved(yes: bool | None) -> None:
@@ -231,19 +268,40 @@ class PlanScreen(LiveScreen):
 
     def action_reject(self) -> None:
         plan = self.view.snapshot.pending
-        if plan is not None:
+        if not self._idle("reject") and plan is not None:
             self.post_message(PlanRejected(plan))
 
     def action_export(self) -> None:
         plan = self.plan
-        if plan is None:
+        if self._idle("export") or plan is None:
             return
 
         def chosen(choice: tuple[str, str] | None) -> None:
             if choice is not None:
                 self.post_message(PlanExportChosen(plan, *choice))
 
-        self.app.push_screen(ExportScreen(f"{plan.cluster}-plan"), chosen)
+        self.app.push_screen(ExportScreen(export_name(plan.cluster, self.view.snapshot.at)), chosen)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "plan-actions":
+            self.action_details()
+
+    def action_details(self) -> None:
+        """The action under the cursor, whole: why it exists, its status and the plan's JSON."""
+        plan = self.plan
+        table: DataTable[Any] = self.query_one("#plan-actions", DataTable)
+        if plan is None or not plan.actions or not table.row_count:
+            return
+        index = min(table.cursor_row, len(plan.actions) - 1)
+        snapshot = self.view.snapshot
+        progress = snapshot.applying if snapshot.applying is not None and snapshot.applying.plan is plan else None
+        capacities = {h.name: self.view.capacities.of(snapshot, h) for h in snapshot.config.hosts}
+        try:
+            document = plan_document(plan, snapshot.config, capacities)
+        except ValueError:
+            document = None
+        body = action_detail(plan.actions[index], index, plan, progress, document)
+        self.app.push_screen(DetailScreen(f"Plan action {index + 1} of {len(plan.actions)}", body))
 
     def action_replan(self) -> None:
         self.post_message(ReplanRequested())

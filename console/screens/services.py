@@ -1,63 +1,122 @@
-"""Per service: desired/running/healthy, where its replicas run, its constraints and why any replica is unplaced."""
+"""Per service: desired/running/healthy, where its replicas run, its constraints and why any replica is unplaced.
+
+`/` filters by name, Shift+letter sorts by a column (numbers largest first), Enter opens the service's
+detail view (its replicas, events and constraints, whole).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Static
+from textual.binding import BindingType
+from textual.widgets import DataTable, Input, Static
 
-from console.derive import ServiceView, joined, service_views
-from console.screens.base import LiveScreen
+from console.actions import bindings
+from console.derive import ServiceView, host_matcher, joined, service_views
+from console.formatting import cut
+from console.screens.base import FilteredScreen
+from console.screens.detail import DetailScreen, service_detail
 from console.view import ConsoleView
 
-COLUMNS = (
-    ("SERVICE", "service", 12),
-    ("DESIRED", "desired", 7),
-    ("RUNNING", "running", 7),
-    ("HEALTHY", "healthy", 7),
-    ("HOSTS", "hosts", 5),
-    ("BY ZONE", "zones", 24),
-    ("UNPLACED", "unplaced", 8),
-    ("CONSTRAINTS", "constraints", 30),
+# label, key, width, priority (the highest go first when the terminal is narrow; 0 never), sort key
+COLUMNS: tuple[tuple[str, str, int, int, Callable[[ServiceView], Any]], ...] = (
+    ("SERVICE", "service", 12, 0, lambda v: v.name),
+    ("DESIRED", "desired", 7, 1, lambda v: v.desired),
+    ("RUNNING", "running", 7, 0, lambda v: v.running),
+    ("HEALTHY", "healthy", 7, 1, lambda v: v.healthy),
+    ("HOSTS", "hosts", 5, 2, lambda v: len(v.by_host)),
+    ("BY ZONE", "zones", 24, 4, lambda v: joined(f"{z}:{n}" for z, n in v.by_zone.items())),
+    ("UNPLACED", "unplaced", 8, 1, lambda v: len(v.unplaced)),
+    ("CONSTRAINTS", "constraints", 30, 3, lambda v: joined(v.constraints)),
 )
+NUMERIC = {"desired", "running", "healthy", "hosts", "unplaced"}
 
 
 def _count(value: int, desired: int) -> Text:
     return Text(str(value), style="green" if value >= desired else "bold red", justify="right")
 
 
-class ServicesScreen(LiveScreen):
+def fitting_columns(width: int) -> list[int]:
+    """Indexes of the columns that fit in `width`, dropping the least important first."""
+    keep = list(range(len(COLUMNS)))
+    total = sum(c[2] + 2 for c in COLUMNS) + 2
+    for i in sorted(keep, key=lambda i: (-COLUMNS[i][3], -i)):
+        if total <= width or COLUMNS[i][3] == 0:
+            break
+        keep.remove(i)
+        total -= COLUMNS[i][2] + 2
+    return keep
+
+
+class ServicesScreen(FilteredScreen):
     SCOPE = "services"
+    BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 
     def __init__(self) -> None:
         super().__init__()
         self._views: dict[str, ServiceView] = {}
+        self._columns: list[int] = []
+        self._sort = ""  # "": the order of cluster.toml
+        self._reverse = False
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
         yield Static(id="service-detail", classes="panel")
+        yield Input(placeholder="filter services: substring or regex over the name", id="filter")
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one("#services", DataTable)
 
     def on_mount(self) -> None:
-        table: DataTable[Any] = self.query_one("#services", DataTable)
-        for label, key, width in COLUMNS:
+        self._fit()
+
+    def on_resize(self) -> None:
+        if self._fit():
+            self.arrange_rows()
+
+    def _fit(self) -> bool:
+        columns = fitting_columns(self.size.width or 80)
+        if columns == self._columns:
+            return False
+        self._columns = columns
+        table = self.table
+        table.clear(columns=True)
+        for i in columns:
+            label, key, width = COLUMNS[i][:3]
             table.add_column(label, key=key, width=width)
+        return True
 
     def show(self, view: ConsoleView) -> None:
-        table: DataTable[Any] = self.query_one("#services", DataTable)
         views = {v.name: v for v in service_views(view.snapshot)}
-        if list(views) != list(self._views):
-            table.clear()
-            for name in views:
-                table.add_row(*self._cells(views[name]), key=name)
-        else:
-            for name, service in views.items():
-                if service != self._views[name]:
-                    for (_, key, _), cell in zip(COLUMNS, self._cells(service), strict=True):
-                        table.update_cell(name, key, cell)
-        self._views = views
+        if views != self._views:
+            self._views = views
+            self.arrange_rows()
         self._show_detail()
+
+    def arrange_rows(self) -> None:
+        table = self.table
+        current = self.selected
+        matches = host_matcher(self._filter)
+        shown = [v for v in self._views.values() if matches(v.name)]
+        if self._sort:
+            key = next(c[4] for c in COLUMNS if c[1] == self._sort)
+            shown.sort(key=key, reverse=self._reverse)
+        table.clear()
+        for service in shown:
+            cells = self._cells(service)
+            table.add_row(*(cells[i] for i in self._columns), key=service.name)
+        for i in self._columns:
+            label, column, width = COLUMNS[i][:3]
+            marked = column == self._sort
+            text = Text(label if not marked else f"{label[: width - 2]} {'▼' if self._reverse else '▲'}")
+            table.columns[column].label = text  # type: ignore[index]
+        names = [v.name for v in shown]
+        if current in names:
+            table.move_cursor(row=names.index(current), animate=False)
 
     def _cells(self, view: ServiceView) -> tuple[object, ...]:
         return (
@@ -66,27 +125,58 @@ class ServicesScreen(LiveScreen):
             _count(view.running, view.desired),
             _count(view.healthy, view.desired),
             Text(str(len(view.by_host)), justify="right"),
-            joined(f"{z}:{n}" for z, n in view.by_zone.items()),
+            cut(joined(f"{z}:{n}" for z, n in view.by_zone.items()), COLUMNS[5][2]),
             Text(str(len(view.unplaced)), style="bold red" if view.unplaced else "dim", justify="right"),
-            joined(view.constraints),
+            cut(joined(view.constraints), COLUMNS[7][2]),
         )
+
+    @property
+    def selected(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    # --- sort
+
+    def sort_by(self, column: str, *, reverse: bool | None = None) -> None:
+        if reverse is None:
+            reverse = not self._reverse if column == self._sort else column in NUMERIC
+        self._sort, self._reverse = column, reverse
+        self.arrange_rows()
+
+    def action_sort(self, column: str) -> None:
+        self.sort_by(column)
+
+    def action_sort_reverse(self) -> None:
+        self.sort_by(self._sort, reverse=not self._reverse)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(str(event.column_key.value))
+
+    # --- detail
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         self._show_detail()
 
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        name = self.selected
+        view = self._views.get(name or "")
+        if view is not None:
+            self.app.push_screen(DetailScreen(f"Service {view.name}", service_detail(view, self.view.events)))
+
     def _show_detail(self) -> None:
-        table: DataTable[Any] = self.query_one("#services", DataTable)
-        if not table.row_count:
-            return
-        name = str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        view = self._views.get(name)
+        view = self._views.get(self.selected or "")
         if view is None:
             return
         text = Text(f"{view.name}", style="bold")
         text.append(f"  {view.running}/{view.desired} running, {view.healthy} healthy")
         if view.starting or view.unhealthy:
             text.append(f", {view.starting} starting, {view.unhealthy} unhealthy", style="yellow")
-        text.append("\n")
+        text.append("   (Enter: whole detail)\n")
         text.append("Constraints: ", style="bold")
         text.append(joined(view.constraints) + "\n")
         text.append("By zone: ", style="bold")

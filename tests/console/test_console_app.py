@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -20,6 +21,7 @@ from console.actions import ACTIONS, key_label
 from console.app import LoadmasterApp
 from console.palette import available
 from console.screens.confirm import ConfirmScreen
+from console.screens.detail import DetailScreen
 from console.screens.events import EventsScreen
 from console.screens.export import ExportScreen
 from console.screens.failover import FailoverScreen
@@ -81,7 +83,7 @@ async def test_fleet_lists_every_host_with_requested_capacity_and_live_use(fake:
         assert isinstance(app.screen, FleetScreen)
         table = app.screen.table
         assert rows(table) == [f"node-{c}" for c in "abcdefgh"]
-        assert cell(table, "node-c", "cpu_req").endswith("4.8/8.0")  # 4750m of 8 cores
+        assert cell(table, "node-c", "cpu_req").endswith("4.75/8.0")  # 4750m of 8 cores, exactly (item 11)
         assert cell(table, "node-c", "mem_req").endswith("6.0/16.0G")
         assert cell(table, "node-h", "state") == "down"
         assert cell(table, "node-h", "seen") == "40s"
@@ -197,7 +199,7 @@ async def test_enter_drills_down_to_host_detail_and_escape_returns(fake: ModuleT
         assert cell(replicas, "db/0", "cpu_req") == "2.0"
         assert cell(replicas, "db/0", "state") == "running"
         info = text_of(app.screen.query_one("#host-info", Static))
-        assert "node-c" in info and "4.8/8.0" in info
+        assert "node-c" in info and "4.75/8.0" in info
         assert "node-c is up" in text_of(app.screen.query_one("#host-events", Static))
         failover = text_of(app.screen.query_one("#host-failover", Static))
         assert "db degraded" in failover and "db/0 unplaced" in failover
@@ -362,13 +364,24 @@ async def test_approve_applies_with_per_action_progress(fake: ModuleType) -> Non
         assert [c[0] for c in engine.calls] == ["approve"]
         actions: DataTable[Any] = app.screen.query_one("#plan-actions", DataTable)
         statuses = [cell(actions, str(i), "status") for i in range(9)]
-        assert statuses == ["✓ done"] * 5 + ["✗ exit status 1: address in use"] + ["✓ done"] * 3  # 5: worker/3
+        # cut with a visible … in the table; Enter on it shows the whole error (issue 12 item 4)
+        assert statuses == ["✓ done"] * 5 + ["✗ exit status 1: addres…"] + ["✓ done"] * 3  # 5: worker/3
+        actions.move_cursor(row=5)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        body = text_of(app.screen.query_one("#detail-body", Static))
+        assert "failed: exit status 1: address in use" in body and "Why" in body and '"actions"' in body
+        await pilot.press("escape")
+        assert isinstance(app.screen, PlanScreen)
         label = text_of(app.screen.query_one("#apply-label", Static))
         assert "9/9 actions · 1 failed · finished" in label
         assert "Last applied plan" in text_of(app.screen.query_one("#plan-summary", Static))
         assert engine.snapshot().placement.host_of(ReplicaId("cache", 1)) == "node-f"
         assert engine.snapshot().placement.host_of(ReplicaId("worker", 3)) == "node-d"  # its move failed
-        assert "a" not in {k for k, b in app.screen.active_bindings.items() if b.enabled}
+        await pilot.press("a")  # a finished plan: the key says why it does nothing (item 8)
+        await settle(app, pilot)
+        assert any("already applied (8 done, 1 failed)" in m for m in notifications(app))
+        assert not isinstance(app.screen, ConfirmScreen)
 
 
 async def test_stale_plan_is_reported_not_crashed(fake: ModuleType) -> None:
@@ -397,8 +410,12 @@ async def test_reject_drops_the_pending_plan(fake: ModuleType) -> None:
         assert [c[0] for c in engine.calls] == ["reject"]
         assert engine.snapshot().pending is None
         assert "No pending plan." in text_of(app.screen.query_one("#plan-summary", Static))
-        enabled = {k for k, b in app.screen.active_bindings.items() if b.enabled}
-        assert {"a", "r", "e"}.isdisjoint(enabled) and "p" in enabled
+        await pilot.press("a", "r", "e")  # nothing to do: each key says why instead of doing nothing
+        await settle(app, pilot)
+        said = notifications(app)
+        assert sum("no pending plan: press p" in m for m in said) == 2
+        assert any("no plan to export" in m for m in said)
+        assert [c[0] for c in engine.calls] == ["reject"] and isinstance(app.screen, PlanScreen)
 
 
 async def test_export_writes_a_valid_file_in_each_format(fake: ModuleType, tmp_path: Path) -> None:
@@ -410,10 +427,12 @@ async def test_export_writes_a_valid_file_in_each_format(fake: ModuleType, tmp_p
             await pilot.press("e")
             assert isinstance(app.screen, ExportScreen)
             path_box = app.screen.query_one("#export-path", Input)
-            assert path_box.value == "prod-eu-plan.json"
+            assert re.fullmatch(r"plan-prod-eu-\d{8}-\d{6}\.json", path_box.value)
             await pilot.click(f"#fmt-{fmt}")
-            assert path_box.value == f"prod-eu-plan.{fmt}"  # the suffix follows the format
-            path_box.value = str(tmp_path / f"plan.{fmt}")
+            assert path_box.value.endswith(f".{fmt}")  # the suffix follows the format
+            await pilot.click("#fmt-json")
+            path_box.value = str(tmp_path / f"plan.{fmt}")  # and the format follows the suffix typed
+            await pilot.pause()
             path_box.focus()
             await pilot.press("enter")
             await settle(app, pilot)
@@ -428,8 +447,26 @@ async def test_export_writes_a_valid_file_in_each_format(fake: ModuleType, tmp_p
         assert [c for c in engine.calls if c[0] == "export"] == [
             ("export", (str(tmp_path / f"plan.{fmt}"), fmt)) for fmt in ("json", "csv", "toml")
         ]
+        assert any(f"plan written to {tmp_path / 'plan.csv'} (csv)" in m for m in notifications(app))
         await pilot.press("e", "escape")
         assert isinstance(app.screen, PlanScreen)
+
+
+async def test_export_csv_name_writes_csv_to_an_absolute_path(
+    fake: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan.csv` was written as JSON: the radio stayed on json and won over the name (issue 12 item 5)."""
+    monkeypatch.chdir(tmp_path)
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3", "e")
+        app.screen.query_one("#export-path", Input).value = "plan.csv"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        with (tmp_path / "plan.csv").open() as f:
+            assert len(list(csv.DictReader(f))) == 9
+        assert any(f"plan written to {tmp_path / 'plan.csv'} (csv)" in m for m in notifications(app))
 
 
 async def test_export_error_is_a_notification(fake: ModuleType, tmp_path: Path) -> None:
@@ -566,7 +603,12 @@ async def test_help_lists_each_action_once_with_keys_as_typed(fake: ModuleType) 
 def test_every_key_is_bound_once_per_scope() -> None:
     seen: dict[tuple[str, str], str] = {}
     for action in ACTIONS:
-        scopes = ("app", "screen") if action.scope in ("app", "screen") else (action.scope, "app", "screen")
+        if action.scope in ("app", "screen"):
+            scopes: tuple[str, ...] = ("app", "screen")
+        elif action.scope == "detail":  # a modal view: the live screens' keys do not reach it
+            scopes = ("detail", "app")
+        else:
+            scopes = (action.scope, "app", "screen")
         for key in action.keys.split(","):
             for scope in scopes:
                 assert (scope, key) not in seen, f"{key_label(key)} is {seen[(scope, key)]} and {action.title}"
@@ -642,3 +684,44 @@ async def test_escape_goes_back_from_everywhere(fake: ModuleType) -> None:
             assert isinstance(app.screen, expected)
         await pilot.press("question_mark", "escape", "3", "e", "escape", "escape")
         assert isinstance(app.screen, FleetScreen)
+
+
+async def test_number_keys_always_reach_their_screen(fake: ModuleType) -> None:
+    """From host detail `1` did nothing, and Enter → 5 → 1 landed on host detail again (issue 12 item 8)."""
+    app = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("enter")
+        assert isinstance(app.screen, HostScreen)
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        await pilot.press("enter", "5")
+        await pilot.pause()
+        assert isinstance(app.screen, EventsScreen)
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen)
+        await pilot.press("enter", "2")
+        await pilot.pause()
+        assert isinstance(app.screen, ServicesScreen)
+        await pilot.press("escape")  # back one level: the top of a screen goes back to the fleet
+        await pilot.pause()
+        assert isinstance(app.screen, FleetScreen) and len(app.screen_stack) == 1
+
+
+async def test_a_plan_with_nothing_to_change_is_not_pending_work(fake: ModuleType) -> None:
+    """`p` with nothing to change left "plan pending: 0 actions" in the header (issue 12 item 8)."""
+    engine = fake.FakeEngine(fake.small_snapshot())
+    pending = engine.snapshot().pending
+    assert pending is not None
+    engine.publish(replace(engine.snapshot(), pending=replace(pending, actions=())))
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        header = text_of(app.screen.query_one("#summary", Static))
+        assert "plan pending" not in header and "no pending plan" in header
+        await pilot.press("a")
+        await settle(app, pilot)
+        assert any("nothing to approve" in m for m in notifications(app))
+        assert not isinstance(app.screen, ConfirmScreen)

@@ -49,6 +49,9 @@ VIEWS = {
     "approve": ["3", "a"],
     "export": ["3", "e"],
     "what_if": ["s"],
+    "plan_action_detail": ["3", "enter"],
+    "event_detail": ["5", "enter"],
+    "service_detail": ["2", "enter"],
 }
 
 
