@@ -34,12 +34,13 @@ def tmux() -> Iterator[Callable[..., str]]:
     def run(*args: str) -> str:
         return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
-    def start(command: str, env: dict[str, str]) -> str:
+    def start(command: str, env: dict[str, str], size: tuple[int, int] = (WIDTH, HEIGHT)) -> str:
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        width, height = size
         # A detached session follows tmux's default size unless told otherwise: pin it before the app starts.
-        run("new-session", "-d", "-s", name, "-x", str(WIDTH), "-y", str(HEIGHT))
+        run("new-session", "-d", "-s", name, "-x", str(width), "-y", str(height))
         run("set-option", "-t", name, "window-size", "manual")
-        run("resize-window", "-t", name, "-x", str(WIDTH), "-y", str(HEIGHT))
+        run("resize-window", "-t", name, "-x", str(width), "-y", str(height))
         run("respawn-pane", "-k", "-t", name, f"env {exports} {command}")
         return name
 
@@ -67,14 +68,14 @@ def row(host: str, state: str) -> str:
     return rf"^\s*{host}\s+{state}\s"
 
 
-def terminal_env(home: Path) -> dict[str, str]:
+def terminal_env(home: Path, size: tuple[int, int] = (WIDTH, HEIGHT)) -> dict[str, str]:
     # COLUMNS/LINES: pytest's own terminal size would otherwise win over the pane's (Rich reads them first).
     return {
         "HOME": str(home),
         "TERM": "xterm-256color",
         "PYTHONPATH": str(ROOT),
-        "COLUMNS": str(WIDTH),
-        "LINES": str(HEIGHT),
+        "COLUMNS": str(size[0]),
+        "LINES": str(size[1]),
     }
 
 
@@ -91,3 +92,33 @@ def test_stopping_a_demo_host_in_a_real_terminal(tmux: Callable[..., str], tmp_p
     wait_for_screen(session, r"node-a is down: 3 replicas to re-place", timeout=5)
     # the failover is applied action by action (half a second each here): then no replicas are left
     wait_for_screen(session, r"^\s*node-a\s+down\s.*\s0\s+\d+s\s*$", timeout=10)
+
+
+def keys(session: str, *typed: str) -> None:
+    subprocess.run(["tmux", "send-keys", "-t", session, *typed], check=True)
+
+
+def test_every_screen_reads_at_80x24_and_cut_text_is_marked(tmux: Callable[..., str], tmp_path: Path) -> None:
+    """Issue 12 items 3 and 4, as a person sees them at 80x24: the header fits its two lines (it wrapped and
+    hid its second), the footer has no stray characters (`3 Pla▏^p paletter`), plan actions are not cut
+    mid-word without a mark, a cut event message ends in `…`, and Enter shows the whole of it."""
+    size = (80, 24)
+    command = f"{shlex.quote(sys.executable)} {HERE / 'run_fake_console.py'}"
+    session = tmux(command, terminal_env(tmp_path, size), size)
+    screen, _ = wait_for_screen(session, row("node-a", "up"), timeout=20)
+    lines = screen.splitlines()
+    assert lines[0].rstrip().endswith("G") and "mem" in lines[0]  # the whole first line: nothing wrapped
+    assert lines[1].startswith(" fits on 5, runs on 7")
+    assert re.search(r"^\s*HOST ▲\s+STATE\s", screen, re.MULTILINE)  # name and state always shown
+    footer = lines[-1]
+    assert "Ctrl+P Commands" in footer and re.search(r"\w▏", footer) is None, footer
+    keys(session, "3")
+    screen, _ = wait_for_screen(session, r"move cache/1 node-b → node-f\s+pending", timeout=5)
+    keys(session, "5")
+    screen, _ = wait_for_screen(session, r"action\.failed\s+node-d\s+start cache/2 on node-d failed: \S*…$", timeout=5)
+    keys(session, "Enter")
+    wait_for_screen(session, r"start cache/2 on node-d failed: port in use", timeout=5)
+    for key in "24":
+        keys(session, "Escape", key)
+        screen, _ = wait_for_screen(session, r"Ctrl\+P Commands", timeout=5)
+        assert all(len(line) <= 80 for line in screen.splitlines())
