@@ -29,6 +29,7 @@ from console.derive import Capacities, HostLoad, requests_by_host, summarize
 from console.history import CpuHistory
 from console.palette import ConsoleCommands
 from console.screens.base import LiveScreen
+from console.screens.detail import DetailScreen, action_detail
 from console.screens.events import EventsScreen
 from console.screens.failover import FailoverScreen
 from console.screens.fleet import FleetScreen
@@ -40,6 +41,7 @@ from console.screens.whatif import WhatIfScreen
 from console.view import ConsoleView
 from core.engine.api import EngineAPI, Snapshot
 from core.engine.events import Event, EventKind
+from core.engine.planfile import plan_document
 from core.errors import LoadmasterError
 from core.model import HostState, Plan
 from core.sanitize import printable
@@ -175,6 +177,18 @@ class LoadmasterApp(App[None]):
 
     def on_plan_export_chosen(self, message: messages.PlanExportChosen) -> None:
         self.export(message.plan, message.path, message.fmt)
+
+    def on_plan_action_opened(self, message: messages.PlanActionOpened) -> None:
+        plan, index = message.plan, message.index
+        snapshot = self.view.snapshot
+        progress = snapshot.applying if snapshot.applying is not None and snapshot.applying.plan is plan else None
+        capacities = {h.name: self.view.capacities.of(snapshot, h) for h in snapshot.config.hosts}
+        try:
+            document = plan_document(plan, snapshot.config, capacities)
+        except ValueError:  # a plan without its basis: shown without the JSON
+            document = None
+        body = action_detail(plan.actions[index], index, plan, progress, document)
+        self.push_screen(DetailScreen(f"Plan action {index + 1} of {len(plan.actions)}", body))
 
     def on_replan_requested(self, message: messages.ReplanRequested) -> None:
         self.replan(repack=message.repack)

@@ -79,6 +79,15 @@ class PlanExportChosen(Message):
         self.fmt = fmt
 
 
+class PlanActionOpened(Message):
+    """The operator opened one action of `plan` (its index): the app shows it whole, with the plan's JSON."""
+
+    def __init__(self, plan: Plan, index: int) -> None:
+        super().__init__()
+        self.plan = plan
+        self.index = index
+
+
 class ReplanRequested(Message):
     """The operator asked for a plan now; `repack` puts it on the fewest hosts even if running replicas move."""
 

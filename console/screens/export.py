@@ -12,9 +12,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
-from core.engine.planfile import format_of
-
 FORMATS = ("json", "csv", "toml")
+
+
+def named_format(path: Path) -> str | None:
+    """The format a file name asks for by its extension (as `loadmaster plan --out` reads it), if any."""
+    suffix = path.suffix.lstrip(".").lower()
+    return suffix if suffix in FORMATS else None
 
 
 def export_name(cluster: str, at: float) -> str:
@@ -55,14 +59,14 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     def on_radio_set_changed(self, _event: RadioSet.Changed) -> None:
         box = self.query_one("#export-path", Input)
         path = Path(box.value)
-        if path.suffix.lstrip(".").lower() in FORMATS and format_of(path) != self.fmt:
+        if named_format(path) not in (None, self.fmt):
             box.value = str(path.with_suffix(f".{self.fmt}"))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Typing `plan.csv` picks csv: the name and the format never disagree."""
-        path = Path(event.value.strip())
-        if path.suffix.lstrip(".").lower() in FORMATS and format_of(path) != self.fmt:
-            self.query_one(f"#fmt-{format_of(path)}", RadioButton).value = True
+        named = named_format(Path(event.value.strip()))
+        if named not in (None, self.fmt):
+            self.query_one(f"#fmt-{named}", RadioButton).value = True
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:
         self._submit()
@@ -79,8 +83,7 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
             self.query_one("#export-error", Static).update("Enter a file name.")
             return
         target = Path(path).expanduser().absolute()
-        fmt = format_of(target) if target.suffix.lstrip(".").lower() in FORMATS else self.fmt
-        self.dismiss((str(target), fmt))
+        self.dismiss((str(target), named_format(target) or self.fmt))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

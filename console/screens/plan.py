@@ -13,15 +13,13 @@ from textual.widgets import DataTable, ProgressBar, Static
 from console.actions import bindings
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
 from console.formatting import age, cut, literal
-from console.messages import PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
+from console.messages import PlanActionOpened, PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
 from console.screens.base import LiveScreen
 from console.screens.confirm import ConfirmScreen
-from console.screens.detail import DetailScreen, action_detail
 from console.screens.export import ExportScreen, export_name
 from console.view import ConsoleView
 from console.widgets.spinner import Spinner
 from core.engine.api import ApplyProgress, Snapshot
-from core.engine.planfile import plan_document
 from core.model import Action, Plan
 
 
@@ -292,16 +290,7 @@ class PlanScreen(LiveScreen):
         table: DataTable[Any] = self.query_one("#plan-actions", DataTable)
         if plan is None or not plan.actions or not table.row_count:
             return
-        index = min(table.cursor_row, len(plan.actions) - 1)
-        snapshot = self.view.snapshot
-        progress = snapshot.applying if snapshot.applying is not None and snapshot.applying.plan is plan else None
-        capacities = {h.name: self.view.capacities.of(snapshot, h) for h in snapshot.config.hosts}
-        try:
-            document = plan_document(plan, snapshot.config, capacities)
-        except ValueError:
-            document = None
-        body = action_detail(plan.actions[index], index, plan, progress, document)
-        self.app.push_screen(DetailScreen(f"Plan action {index + 1} of {len(plan.actions)}", body))
+        self.post_message(PlanActionOpened(plan, min(table.cursor_row, len(plan.actions) - 1)))
 
     def action_replan(self) -> None:
         self.post_message(ReplanRequested())

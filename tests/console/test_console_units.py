@@ -107,3 +107,15 @@ def test_the_header_says_which_controller_holds_the_cluster_when_this_one_stands
     assert "STANDBY: 123-456@ops\\x1b[2J1 holds the cluster (epoch 7)" in text and "\x1b" not in text
     acting = replace(standby, read_only=False, controller=ControllerStatus("9-9@me", Role.ACTING, holder, holder, 0.1))
     assert "STANDBY" not in summary_text(acting, summary, read_only=False).plain
+
+
+def test_readme_documents_every_console_key() -> None:
+    """README's key table is the registry's: a new action without its README row fails here."""
+    from pathlib import Path
+
+    from console.actions import ACTIONS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Console keys", 1)[1].split("\n## ", 1)[0]
+    missing = [a.title for a in ACTIONS if a.title not in section]
+    assert not missing, f"add these to README's Console keys table: {missing}"
