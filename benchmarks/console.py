@@ -81,7 +81,7 @@ def fleet_ready(app: LoadmasterApp) -> bool:
     return (
         isinstance(screen, FleetScreen)
         and screen.is_mounted
-        and screen.table.row_count == len(app.snapshot.config.hosts)
+        and screen.table.row_count == len(app.view.snapshot.config.hosts)
         and screen.table.region.height > 0
     )
 
@@ -106,7 +106,7 @@ async def measure_startup(open_engine: EngineOpener, repeats: int = 3) -> float:
 
 
 def all_observed(app: LoadmasterApp) -> bool:
-    return all(obs.state is not HostState.UNKNOWN for obs in app.snapshot.hosts.values())
+    return all(obs.state is not HostState.UNKNOWN for obs in app.view.snapshot.hosts.values())
 
 
 def fake_opener(fake: ModuleType, hosts: int, replicas: int) -> EngineOpener:
@@ -163,7 +163,7 @@ async def measure_fleet(fake: ModuleType, hosts: int, replicas: int, updates: in
         for snapshot in ticks:
             start = time.perf_counter()
             engine.publish(snapshot)
-            await wait_for(lambda s=snapshot: app.snapshot is s, pilot)
+            await wait_for(lambda s=snapshot: app.view.snapshot is s, pilot)
             render(app)
             times.append((time.perf_counter() - start) * 1000)
             await pilot.pause(0.05)  # let the idle frame catch up, like a 1 s poll would
