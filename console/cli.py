@@ -7,12 +7,25 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from console.commands import api_token, apply, console, demo, hosts, journal, plan, run, status, validate
+from console.commands import (
+    api_token,
+    apply,
+    console,
+    demo,
+    drain,
+    hosts,
+    journal,
+    plan,
+    run,
+    scale,
+    status,
+    validate,
+)
 from core.errors import LoadmasterError
 from core.sanitize import printable
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (console, demo, hosts, status, plan, apply, run, validate, journal, api_token)
+COMMANDS = (console, demo, hosts, status, plan, apply, run, drain, scale, validate, journal, api_token)
 
 
 def _version() -> str:

@@ -123,6 +123,15 @@ class RevisionConflict(LoadmasterError):
         )
 
 
+class UnknownHost(LoadmasterError):
+    """A command names a host the cluster file does not declare."""
+
+    def __init__(self, file: str, name: str, known: list[str]):
+        self.file, self.name, self.known = file, name, known
+        listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+        super().__init__(f"{file}: no host {name!r} (hosts: {listed or 'none'})")
+
+
 class UnknownService(LoadmasterError):
     """A change names a service the desired-state document does not declare."""
 

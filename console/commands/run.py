@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     path = config_io.resolve_path(args.config)
     cfg = load_config(args)
-    auto = args.auto_apply or cfg.policy.auto_apply
+    # Without --auto-apply the file's [policy] auto_apply decides, also after an edit (None: follow the file).
+    auto = True if args.auto_apply else None
     api = api_request(args.api, cfg, path, from_file=True)
     stream = open(args.log, "a", buffering=1) if args.log else sys.stdout  # noqa: SIM115
     try:

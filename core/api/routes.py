@@ -23,7 +23,7 @@ from core.engine.api import EngineAPI
 from core.engine.engine import plan_id
 from core.engine.events import EventKind
 from core.errors import ConfigError, LoadmasterError, RevisionConflict, UnknownService
-from core.model import ClusterConfig, Plan
+from core.model import Plan
 
 log = logging.getLogger("loadmaster.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,8 +41,6 @@ class ServedEngine(EngineAPI, Protocol):
     read_only: bool
 
     def check_stale(self, plan: Plan) -> list[str]: ...
-
-    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> None: ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None: ...
 
@@ -95,9 +93,15 @@ _FILE_WRITE = {**_WRITE, 404: "no such service", 422: "the file would be invalid
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/hosts", "get_hosts", "Every host: state, capacity, usage, replicas"),
     Route("GET", "/v1/hosts/{name}", "get_host", "One host", responses={404: "no such host"}),
-    Route("POST", "/v1/hosts/{name}/drain", "not_yet", "Drain a host (not available yet: 501)", responses=_WRITE),
-    Route("POST", "/v1/hosts/{name}/cordon", "not_yet", "Cordon a host (not available yet: 501)", responses=_WRITE),
-    Route("POST", "/v1/hosts/{name}/uncordon", "not_yet", "Uncordon a host (not available yet: 501)", responses=_WRITE),
+    Route(
+        "POST", "/v1/hosts/{name}/drain", "hold_host",
+        "Drain a host: it takes no new replicas and its replicas move off (202: the moves run on)",
+        responses={**_WRITE, 202: "draining", 404: "no such host"},
+    ),
+    Route("POST", "/v1/hosts/{name}/cordon", "hold_host", "Cordon a host: it takes no new replicas",
+          responses={**_WRITE, 404: "no such host"}),
+    Route("POST", "/v1/hosts/{name}/uncordon", "hold_host", "Lift a cordon or drain: the host takes replicas again",
+          responses={**_WRITE, 404: "no such host"}),
     Route("GET", "/v1/services", "get_services", "Every service: desired replicas, where they run, health"),
     Route("GET", "/v1/services/{name}", "get_service", "One service", responses={404: "no such service"}),
     Route(
@@ -414,13 +418,27 @@ class Api:
         self._journal(request, f"plan {pid} rejected")
         return json_response({"id": pid, "status": "rejected"})
 
-    async def not_yet(self, request: web.Request) -> web.Response:
+    async def hold_host(self, request: web.Request) -> web.Response:
+        _flag(request, ())
+        snap, name = self.engine.snapshot(), request.match_info["name"]
+        if name not in snap.hosts:
+            raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
         what = request.path.rsplit("/", 1)[-1]
-        raise ApiError(
-            501,
-            f"{what} is not available yet: the engine has no drain or cordon (issue 12, item 10); "
-            "until it lands, scale services or edit cluster.toml instead",
-        )
+        self._journal(request, f"{what} {name}")
+        if what == "drain":  # the moves may take minutes: answered at once, followed in the events
+            task = asyncio.create_task(self._drain(name), name=f"api-drain-{name}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            await asyncio.sleep(0)  # the hold is set before the answer says so
+            return json_response({"host": name, "hold": "draining"}, 202)
+        await (self.engine.cordon if what == "cordon" else self.engine.uncordon)(name)
+        return json_response({"host": name, "hold": self.engine.snapshot().holds.get(name)})
+
+    async def _drain(self, host: str) -> None:
+        try:
+            await self.engine.drain(host)
+        except LoadmasterError as exc:  # nobody awaits this task: the outcome goes to the event stream
+            self.engine.record(EventKind.API_WRITE, f"drain {host} failed: {exc}", data={"host": host})
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.engine.events import Event
+from core.engine.events import Event, EventKind
 from core.engine.fencing import ControllerStatus
 from core.model import (
     Action,
@@ -71,6 +71,7 @@ class Snapshot:
     controller: ControllerStatus | None = None  # who acts on the cluster: this controller, or which other one
     foreign: tuple[ReplicaStatus, ...] = ()  # live copies the journal never started: reported, left alone
     retrying: Mapping[ReplicaId, str] = field(default_factory=dict)  # failed actions: "retrying (n): reason"
+    holds: Mapping[str, str] = field(default_factory=dict)  # host → "cordoned" | "draining" | "drained"
 
     def running(self) -> dict[ReplicaId, list[str]]:
         """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""
@@ -124,3 +125,23 @@ class EngineAPI(Protocol):
         ...
 
     async def restore_demo_host(self, host: str) -> None: ...
+
+    async def cordon(self, host: str) -> None:
+        """No new replica goes to `host` (kept across restarts); UnknownHost, ReadOnly."""
+        ...
+
+    async def drain(self, host: str) -> Plan | None:
+        """Cordon `host` and move its replicas off now, within min_healthy; the plan applied, if any."""
+        ...
+
+    async def uncordon(self, host: str) -> None:
+        """Lift a cordon or a drain."""
+        ...
+
+    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> list[str]:
+        """Adopt a new desired state (the file was edited and is valid); returns what changed, in words."""
+        ...
+
+    def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
+        """An event a front end made happen: journaled and streamed like the engine's own."""
+        ...

@@ -41,7 +41,7 @@ class ConfigWatch:
     def __init__(
         self,
         path: Path,
-        adopt: Callable[[ClusterConfig], None],
+        adopt: Callable[[ClusterConfig], object],
         on_invalid: Callable[[ConfigError], None],
         *,
         interval: float = 1.0,

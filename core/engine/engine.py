@@ -20,14 +20,17 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol
 
 from core.engine import plancheck
 from core.engine.api import ApplyProgress, Snapshot
 from core.engine.apply import Limits, apply_plan
 from core.engine.basis import what_changed
+from core.engine.config_changes import config_changes
 from core.engine.events import Event, EventKind, action_fields
 from core.engine.fencing import Fencing
+from core.engine.holds import Holds, HostHold
 from core.engine.journal import Journal
 from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
@@ -37,7 +40,7 @@ from core.engine.policy import AutoApply, Hold, drift, placement_key, reload_gua
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
 from core.engine.retry import Retries
-from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan
+from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan, UnknownHost
 from core.model import (
     Action,
     ActionKind,
@@ -84,6 +87,8 @@ class Engine:
         self._fleet = fleet
         self._journal = journal
         self.read_only = read_only
+        # What the command line said (None: follow [policy] auto_apply, also after a reload).
+        self._auto_apply_flag, self._failover_auto_flag = auto_apply, failover_auto
         self.auto_apply = config.policy.auto_apply if auto_apply is None else auto_apply
         # The daemon fails over on its own; the console does so only when auto-apply is on.
         self.failover_auto = self.auto_apply if failover_auto is None else failover_auto
@@ -101,6 +106,10 @@ class Engine:
         # and the ledger (journaled before a start, after a stop: journal first).
         self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), self._epoch)
         self._repairer = Repairer(self._runtime, clock, self._emit)
+        # Cordoned and drained hosts, kept beside the journal so that a restart keeps them.
+        self._holds = Holds(Path(journal.path).with_suffix(".holds.json"))
+        self._observer.holds = self._holds.all()
+        self._drained: set[str] = set()  # draining hosts already announced as drained
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._auto = AutoApply()
         self._retries = Retries()
@@ -195,6 +204,9 @@ class Engine:
 
     async def _tick(self) -> None:
         self._journal.retry()  # what a full or locked journal could not take, once it can
+        if self._holds.refresh():  # `loadmaster drain|uncordon` in another process
+            self._observer.holds = self._holds.all()
+            self._auto.forget()
         transitions = await self._observer.observe_off_loop(self._config, self._repairer.given_up)
         if not self.read_only and not self._apply_lock.locked():
             was_acting = self._acting
@@ -212,6 +224,7 @@ class Engine:
             # reads every replica, so it runs in a thread like the view's derivation (the View is immutable)
             await self._on_drift(await asyncio.to_thread(drift, self._view))
         self._planner.refresh_failover(self._view)
+        self._note_drained()
         self._emit(EventKind.STATE_UPDATED, "")
 
     async def _on_drift(self, signature: str) -> None:
@@ -443,6 +456,7 @@ class Engine:
             solving=self._planner.solving_since is not None,
             solve_progress=self._planner.solve_progress(),
             retrying={r: str(retry) for r, retry in self._retries.pending.items()},
+            holds=self._hold_words(),
         )
 
     def subscribe(self) -> asyncio.Queue[Event]:
@@ -541,7 +555,7 @@ class Engine:
             raise ReadOnly(f"restore demo host {host}")
         await self._demo.restore(host)
 
-    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> None:
+    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.
 
         The plans that follow a reload wait for a person when they would stop more than
@@ -549,19 +563,100 @@ class Engine:
         a front end that made the change itself and means it, such as the autoscaler, passes False).
         An edit of constraints, resources, labels or the strategy is planned for even when nothing is
         missing; an edit of the policy alone re-asks a held plan at the next tick.
+
+        Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
         """
         before = self._config
         if config != before:  # the same file read again (SIGHUP, or the watch after an API write) guards nothing
             self._reload_guard = reload_guard(before, config, self._observer.states) if guarded else []
             self._after_reload = guarded
         self._replan = self._replan or placement_key(before) != placement_key(config)
+        changes = config_changes(before, config)
         self._config = config
+        if self._auto_apply_flag is None:  # `auto_apply = false` in the file takes effect now, not at a restart
+            self.auto_apply = config.policy.auto_apply
+            if self._failover_auto_flag is None:
+                self.failover_auto = self.auto_apply
         self._fleet.update_config(config)
         self._auto.forget()
         self._retries.forget()  # a new desired state: its own plan supersedes what was being retried
         self._observe()  # the view (basis, drift, problems) now speaks of the new file
-        self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {len(config.hosts)} hosts, "
-                   f"{len(config.services)} services")  # fmt: skip
+        if self._pending is not None and self.check_stale(self._pending):
+            self._pending = None  # planned from the old file: the next tick plans from the new one
+        said = "; ".join(changes) if changes else "nothing that matters changed"
+        self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {said}",
+                   data={"changes": changes, "hosts": len(config.hosts), "services": len(config.services)})  # fmt: skip
+        return changes
+
+    # -- cordon / drain ------------------------------------------------------------------------
+
+    def _holdable(self, host: str, what: str) -> None:
+        if self.read_only:
+            raise ReadOnly(f"{what} {host}")
+        names = [h.name for h in self._config.hosts]
+        if host not in names:
+            raise UnknownHost(self._config.source, host, names)
+
+    def _set_hold(self, host: str, hold: HostHold | None) -> None:
+        self._holds.set(host, hold)
+        self._observer.holds = self._holds.all()
+        self._drained.discard(host)
+        self._auto.forget()  # the drift signature may be the same; the hosts it may use are not
+        self._observe()
+
+    async def cordon(self, host: str) -> None:
+        """No new replica goes to `host`; what runs there stays."""
+        self._holdable(host, "cordon")
+        self._set_hold(host, HostHold.CORDON)
+        self._emit(EventKind.HOST_CORDONED, f"{host} cordoned: it takes no new replicas", host=host)
+
+    async def drain(self, host: str) -> Plan | None:
+        """Cordon `host` and move its replicas off now (the operator's word is the plan's approval; each
+        service keeps `min_healthy`, as in every plan). Returns the plan applied, None if nothing ran there."""
+        self._holdable(host, "drain")
+        self._set_hold(host, HostHold.DRAIN)
+        on = self._view.current.on_host(host)
+        self._emit(EventKind.HOST_DRAINING, f"{host} draining: {len(on)} replicas to move off", host=host,
+                   data={"replicas": len(on)})  # fmt: skip
+        plan = None
+        if on and self._fencing.standing_by:
+            # Another controller acts on the cluster: it re-reads the hold at its next tick and moves them.
+            return None
+        if on:
+            plan = await self._planner.compute(self._view, reason="drain")
+            if plan.actions:
+                self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} approved by the drain of {host} "
+                           f"({len(plan.actions)} actions)", host=host)  # fmt: skip
+                await self._apply(plan)
+        self._note_drained()
+        return plan
+
+    async def uncordon(self, host: str) -> None:
+        """Lift a cordon or a drain: the host takes replicas again (nothing moves back by itself)."""
+        self._holdable(host, "uncordon")
+        was = self._holds.get(host)
+        self._set_hold(host, None)
+        said = "was not cordoned" if was is None else f"was {'draining' if was is HostHold.DRAIN else 'cordoned'}"
+        self._emit(EventKind.HOST_UNCORDONED, f"{host} uncordoned ({said}): it takes replicas again", host=host)
+
+    def _hold_words(self) -> dict[str, str]:
+        out = {}
+        for host, hold in self._holds.all().items():
+            if hold is HostHold.CORDON:
+                out[host] = "cordoned"
+            else:
+                out[host] = "drained" if host in self._drained else "draining"
+        return out
+
+    def _note_drained(self) -> None:
+        """A draining host that runs nothing (and is reachable, so we know it) is drained: said once."""
+        view = self._view
+        for host, hold in self._holds.all().items():
+            if hold is not HostHold.DRAIN or host in self._drained:
+                continue
+            if view.states.get(host, HostState.UNKNOWN).reachable and not view.current.on_host(host):
+                self._drained.add(host)
+                self._emit(EventKind.HOST_DRAINED, f"{host} drained: it runs no replica", host=host)
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
         """An event a front end made happen (e.g. who changed the file through the API): journaled and

@@ -18,6 +18,10 @@ class EventKind(enum.StrEnum):
     HOST_UNSUPPORTED = "host.unsupported"
     HOST_MISBEHAVING = "host.misbehaving"
     HOST_EXCLUDED = "host.excluded"  # no plan may use it: impossible numbers, or a reserve larger than it has
+    HOST_CORDONED = "host.cordoned"  # an operator's hold: no new replicas (core.engine.holds)
+    HOST_DRAINING = "host.draining"  # no new replicas, and what runs there moves off
+    HOST_DRAINED = "host.drained"  # a draining host runs nothing any more
+    HOST_UNCORDONED = "host.uncordoned"  # the hold is lifted
     REPLICA_STARTED = "replica.started"
     REPLICA_STOPPED = "replica.stopped"
     REPLICA_CRASHED = "replica.crashed"
@@ -35,6 +39,7 @@ class EventKind(enum.StrEnum):
     FAILOVER_STARTED = "failover.started"
     CONFIG_RELOADED = "config.reloaded"
     CONFIG_INVALID = "config.invalid"
+    SERVICE_SCALED = "service.scaled"  # an operator set a service's replicas (console, CLI); the file was written
     AUTOSCALE_UP = "autoscale.up"  # with the inputs that made the decision
     AUTOSCALE_DOWN = "autoscale.down"
     AUTOSCALE_BLOCKED = "autoscale.blocked"  # a scale-up the optimizer cannot place, undone

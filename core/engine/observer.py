@@ -23,6 +23,7 @@ from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
 from core.engine.events import EventKind
+from core.engine.holds import HostHold
 from core.engine.ledger import Ledger
 from core.engine.ports import FleetPort, ReplicaRuntime
 from core.engine.reconcile import Reconciliation, reconcile
@@ -157,6 +158,9 @@ class Observer:
         self.runtime: ReplicaRuntime = _Expecting(fleet, self._expect)
         self._seq = 0  # observations pulled so far
         self.excluded: dict[str, str] = {}  # host → why no plan may use it (core.optimizer.unplannable)
+        # host → the operator's hold (core.engine.holds), set by the engine: planned as taking no new replicas
+        # (cordon) or keeping none (drain)
+        self.holds: Mapping[str, HostHold] = {}
         self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
 
     def intend(self, placement: Placement) -> None:
@@ -268,6 +272,12 @@ class Observer:
         for host, back in self._back_since.items():  # only hosts that came back may be settling
             if out.get(host) is HostState.UP and now - back < settle:
                 out[host] = HostState.SUSPECT
+        for host, hold in self.holds.items():  # the operator's holds: a handful of hosts, looked at alone
+            state = out.get(host)
+            if hold is HostHold.DRAIN and state in (HostState.UP, HostState.SUSPECT):
+                out[host] = HostState.DRAINING  # reachable, keeps nothing: plans move its replicas off
+            elif state is HostState.UP:
+                out[host] = HostState.SUSPECT  # cordoned: keeps what it runs, takes nothing new
         return out
 
     def _with_expected(

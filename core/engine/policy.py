@@ -65,6 +65,11 @@ def reload_guard(before: ClusterConfig, after: ClusterConfig, states: Mapping[st
     return [f"the reload removes hosts that are up: {', '.join(gone)}"]
 
 
+def _stays(state: HostState) -> bool:
+    """A replica on a host in this state runs and may stay (one on a draining host must move off)."""
+    return state.reachable and state is not HostState.DRAINING
+
+
 def drift(view: View) -> str:
     """A signature of how the fleet differs from the file; empty when it matches."""
     wanted = {s.name: s.replicas for s in view.config.services}
@@ -76,7 +81,7 @@ def drift(view: View) -> str:
     for r, host in where.items():
         if r.index >= wanted.get(r.service, 0):
             extra.append(r)
-        elif planning.get(host, HostState.UNKNOWN).reachable:
+        elif _stays(planning.get(host, HostState.UNKNOWN)):
             live[r.service] += 1
     outdated = view.restarts_needed(view.current)
     if live == wanted and not extra and not outdated:
@@ -85,7 +90,7 @@ def drift(view: View) -> str:
         str(r)
         for s in view.config.services
         for r in s.replica_ids()
-        if r not in where or not planning.get(where[r], HostState.UNKNOWN).reachable
+        if r not in where or not _stays(planning.get(where[r], HostState.UNKNOWN))
     )
     return (
         "missing:" + ",".join(missing)

@@ -189,10 +189,20 @@ async def test_reload(api: Served) -> None:
     assert doc["file_problems"] == err["problems"]
 
 
-async def test_drain_and_cordon_say_they_are_not_available_yet(api: Served) -> None:
-    for what in ("drain", "cordon", "uncordon"):
-        status, err, _ = await api.call("POST", f"/v1/hosts/a/{what}")
-        assert status == 501 and "not available yet" in err["error"]
+async def test_cordon_drain_and_uncordon_hold_a_host_and_journal_who(api: Served) -> None:
+    await api.engine.approve(api.engine.snapshot().pending or await api.engine.plan())
+    status, doc, _ = await api.call("POST", "/v1/hosts/a/cordon")
+    assert status == 200 and doc == {"host": "a", "hold": "cordoned"}
+    status, doc, _ = await api.call("POST", "/v1/hosts/b/drain")
+    assert status == 202 and doc == {"host": "b", "hold": "draining"}
+    await until(lambda: api.engine.snapshot().holds.get("b") == "drained")
+    assert not api.engine.snapshot().placement.on_host("b")
+    status, doc, _ = await api.call("POST", "/v1/hosts/a/uncordon")
+    assert status == 200 and doc == {"host": "a", "hold": None}
+    status, err, _ = await api.call("POST", "/v1/hosts/zz/cordon")
+    assert status == 404 and 'no host "zz"' in err["error"]
+    writes = [e.data["request"] for e in api.engine.recent_events() if e.kind is EventKind.API_WRITE]
+    assert writes[-3:] == ["POST /v1/hosts/a/cordon", "POST /v1/hosts/b/drain", "POST /v1/hosts/a/uncordon"]
 
 
 async def test_events_follow_streams_what_the_headless_log_prints(api: Served) -> None:
