@@ -125,7 +125,9 @@ class Host:
     def usable(self, probed: Resources | None = None) -> Resources:
         """Capacity loadmaster may fill: the pin, else what was probed, minus reserve."""
         base = self.capacity if self.capacity is not None else probed
-        return (base or Resources()) - self.reserve
+        if base is None:  # not pinned and never probed (a host that is down): nothing is known to be usable,
+            return Resources()  # which is no capacity, not a negative one (0.0/-0.5 was shown)
+        return base - self.reserve
 
 
 class CheckKind(enum.StrEnum):

@@ -85,6 +85,8 @@ def test_host_usable_is_pin_or_probe_minus_reserve() -> None:
     assert pinned.usable() == Resources(3500, 7680)
     assert pinned.usable(Resources(1, 1)) == Resources(3500, 7680)  # the pin wins over a probe
     assert probed.usable(Resources(2000, 1024)) == Resources(1500, 512)
+    # issue 12, item 9: a host never probed (down from the start) has no capacity, not a negative one
+    assert probed.usable() == Resources() and probed.usable(None).cpu == 0
     assert Host("c", "local").is_local and not pinned.is_local
 
 

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 async def _observe(cfg: ClusterConfig, wait: float) -> tuple[dict[str, HostObservation], list[str]]:
     """Connect, then wait until each host has answered twice (cpu% needs two frames) or failed."""
     fleet = fleet_for(cfg)
+    fleet.log_notices = False  # printed once, as `note:` lines, by `run`
     await fleet.start()
     deadline = time.monotonic() + wait
     try:

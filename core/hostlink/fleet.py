@@ -98,6 +98,9 @@ class Fleet:
         self._closing: set[asyncio.Task[None]] = set()  # links of removed hosts, closing
         self._held_ports: dict[tuple[str, int], float] = {}  # (address, port) → when handed out
         self.notices: list[str] = []  # things an operator should know (e.g. keys recorded by accept-new)
+        # Also logged as warnings (the daemon's and console's only way to say them); a one-shot command that
+        # prints `notices` itself turns this off, so that a note is said once, not on stdout and stderr both.
+        self.log_notices = True
         self.controller = controller or controller_id()
         # The token every start and stop carries; NO_TOKEN acts only on hosts no controller has claimed.
         self.token = NO_TOKEN
@@ -113,7 +116,7 @@ class Fleet:
             keys=HostKeys(
                 self._known_hosts or self._config.defaults.known_hosts,
                 self._config.defaults.host_key_policy,
-                self._own_known_hosts,
+                self._own_known_hosts or self._named_known_hosts(),
             ),
             client_keys=self._load_client_keys(),
             handshakes=asyncio.Semaphore(self._max_handshakes),
@@ -285,8 +288,14 @@ class Fleet:
             raise HostUnreachable(name, "the jump host is not an SSH host of this fleet")
         return await link.connection(self._config.defaults.connect_timeout)
 
+    def _named_known_hosts(self) -> str | None:
+        """The known_hosts file the cluster file names: accept-new records keys there, where the operator looks
+        (not in ~/.loadmaster/known_hosts); None for the default ~/.ssh/known_hosts, which is never written."""
+        return None if self._known_hosts is not None else self._config.defaults.known_hosts
+
     def _notice(self, message: str) -> None:
-        log.warning("%s", message)
+        if self.log_notices:
+            log.warning("%s", message)
         self.notices.append(message)
 
     def _emit(self, observation: HostObservation) -> None:

@@ -31,13 +31,14 @@ class Verdict:
 
 
 class HostKeys:
-    """The trusted keys of a fleet: the user's known_hosts plus loadmaster's own file."""
+    """The trusted keys of a fleet: the user's known_hosts plus the file accept-new records to (loadmaster's own,
+    or the one the cluster file names, which may be the same file)."""
 
     def __init__(self, user_file: str | None, policy: HostKeyPolicy, own_file: str | None = None) -> None:
         self.user_file = Path(os.path.expanduser(user_file or "~/.ssh/known_hosts"))
         self.own_file = Path(os.path.expanduser(own_file or OWN_KNOWN_HOSTS))
         self.policy = policy
-        files = [str(f) for f in (self.user_file, self.own_file) if f.is_file()]
+        files = list(dict.fromkeys(str(f) for f in (self.user_file, self.own_file) if f.is_file()))
         self._known = asyncssh.read_known_hosts(files) if files else asyncssh.import_known_hosts("")
         self._accepted: dict[str, asyncssh.SSHKey] = {}
 

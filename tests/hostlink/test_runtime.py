@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import os
 import time
@@ -18,6 +19,7 @@ import pytest
 from core.errors import Fenced, HostCommandFailed, HostUnreachable
 from core.hostlink import scripts
 from core.hostlink.demo import DemoFleet
+from core.hostlink.fleet import Fleet
 from core.model import ClaimOutcome, ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Token
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import alive, cluster, fleet_for, fresh_cluster, service, until, until_state
@@ -185,6 +187,35 @@ async def test_accept_new_records_the_key_in_loadmasters_own_known_hosts(
     await strict.start()
     try:
         await until_state(strict, "a", HostState.UP, 10)  # recorded once, trusted from then on
+    finally:
+        await strict.close()
+
+
+async def test_accept_new_records_the_key_in_the_known_hosts_the_cluster_file_names(
+    target: Target, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12, item 9: `known_hosts = "…"` in [defaults] is where accept-new writes, not ~/.loadmaster/known_hosts."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    named = tmp_path / "fleet_known_hosts"
+    named.write_text("")
+    base = cluster(name, target.host("a"), policy=HostKeyPolicy.ACCEPT_NEW)
+    cfg = dataclasses.replace(base, defaults=dataclasses.replace(base.defaults, known_hosts=str(named)))
+    fleet = Fleet(cfg, client_keys=[target.client_key])
+    fleet.log_notices = False
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 10)
+        assert [n for n in fleet.notices if "recorded new host key" in n and str(named) in n]
+    finally:
+        await fleet.close()
+    line = f"[{target.address}]:{target.port} {target.host_key.export_public_key().decode().strip()}\n"
+    assert named.read_text() == line
+    assert not (tmp_path / "home" / ".loadmaster" / "known_hosts").exists()
+    strict_defaults = dataclasses.replace(cfg.defaults, host_key_policy=HostKeyPolicy.STRICT)
+    strict = Fleet(dataclasses.replace(cfg, defaults=strict_defaults), client_keys=[target.client_key])
+    await strict.start()
+    try:
+        await until_state(strict, "a", HostState.UP, 10)  # the named file is read too: trusted from then on
     finally:
         await strict.close()
 
