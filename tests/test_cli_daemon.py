@@ -107,7 +107,9 @@ def test_daemon_logs_json_reloads_and_stops_cleanly(daemon: tuple[subprocess.Pop
 
     config.write_text(good.replace("replicas = 2", "replicas = 3"))  # no signal: the file watch sees it
     reloaded = lines.wait_for(lambda e: e["event"] == "config.reloaded")
-    assert "1 hosts, 1 services" in reloaded["message"]
+    # what changed, in the message and as a field (issue 12, item 1)
+    assert "reloaded: web scaled 2 → 3" in reloaded["message"] and reloaded["changes"] == ["web scaled 2 → 3"]
+    assert (reloaded["hosts"], reloaded["services"]) == (1, 1)
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
