@@ -6,7 +6,6 @@ from core import config as config_io
 from core.engine.config_changes import config_changes
 from core.engine.events import EventKind
 from tests.engine.conftest import SMALL
-from tests.engine.test_engine import engine_of  # noqa: F401  (the fixture)
 
 
 def edited(text: str) -> str:
@@ -35,7 +34,7 @@ def test_changes_name_services_added_removed_scaled_constraints_and_policy():
     assert config_changes(before, before) == []
 
 
-async def test_reload_reports_the_changes_and_follows_auto_apply(engine_of, small_config):  # noqa: F811
+async def test_reload_reports_the_changes_and_follows_auto_apply(engine_of, small_config):
     engine, _fleet = await engine_of(small_config)
     assert engine.auto_apply is False
     queue = engine.subscribe()
@@ -47,7 +46,7 @@ async def test_reload_reports_the_changes_and_follows_auto_apply(engine_of, smal
     assert event.data["changes"] == changes
 
 
-async def test_an_auto_apply_flag_wins_over_the_file(engine_of, small_config):  # noqa: F811
+async def test_an_auto_apply_flag_wins_over_the_file(engine_of, small_config):
     engine, _fleet = await engine_of(small_config, auto_apply=False)
     engine.reload(config_io.parse(edited(SMALL), "c.toml"))
     assert engine.auto_apply is False
