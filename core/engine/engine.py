@@ -14,7 +14,6 @@ changes them. All host I/O goes through the fleet port.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import functools
 import logging
@@ -25,10 +24,13 @@ from typing import Protocol
 
 from core.engine import plancheck
 from core.engine.api import ApplyProgress, Snapshot
-from core.engine.apply import Limits, apply_plan
+from core.engine.applier import Applier
+from core.engine.apply import Limits
+from core.engine.approval import Approval
 from core.engine.basis import what_changed
+from core.engine.bus import Bus
 from core.engine.config_changes import config_changes
-from core.engine.events import Event, EventKind, action_fields
+from core.engine.events import Event, EventKind
 from core.engine.fencing import Fencing
 from core.engine.holds import Holds, HostHold
 from core.engine.journal import Journal
@@ -36,22 +38,17 @@ from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
-from core.engine.policy import AutoApply, Hold, drift, placement_key, reload_guard, stop_limit
+from core.engine.policy import Hold, drift, placement_key
 from core.engine.ports import FleetPort
 from core.engine.repairer import Repairer
 from core.engine.retry import Retries
-from core.errors import InvalidPlan, LoadmasterError, NotHolder, ReadOnly, StalePlan, UnknownHost
+from core.errors import InvalidPlan, LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
-    Action,
-    ActionKind,
     ClusterConfig,
     FailoverPlan,
     HostObservation,
     HostState,
     Plan,
-    ReplicaId,
-    Resources,
-    SolverStatus,
 )
 
 __all__ = ["DemoControl", "Engine", "plan_id"]
@@ -95,8 +92,8 @@ class Engine:
         self._demo = demo
         self._limits, self._clock = limits or Limits(), clock
 
-        self._events: collections.deque[Event] = collections.deque(maxlen=2000)
-        self._queues: list[asyncio.Queue[Event]] = []
+        self._bus = Bus(journal, clock)
+        self._emit = self._bus.emit
         self._ledger = Ledger(journal)
         self._observer = Observer(config, fleet, clock, self._emit, self._ledger)
         self._fencing = Fencing(fleet, journal, config.failure_timeout, self._emit, clock)
@@ -104,25 +101,20 @@ class Engine:
         # Every start and stop goes through the observer (remembered until seen) and the fence guard
         # (a host that refuses it as fenced makes this controller stand by).
         # and the ledger (journaled before a start, after a stop: journal first).
-        self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), self._epoch)
+        self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), lambda: self._fencing.epoch)
         self._repairer = Repairer(self._runtime, clock, self._emit)
         # Cordoned and drained hosts, kept beside the journal so that a restart keeps them.
         self._holds = Holds(Path(journal.path).with_suffix(".holds.json"))
         self._observer.holds = self._holds.all()
-        self._drained: set[str] = set()  # draining hosts already announced as drained
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
-        self._auto = AutoApply()
+        self._approval = Approval()
+        self._auto = self._approval.auto
         self._retries = Retries()
-        self._pending: Plan | None = None
-        self._hold: Hold | None = None  # why `_pending` waits; re-asked each tick unless it is for a person
-        self._reload_guard: list[str] = []  # a reload's reasons to hold its plans for a person
-        self._after_reload = False  # plans count their stops against max_stops_per_reload until a person acts
         self._replan = False  # a reload changed what placement depends on: plan even without drift
-        self._applying: ApplyProgress | None = None
-        self._apply_lock = asyncio.Lock()
+        self._applier = Applier(self._runtime, journal, self._limits, self._emit,
+                                lambda: (self._config, self._view), lambda: self._closing)  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        journal.watch(self._journal_changed)
 
     # -- life cycle ------------------------------------------------------------
 
@@ -193,10 +185,6 @@ class Engine:
             self._ledger.reload()
             self._observe()
 
-    def _epoch(self) -> int:
-        token = self._fencing.token
-        return token.epoch if token is not None else 0
-
     @property
     def _acting(self) -> bool:
         """This controller changes the fleet: not --read-only, and no other controller holds the hosts' fences."""
@@ -208,7 +196,7 @@ class Engine:
             self._observer.holds = self._holds.all()
             self._auto.forget()
         transitions = await self._observer.observe_off_loop(self._config, self._repairer.given_up)
-        if not self.read_only and not self._apply_lock.locked():
+        if not self.read_only and not self._applier.busy:
             was_acting = self._acting
             await self._fencing.watch(self._view.observations)
             if self._acting and not was_acting:
@@ -217,7 +205,7 @@ class Engine:
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._on_host_down(host)
-        if not self._apply_lock.locked():
+        if not self._applier.busy:
             if self._acting:
                 await self._repairer.tidy(self._config, self._view.rec, self._limits.stop_grace)
             # read-only or standing by, plans are computed and shown, never applied; the drift check
@@ -238,10 +226,11 @@ class Engine:
             self._auto.forget()  # the same drift, planned again: the failed actions are retried
         if self._planner.solving_since is not None:
             return
-        if self._pending is not None and not self.check_stale(self._pending):
+        pending = self._approval.pending
+        if pending is not None and not self.check_stale(pending):
             return  # the operator (or the policy) holds a plan for this very state already
-        if self._pending is not None:  # the fleet or the file moved on: a new plan replaces it
-            self._pending = self._hold = None
+        if pending is not None:  # the fleet or the file moved on: a new plan replaces it
+            self._approval.drop()
             self._auto.forget()
         wanted = signature + ("|replan" if self._replan else "")
         if self._auto.already_planned(wanted):
@@ -250,48 +239,26 @@ class Engine:
         reason = "drift" if signature else "config"  # a constraint or policy edit, nothing missing
         self._replan = False
         plan = await self._planner.compute(self._view, reason=reason, announce=False)
-        hold = self._hold_for(plan) if plan.actions else None
+        hold = None
+        if plan.actions:
+            hold = self._approval.hold_for(plan, self._config, self._view, acting=self._acting,
+                                           auto_apply=self.auto_apply, now=self._clock())  # fmt: skip
         self._planner.announce(plan, pending=hold.reason if hold else None)
         if not plan.actions:
             return
         if hold is None:
-            now, planning = self._clock(), self._view.planning
-            self._auto.record_auto(plan, planning, now)
+            self._auto.record_auto(plan, self._view.planning, self._clock())
             await self._apply(plan)
         else:
-            self._pending, self._hold = plan, hold
-
-    def _hold_for(self, plan: Plan) -> Hold | None:
-        """Why `plan` may not apply on its own now (None: it may)."""
-        guard = list(self._reload_guard)
-        if self._after_reload:
-            stops = sum(1 for a in plan.actions if a.kind is ActionKind.STOP)
-            limit = stop_limit(self._config, sum(self._view.rec.running.values()))
-            if stops > limit:
-                guard.append(f"the reload's plan stops {stops} replicas, more than max_stops_per_reload ({limit})")
-        if guard:
-            return Hold("waits for approval: " + "; ".join(guard), for_a_person=True)
-        if not self._acting:
-            return Hold("read-only or standing by: shown, never applied", for_a_person=True)
-        if not self.auto_apply:
-            return Hold("waits for approval (auto-apply is off)", for_a_person=True)
-        return self._auto.verdict(self._config, plan, self._view.planning, self._clock())
+            self._approval.wait(plan, hold)
 
     async def _release_held(self) -> bool:
-        """A plan held by the policy is asked again each tick: applied once its reason has passed (the
-        cooldown ran out, the limit was raised), replaced when the fleet moved on. True when applied."""
-        plan, hold = self._pending, self._hold
-        if plan is None or hold is None or hold.for_a_person or not self._acting:
+        released = self._approval.released(self._config, self._view, self._clock(), acting=self._acting,
+                                           stale=self.check_stale)  # fmt: skip
+        if released is None:
             return False
-        if self.check_stale(plan):
-            return False  # _on_drift replaces it with a plan for what is now
-        now, planning = self._clock(), self._view.planning
-        verdict = self._auto.verdict(self._config, plan, planning, now)
-        if verdict is not None:
-            self._hold = verdict
-            return False
-        self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} applies now: {hold.reason} no longer holds it")
-        self._auto.record_auto(plan, planning, now)
+        plan, reason = released
+        self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} applies now: {reason} no longer holds it")
         await self._apply(plan)
         return True
 
@@ -308,17 +275,7 @@ class Engine:
         if acting:
             await self._apply(plan)
         else:
-            self._pending, self._hold = plan, Hold("failover waits for approval", for_a_person=True)
-
-    def _journal_changed(self, problem: str | None, written: int, dropped: int) -> None:
-        # Bookkeeping never stops failover: the engine goes on from memory and says so, loudly.
-        if problem is not None:
-            self._emit(EventKind.JOURNAL_UNWRITABLE, f"{problem} (failover goes on; entries kept in memory)",
-                       data={"level": "error"})  # fmt: skip
-            return
-        lost = f"; {dropped} events could not be kept meanwhile" if dropped else ""
-        self._emit(EventKind.JOURNAL_RECOVERED, f"journal {self._journal.path} writable again: "
-                   f"{written} entries written late{lost}", data={"written": written, "dropped": dropped})  # fmt: skip
+            self._approval.wait(plan, Hold("failover waits for approval", for_a_person=True))
 
     # -- apply -----------------------------------------------------------------------
 
@@ -353,74 +310,27 @@ class Engine:
     def _refuse_unless_acting(self, what: str) -> None:
         if self.read_only:
             raise ReadOnly(what)
-        if self._fencing.standing_by:
-            holder = self._fencing.deferring_to
-            raise NotHolder(what, holder.holder if holder else "another controller", holder.epoch if holder else 0)
+        self._fencing.refuse_if_standing_by(what)
 
     async def _apply(self, plan: Plan) -> ApplyProgress:
-        async with self._apply_lock:
-            pid = plan_id(plan)
-            self._journal.begin_plan(pid, plan.reason, plan.basis, plan.actions)
-            self._applying = ApplyProgress(plan=plan, total=len(plan.actions))
-            view = self._view
-            progress = await apply_plan(
-                pid, plan, self._config, view.planning, self._runtime, self._journal,
-                functools.partial(self._on_progress, pid), limits=self._limits, stopping=lambda: self._closing,
-                running=view.rec.running,
-            )  # fmt: skip
-            self._applying = progress
-            self._observer.intend(plan.target)
-            if self._pending is not None and plan_id(self._pending) == pid:
-                self._pending = self._hold = None
-            self._retries.record(progress, self._clock())
-            failed = len(progress.failed)
-            self._emit(
-                EventKind.APPLY_FINISHED,
-                f"applied {plan.reason} plan: {len(progress.done)} done, {failed} failed",
-                data={"plan": pid, "done": len(progress.done), "failed": failed},
-            )
-            self._observe()
-            return progress
+        return await self._applier.apply(plan, functools.partial(self._applied, plan))
 
-    def _on_progress(self, pid: str, progress: ApplyProgress, action: Action, state: str, error: str | None) -> None:
-        self._applying = progress
-        host = action.to_host or action.from_host
-        # A log pipeline filters on fields, not on the message's words (issue 12, item 14).
-        data = action_fields(pid, action)
-        if state == "running":
-            self._emit(EventKind.ACTION_STARTED, str(action), host=host, replica=action.replica, data=data)
-        elif state == "done":
-            self._emit(EventKind.ACTION_DONE, str(action), host=host, replica=action.replica, data=data)
-        elif state == "failed":
-            data["error"] = error or "failed"
-            self._emit(EventKind.ACTION_FAILED, f"{action}: {error}", host=host, replica=action.replica, data=data)
+    def _applied(self, plan: Plan, progress: ApplyProgress) -> None:
+        pid = plan_id(plan)
+        self._observer.intend(plan.target)
+        self._approval.settled(plan)
+        self._retries.record(progress, self._clock())
+        failed = len(progress.failed)
+        self._emit(EventKind.APPLY_FINISHED, f"applied {plan.reason} plan: {len(progress.done)} done, {failed} failed",
+                   data={"plan": pid, "done": len(progress.done), "failed": failed})  # fmt: skip
+        self._observe()
 
     async def roll_forward(self) -> int:
         """Finish the plans the journal says were being applied (only while this controller acts);
         returns how many there were."""
         if not self._acting:
             return 0
-        unfinished = self._journal.unfinished()
-        for pid, actions in unfinished:
-            todo = [a for a in actions if a.state != "done"]
-            self._emit(EventKind.PLAN_APPROVED, f"resuming plan {pid} from the journal: {len(todo)} actions left")
-            view = self._view
-            plan = Plan(
-                cluster=self._config.name, basis="", created_at=self._clock(), current=view.current,
-                target=view.current, actions=tuple(a.action for a in actions), status=SolverStatus.UNKNOWN,
-                hosts_used=0, lower_bound=0, gap=0.0, reason="resume",
-            )  # fmt: skip
-            done = frozenset(a.seq for a in actions if a.state == "done")
-            async with self._apply_lock:
-                progress = await apply_plan(
-                    pid, plan, self._config, view.planning, self._runtime, self._journal,
-                    functools.partial(self._on_progress, pid), limits=self._limits, already_done=done,
-                    stopping=lambda: self._closing,
-                    running=view.rec.running,  # a resumed plan keeps min_healthy like a fresh one
-                )  # fmt: skip
-                self._applying = progress
-            self._observe()
-        return len(unfinished)
+        return await self._applier.roll_forward(self._config.name, self._clock(), self._observe)
 
     # -- EngineAPI -------------------------------------------------------------------
 
@@ -442,9 +352,9 @@ class Engine:
             hosts=hosts,
             placement=view.current,
             failover=self._planner.failover,
-            pending=self._pending,
-            pending_why=self._hold.reason if self._pending is not None and self._hold is not None else None,
-            applying=self._applying,
+            pending=self._approval.pending,
+            pending_why=self._approval.why,
+            applying=self._applier.progress,
             unplaced=self._planner.unplaced,
             fits_on=self._planner.fits_on(view),
             runs_on=len({h for h in view.current.assignments.values() if h in reachable}),
@@ -456,37 +366,17 @@ class Engine:
             solving=self._planner.solving_since is not None,
             solve_progress=self._planner.solve_progress(),
             retrying={r: str(retry) for r, retry in self._retries.pending.items()},
-            holds=self._hold_words(),
+            holds=self._holds.words(),
         )
 
     def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=10_000)
-        self._queues.append(queue)
-        return queue
+        return self._bus.subscribe()
 
     def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
-        if queue in self._queues:
-            self._queues.remove(queue)
+        self._bus.unsubscribe(queue)
 
     def recent_events(self) -> tuple[Event, ...]:
-        return tuple(self._events)
-
-    def _emit(
-        self,
-        kind: EventKind,
-        message: str,
-        host: str | None = None,
-        replica: ReplicaId | None = None,
-        data: Mapping[str, object] | None = None,
-    ) -> None:
-        event = Event(self._clock(), kind, message, host, replica, dict(data or {}))
-        if kind is not EventKind.STATE_UPDATED:
-            self._events.append(event)
-            self._journal.log_event(event.at, event.as_json())
-        for queue in self._queues:
-            if queue.full():  # a stalled reader loses old events, never blocks the engine
-                queue.get_nowait()
-            queue.put_nowait(event)
+        return self._bus.recent()
 
     async def plan(self, *, repack: bool = False) -> Plan:
         """A plan for the current state; `repack` packs onto the fewest hosts even if that moves replicas."""
@@ -494,7 +384,7 @@ class Engine:
         plan = await self._planner.compute(
             self._view, reason="repack" if repack else "rebalance", moves_first=not repack
         )
-        self._pending, self._hold = plan, Hold("waits for approval (asked for)", for_a_person=True)
+        self._approval.wait(plan, Hold("waits for approval (asked for)", for_a_person=True))
         return plan
 
     async def approve(self, plan: Plan) -> None:
@@ -502,30 +392,21 @@ class Engine:
         # Announced (and journaled) only once nothing can refuse it: the journal must not record
         # approvals that never happened.
         self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} approved ({len(plan.actions)} actions)")
-        self._reload_guard, self._after_reload = [], False  # a person has looked: the guard is spent
+        self._approval.looked()
         await self._apply(plan)
 
     async def reject(self, plan: Plan) -> None:
         self._refuse_unless_acting("reject")  # a rejection is a change too (journaled, drops the pending plan)
         self._journal.record_rejected(plan_id(plan), plan.reason, plan.basis)
-        if self._pending is not None and plan_id(self._pending) == plan_id(plan):
-            self._pending = self._hold = None
-        self._reload_guard, self._after_reload = [], False
+        self._approval.settled(plan)
+        self._approval.looked()
         self._emit(EventKind.PLAN_REJECTED, f"plan {plan_id(plan)} rejected")
 
     def what_if(self, host: str) -> FailoverPlan:
         return self._planner.what_if(self._view, host)
 
     def export(self, plan: Plan, path: str, fmt: str) -> None:
-        write(plan_document(plan, self._config, self._capacities()), path, fmt)
-
-    def _capacities(self) -> dict[str, Resources]:
-        obs = self._fleet.observations()
-        out = {}
-        for host in self._config.hosts:
-            o = obs.get(host.name)
-            out[host.name] = host.usable(o.capacity if o else None)
-        return out
+        write(plan_document(plan, self._config, self._view.usable), path, fmt)
 
     def export_failover(self, path: str, fmt: str) -> None:
         view = self._view
@@ -567,9 +448,7 @@ class Engine:
         Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
         """
         before = self._config
-        if config != before:  # the same file read again (SIGHUP, or the watch after an API write) guards nothing
-            self._reload_guard = reload_guard(before, config, self._observer.states) if guarded else []
-            self._after_reload = guarded
+        self._approval.reloaded(before, config, self._observer.states, guarded=guarded)
         self._replan = self._replan or placement_key(before) != placement_key(config)
         changes = config_changes(before, config)
         self._config = config
@@ -581,8 +460,8 @@ class Engine:
         self._auto.forget()
         self._retries.forget()  # a new desired state: its own plan supersedes what was being retried
         self._observe()  # the view (basis, drift, problems) now speaks of the new file
-        if self._pending is not None and self.check_stale(self._pending):
-            self._pending = None  # planned from the old file: the next tick plans from the new one
+        if self._approval.pending is not None and self.check_stale(self._approval.pending):
+            self._approval.drop()  # planned from the old file: the next tick plans from the new one
         said = "; ".join(changes) if changes else "nothing that matters changed"
         self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {said}",
                    data={"changes": changes, "hosts": len(config.hosts), "services": len(config.services)})  # fmt: skip
@@ -600,7 +479,6 @@ class Engine:
     def _set_hold(self, host: str, hold: HostHold | None) -> None:
         self._holds.set(host, hold)
         self._observer.holds = self._holds.all()
-        self._drained.discard(host)
         self._auto.forget()  # the drift signature may be the same; the hosts it may use are not
         self._observe()
 
@@ -639,24 +517,9 @@ class Engine:
         said = "was not cordoned" if was is None else f"was {'draining' if was is HostHold.DRAIN else 'cordoned'}"
         self._emit(EventKind.HOST_UNCORDONED, f"{host} uncordoned ({said}): it takes replicas again", host=host)
 
-    def _hold_words(self) -> dict[str, str]:
-        out = {}
-        for host, hold in self._holds.all().items():
-            if hold is HostHold.CORDON:
-                out[host] = "cordoned"
-            else:
-                out[host] = "drained" if host in self._drained else "draining"
-        return out
-
     def _note_drained(self) -> None:
-        """A draining host that runs nothing (and is reachable, so we know it) is drained: said once."""
-        view = self._view
-        for host, hold in self._holds.all().items():
-            if hold is not HostHold.DRAIN or host in self._drained:
-                continue
-            if view.states.get(host, HostState.UNKNOWN).reachable and not view.current.on_host(host):
-                self._drained.add(host)
-                self._emit(EventKind.HOST_DRAINED, f"{host} drained: it runs no replica", host=host)
+        for host in self._holds.newly_drained(self._view.states, self._view.current):
+            self._emit(EventKind.HOST_DRAINED, f"{host} drained: it runs no replica", host=host)
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
         """An event a front end made happen (e.g. who changed the file through the API): journaled and

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from core.model import Action, ReplicaId
 
@@ -81,3 +81,16 @@ def action_fields(plan: str, action: Action) -> dict[str, Any]:
         "from": action.from_host,
         "to": action.to_host,
     }
+
+
+class Emit(Protocol):
+    """How every part of the engine says what happened (`Bus.emit`)."""
+
+    def __call__(
+        self,
+        kind: EventKind,
+        message: str,
+        host: str | None = None,
+        replica: ReplicaId | None = None,
+        data: Mapping[str, object] | None = None,
+    ) -> None: ...

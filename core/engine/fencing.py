@@ -25,10 +25,10 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from core.engine.events import EventKind
+from core.engine.events import Emit, EventKind
 from core.engine.journal import Journal
 from core.engine.ports import FencePort, ReplicaRuntime
-from core.errors import Fenced, LoadmasterError
+from core.errors import Fenced, LoadmasterError, NotHolder
 from core.identity import gone_here
 from core.model import Claim, ClaimOutcome, HostObservation, ReplicaId, ReplicaStatus, Service, Token
 
@@ -48,9 +48,6 @@ class ControllerStatus:
     token: Token | None  # ours, while acting
     holder: Token | None  # the highest token the reachable hosts show (ours when acting)
     holder_age: float | None  # seconds since that holder last renewed, the freshest host's
-
-
-Emit = Callable[..., None]
 
 
 def highest(observations: Iterable[HostObservation]) -> tuple[Token | None, float | None]:
@@ -91,6 +88,16 @@ class Fencing:
     @property
     def standing_by(self) -> bool:
         return self.role is Role.STANDBY
+
+    @property
+    def epoch(self) -> int:
+        """The epoch of our token (0 before we hold one), journaled with each start."""
+        return self.token.epoch if self.token is not None else 0
+
+    def refuse_if_standing_by(self, what: str) -> None:
+        if self.standing_by:
+            holder = self.deferring_to
+            raise NotHolder(what, holder.holder if holder else "another controller", holder.epoch if holder else 0)
 
     def status(self, observations: Mapping[str, HostObservation]) -> ControllerStatus:
         top, age = highest(observations.values())

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from core.errors import LoadmasterError
+from core.model import HostState, Placement
 
 
 class HostHold(enum.StrEnum):
@@ -39,6 +40,7 @@ class Holds:
         self.path = path
         self._seen = self._stamp()
         self._holds: dict[str, HostHold] = self._read() if path is not None else {}
+        self._drained: set[str] = set()  # draining hosts already said to be drained
 
     def refresh(self) -> bool:
         """Read the file again if another process (`loadmaster drain`) changed it; True if the holds changed.
@@ -78,6 +80,28 @@ class Holds:
             holds[host] = hold
         self._write(holds)
         self._holds = holds
+        self._drained.discard(host)
+
+    def words(self) -> dict[str, str]:
+        """host → cordoned | draining | drained, as `status` and the console say it."""
+        out = {}
+        for host, hold in self._holds.items():
+            if hold is HostHold.CORDON:
+                out[host] = "cordoned"
+            else:
+                out[host] = "drained" if host in self._drained else "draining"
+        return out
+
+    def newly_drained(self, states: Mapping[str, HostState], current: Placement) -> list[str]:
+        """The draining hosts that run nothing now (and are reachable, so we know it), each returned once."""
+        out = []
+        for host, hold in self._holds.items():
+            if hold is not HostHold.DRAIN or host in self._drained:
+                continue
+            if states.get(host, HostState.UNKNOWN).reachable and not current.on_host(host):
+                self._drained.add(host)
+                out.append(host)
+        return out
 
     def _read(self) -> dict[str, HostHold]:
         assert self.path is not None

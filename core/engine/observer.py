@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
-from core.engine.events import EventKind
+from core.engine.events import Emit, EventKind
 from core.engine.holds import HostHold
 from core.engine.ledger import Ledger
 from core.engine.ports import FleetPort, ReplicaRuntime
@@ -52,7 +52,6 @@ _HOST_EVENTS = {
     HostState.MISBEHAVING: EventKind.HOST_MISBEHAVING,
 }
 
-Emit = Callable[..., None]  # Engine._emit(kind, message, host=, replica=, data=)
 _News = tuple[EventKind, str, str, ReplicaId | None]  # an event to emit: kind, message, host, replica
 
 
@@ -103,6 +102,12 @@ class View:
     @cached_property
     def probed(self) -> Mapping[str, Resources]:
         return {n: o.capacity for n, o in self.observations.items() if o.capacity is not None}
+
+    @cached_property
+    def usable(self) -> Mapping[str, Resources]:
+        """What loadmaster may fill on each host of the config (pinned, else probed, minus reserve)."""
+        probed = self.probed
+        return {h.name: h.usable(probed.get(h.name)) for h in self.config.hosts}
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Mapping
 
 from core import optimizer
 from core.engine.api import SolveProgress
-from core.engine.events import EventKind
+from core.engine.events import Emit, EventKind
 from core.engine.observer import View
 from core.model import FailoverPlan, HostState, Placement, Plan, ReplicaId, diff_actions
 from core.optimizer import PlacementProblem
@@ -41,7 +41,7 @@ def _bound_key(view: View) -> object:
 
 
 class Planner:
-    def __init__(self, clock: Callable[[], float], emit: Callable[..., None], *, seed: int, workers: int | None):
+    def __init__(self, clock: Callable[[], float], emit: Emit, *, seed: int, workers: int | None):
         """`workers`: CP-SAT workers per solve; None follows `[policy] solver_workers`."""
         self._clock, self._emit, self._seed, self._workers = clock, emit, seed, workers
         self.solving_since: float | None = None

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from core.engine.basis import generation
-from core.engine.events import EventKind
+from core.engine.events import Emit, EventKind
 from core.engine.ports import ReplicaRuntime
 from core.engine.reconcile import Reconciliation
 from core.errors import LoadmasterError
@@ -23,7 +23,7 @@ RESTART_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0)  # then the replica is moved instea
 
 
 class Repairer:
-    def __init__(self, runtime: ReplicaRuntime, clock: Callable[[], float], emit: Callable[..., None]):
+    def __init__(self, runtime: ReplicaRuntime, clock: Callable[[], float], emit: Emit):
         self._runtime, self._clock, self._emit = runtime, clock, emit
         self._restarts: dict[tuple[ReplicaId, str], tuple[int, float]] = {}  # → (attempts, not before)
         self._given_up: set[tuple[ReplicaId, str]] = set()
