@@ -18,8 +18,9 @@ from core.model import ClusterConfig
 from core.private import private_dir
 
 if TYPE_CHECKING:
-    from core.engine.engine import DemoControl, Engine
+    from core.engine.engine import Engine
     from core.engine.journal import Journal
+    from core.engine.ports import DemoControl
     from core.hostlink.fleet import Fleet
 
 

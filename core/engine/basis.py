@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from core.model import Basis, ClusterConfig, HostObservation, HostState, Placement, Service
+from core.model import Basis, ClusterConfig, HostObservation, HostState, Placement, Plan, Service
 
 
 def generation(service: Service) -> str:
@@ -93,3 +93,12 @@ def what_changed(assumed: Basis, now: Basis) -> list[str]:
     if len(moved) > 5:
         moved = [*moved[:5], f"and {len(moved) - 5} more replicas changed place"]
     return reasons + moved
+
+
+def stale(plan: Plan, basis: Basis, fingerprint: str) -> list[str]:
+    """Why `plan` no longer fits the fleet described by `basis` (empty: it fits)."""
+    if plan.basis == fingerprint:
+        return []
+    if plan.assumed is None:
+        return ["the plan does not say what it was computed from"]
+    return what_changed(plan.assumed, basis) or ["the fleet changed since the plan was made"]

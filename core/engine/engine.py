@@ -20,14 +20,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
 
 from core.engine import plancheck
 from core.engine.api import ApplyProgress, Snapshot
 from core.engine.applier import Applier
 from core.engine.apply import Limits
 from core.engine.approval import Approval
-from core.engine.basis import what_changed
+from core.engine.basis import stale
 from core.engine.bus import Bus
 from core.engine.config_changes import config_changes
 from core.engine.events import Event, EventKind
@@ -39,10 +38,10 @@ from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
 from core.engine.policy import Hold, drift, placement_key
-from core.engine.ports import FleetPort
+from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
 from core.engine.retry import Retries
-from core.errors import InvalidPlan, LoadmasterError, ReadOnly, StalePlan, UnknownHost
+from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
     ClusterConfig,
     FailoverPlan,
@@ -54,12 +53,6 @@ from core.model import (
 __all__ = ["DemoControl", "Engine", "plan_id"]
 
 log = logging.getLogger("loadmaster.engine")
-
-
-class DemoControl(Protocol):
-    async def crash(self, host: str) -> None: ...
-
-    async def restore(self, host: str) -> None: ...
 
 
 class Engine:
@@ -280,21 +273,10 @@ class Engine:
     # -- apply -----------------------------------------------------------------------
 
     def check_stale(self, plan: Plan) -> list[str]:
-        view = self._view
-        if plan.basis == view.fingerprint:
-            return []
-        if plan.assumed is None:
-            return ["the plan does not say what it was computed from"]
-        reasons = what_changed(plan.assumed, view.basis)
-        return reasons or ["the fleet changed since the plan was made"]
+        return stale(plan, self._view.basis, self._view.fingerprint)
 
     def check_plan(self, plan: Plan, source: str) -> None:
-        """Refuse (InvalidPlan) a plan from `source` that the current config could not have produced."""
-        found = plancheck.problems(plan, self._config)
-        if plan.cluster != self._config.name:
-            found.insert(0, f"a plan for cluster {plan.cluster!r}, not {self._config.name!r}")
-        if found:
-            raise InvalidPlan(source, found)
+        plancheck.check(plan, self._config, source)
 
     async def apply_file_plan(self, plan: Plan, *, force: bool = False, source: str = "plan") -> ApplyProgress:
         self.check_plan(plan, source)  # --force overrides staleness, never a malformed plan
@@ -423,18 +405,17 @@ class Engine:
             await asyncio.sleep(0.05)
 
     async def stop_demo_host(self, host: str) -> None:
-        if self._demo is None:
-            raise LoadmasterError("not a demo fleet: there is no demo host to stop")
-        if self.read_only:
-            raise ReadOnly(f"stop demo host {host}")
-        await self._demo.crash(host)
+        await self._demo_for("stop", host).crash(host)
 
     async def restore_demo_host(self, host: str) -> None:
+        await self._demo_for("restore", host).restore(host)
+
+    def _demo_for(self, what: str, host: str) -> DemoControl:
         if self._demo is None:
-            raise LoadmasterError("not a demo fleet: there is no demo host to restore")
+            raise LoadmasterError(f"not a demo fleet: there is no demo host to {what}")
         if self.read_only:
-            raise ReadOnly(f"restore demo host {host}")
-        await self._demo.restore(host)
+            raise ReadOnly(f"{what} demo host {host}")
+        return self._demo
 
     def reload(self, config: ClusterConfig, *, guarded: bool = True) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.

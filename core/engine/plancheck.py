@@ -8,6 +8,7 @@ the current config, agree with the plan's own basis (where each replica runs) an
 
 from __future__ import annotations
 
+from core.errors import InvalidPlan
 from core.model import Action, ActionKind, ClusterConfig, Plan
 
 
@@ -72,3 +73,12 @@ def problems(plan: Plan, config: ClusterConfig) -> list[str]:
         if host not in hosts:
             out.append(f"target: {replica} on host {host}, which is not in {file}")
     return out
+
+
+def check(plan: Plan, config: ClusterConfig, source: str) -> None:
+    """Refuse (InvalidPlan) a plan from `source` that `config` could not have produced."""
+    found = problems(plan, config)
+    if plan.cluster != config.name:
+        found.insert(0, f"a plan for cluster {plan.cluster!r}, not {config.name!r}")
+    if found:
+        raise InvalidPlan(source, found)
