@@ -1,20 +1,20 @@
 """The engine: observe → repair → plan → approve → apply → verify, for the console and the daemon alike.
 
-Each stage owns its part of the state (say so at its top) and the engine owns what joins them:
+Each stage owns its part of the state (each says which at its top); the engine joins them:
 - `observer.Observer`: host states, replica records, our unseen starts/stops → one `View` per tick;
 - `repairer.Repairer`: restarts in place with backoff, extra copies, dead records;
+- `autopilot.Autopilot`: what each tick does by itself (failover, drift plans, retries);
 - `planner.Planner`: plans, failover plans made ahead, bounds (the optimizer runs in threads);
-- `policy.AutoApply`: drift already planned for, the auto-apply cooldown.
-The engine itself owns the tick, the plan shown for approval (`_pending`) and why it waits (`_hold`),
-the guard rails of the last reload (`_reload_guard`, `_after_reload`, `_replan`), the apply in progress
-(`_applying`, `_apply_lock`, the journal), the event stream and the demo controls; only the engine
-changes them. All host I/O goes through the fleet port.
+- `approval.Approval`: the plan that waits, why, a reload's guard rails, the auto-apply policy;
+- `applier.Applier`: one plan at a time, journal first, and roll-forward; `fencing.Fencing`: one
+  acting controller; `holds.Holds`: cordoned and drained hosts; `bus.Bus`: the event stream.
+The engine itself owns the desired state (`_config`), the switches (read-only, auto-apply, failover),
+the life cycle and the operations a person asks for (`EngineAPI`). All host I/O goes through the fleet port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import time
@@ -26,6 +26,7 @@ from core.engine.api import ApplyProgress, Snapshot
 from core.engine.applier import Applier
 from core.engine.apply import Limits
 from core.engine.approval import Approval
+from core.engine.autopilot import Autopilot, Moment
 from core.engine.basis import stale
 from core.engine.bus import Bus
 from core.engine.config_changes import config_changes
@@ -40,12 +41,10 @@ from core.engine.planner import Planner, plan_id
 from core.engine.policy import Hold, drift, placement_key
 from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
-from core.engine.retry import Retries
 from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
     ClusterConfig,
     FailoverPlan,
-    HostObservation,
     HostState,
     Plan,
 )
@@ -102,10 +101,10 @@ class Engine:
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._approval = Approval()
         self._auto = self._approval.auto
-        self._retries = Retries()
-        self._replan = False  # a reload changed what placement depends on: plan even without drift
         self._applier = Applier(self._runtime, journal, self._limits, self._emit,
                                 lambda: (self._config, self._view), lambda: self._closing)  # fmt: skip
+        self._autopilot = Autopilot(self._planner, self._approval, self._emit, self._moment, self._apply)
+        self._retries = self._autopilot.retries
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -121,12 +120,7 @@ class Engine:
         unfinished plan changes the fleet, and rolls forward (`roll_forward()`) only then.
         """
         await self._fleet.start()
-        deadline = self._clock() + (first_contact_timeout or self._config.defaults.connect_timeout)
-        while self._clock() < deadline:
-            obs = self._fleet.observations()
-            if all(o.state is not HostState.UNKNOWN for o in obs.values()):
-                break
-            await asyncio.sleep(0.05)
+        await self._observer.first_contact(first_contact_timeout or self._config.defaults.connect_timeout)
         self._observe()
         if not self.read_only:
             await self._fencing.take(self._view.observations, force=self._take_over)
@@ -178,6 +172,9 @@ class Engine:
             self._ledger.reload()
             self._observe()
 
+    def _moment(self) -> Moment:
+        return Moment(self._config, self._view, self._clock(), self._acting, self.auto_apply, self.failover_auto)
+
     @property
     def _acting(self) -> bool:
         """This controller changes the fleet: not --read-only, and no other controller holds the hosts' fences."""
@@ -197,78 +194,16 @@ class Engine:
                 await self.roll_forward()
         for host, _before, after in transitions:
             if after is HostState.DOWN:
-                await self._on_host_down(host)
+                await self._autopilot.host_down(host)
         if not self._applier.busy:
             if self._acting:
                 await self._repairer.tidy(self._config, self._view.rec, self._limits.stop_grace)
             # read-only or standing by, plans are computed and shown, never applied; the drift check
             # reads every replica, so it runs in a thread like the view's derivation (the View is immutable)
-            await self._on_drift(await asyncio.to_thread(drift, self._view))
+            await self._autopilot.drift(await asyncio.to_thread(drift, self._view))
         self._planner.refresh_failover(self._view)
         self._note_drained()
         self._emit(EventKind.STATE_UPDATED, "")
-
-    async def _on_drift(self, signature: str) -> None:
-        if await self._release_held():
-            return
-        if not signature and not self._replan:
-            self._auto.forget()
-            self._retries.forget()  # nothing left to do: no failure waits for a retry
-            return
-        if self._acting and self._retries.due(self._clock()):
-            self._auto.forget()  # the same drift, planned again: the failed actions are retried
-        if self._planner.solving_since is not None:
-            return
-        pending = self._approval.pending
-        if pending is not None and not self.check_stale(pending):
-            return  # the operator (or the policy) holds a plan for this very state already
-        if pending is not None:  # the fleet or the file moved on: a new plan replaces it
-            self._approval.drop()
-            self._auto.forget()
-        wanted = signature + ("|replan" if self._replan else "")
-        if self._auto.already_planned(wanted):
-            return
-        self._auto.planned(wanted)
-        reason = "drift" if signature else "config"  # a constraint or policy edit, nothing missing
-        self._replan = False
-        plan = await self._planner.compute(self._view, reason=reason, announce=False)
-        hold = None
-        if plan.actions:
-            hold = self._approval.hold_for(plan, self._config, self._view, acting=self._acting,
-                                           auto_apply=self.auto_apply, now=self._clock())  # fmt: skip
-        self._planner.announce(plan, pending=hold.reason if hold else None)
-        if not plan.actions:
-            return
-        if hold is None:
-            self._auto.record_auto(plan, self._view.planning, self._clock())
-            await self._apply(plan)
-        else:
-            self._approval.wait(plan, hold)
-
-    async def _release_held(self) -> bool:
-        released = self._approval.released(self._config, self._view, self._clock(), acting=self._acting,
-                                           stale=self.check_stale)  # fmt: skip
-        if released is None:
-            return False
-        plan, reason = released
-        self._emit(EventKind.PLAN_APPROVED, f"plan {plan_id(plan)} applies now: {reason} no longer holds it")
-        await self._apply(plan)
-        return True
-
-    async def _on_host_down(self, host: str) -> None:
-        plan = await self._planner.failover_plan(self._view, host)
-        if not plan.actions:
-            return
-        acting = self.failover_auto and self._acting
-        self._emit(
-            EventKind.FAILOVER_STARTED if acting else EventKind.PLAN_COMPUTED,
-            f"{host} is down: {len(plan.actions)} replicas to re-place",
-            host=host,
-        )
-        if acting:
-            await self._apply(plan)
-        else:
-            self._approval.wait(plan, Hold("failover waits for approval", for_a_person=True))
 
     # -- apply -----------------------------------------------------------------------
 
@@ -318,13 +253,7 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         obs = self._fleet.observations()
-        hosts: dict[str, HostObservation] = {}
-        excluded = self._observer.excluded
-        for h in self._config.hosts:
-            o = obs.get(h.name) or HostObservation(h.name, HostState.UNKNOWN, self._clock())
-            if h.name in excluded and o.error is None:  # why it runs nothing shows on its row
-                o = dataclasses.replace(o, error=f"excluded from planning: {excluded[h.name]}")
-            hosts[h.name] = o
+        hosts = self._observer.rows(self._config, obs)
         view = self._view
         states = self._observer.states
         reachable = {n for n, s in states.items() if s.reachable}
@@ -395,14 +324,7 @@ class Engine:
         write(failover_document(self._config.name, self._clock(), view.basis, self._planner.failover), path, fmt)
 
     async def wait_failover(self, timeout: float = 30.0) -> None:
-        # A refresh asked while another solve runs is skipped, so one ask and a wait for idle could return
-        # the plans of an older view: ask until the plans are those of the view current at the time.
-        deadline = self._clock() + timeout
-        while self._clock() < deadline:
-            self._planner.refresh_failover(self._view)
-            if self._planner.failover_made_for(self._view):
-                return
-            await asyncio.sleep(0.05)
+        await self._planner.wait_failover(lambda: self._view, timeout)
 
     async def stop_demo_host(self, host: str) -> None:
         await self._demo_for("stop", host).crash(host)
@@ -430,7 +352,7 @@ class Engine:
         """
         before = self._config
         self._approval.reloaded(before, config, self._observer.states, guarded=guarded)
-        self._replan = self._replan or placement_key(before) != placement_key(config)
+        self._autopilot.replan = self._autopilot.replan or placement_key(before) != placement_key(config)
         changes = config_changes(before, config)
         self._config = config
         if self._auto_apply_flag is None:  # `auto_apply = false` in the file takes effect now, not at a restart
@@ -450,14 +372,12 @@ class Engine:
 
     # -- cordon / drain ------------------------------------------------------------------------
 
-    def _holdable(self, host: str, what: str) -> None:
+    def _set_hold(self, what: str, host: str, hold: HostHold | None) -> None:
         if self.read_only:
             raise ReadOnly(f"{what} {host}")
         names = [h.name for h in self._config.hosts]
         if host not in names:
             raise UnknownHost(self._config.source, host, names)
-
-    def _set_hold(self, host: str, hold: HostHold | None) -> None:
         self._holds.set(host, hold)
         self._observer.holds = self._holds.all()
         self._auto.forget()  # the drift signature may be the same; the hosts it may use are not
@@ -465,15 +385,13 @@ class Engine:
 
     async def cordon(self, host: str) -> None:
         """No new replica goes to `host`; what runs there stays."""
-        self._holdable(host, "cordon")
-        self._set_hold(host, HostHold.CORDON)
+        self._set_hold("cordon", host, HostHold.CORDON)
         self._emit(EventKind.HOST_CORDONED, f"{host} cordoned: it takes no new replicas", host=host)
 
     async def drain(self, host: str) -> Plan | None:
         """Cordon `host` and move its replicas off now (the operator's word is the plan's approval; each
         service keeps `min_healthy`, as in every plan). Returns the plan applied, None if nothing ran there."""
-        self._holdable(host, "drain")
-        self._set_hold(host, HostHold.DRAIN)
+        self._set_hold("drain", host, HostHold.DRAIN)
         on = self._view.current.on_host(host)
         self._emit(EventKind.HOST_DRAINING, f"{host} draining: {len(on)} replicas to move off", host=host,
                    data={"replicas": len(on)})  # fmt: skip
@@ -492,9 +410,8 @@ class Engine:
 
     async def uncordon(self, host: str) -> None:
         """Lift a cordon or a drain: the host takes replicas again (nothing moves back by itself)."""
-        self._holdable(host, "uncordon")
         was = self._holds.get(host)
-        self._set_hold(host, None)
+        self._set_hold("uncordon", host, None)
         said = "was not cordoned" if was is None else f"was {'draining' if was is HostHold.DRAIN else 'cordoned'}"
         self._emit(EventKind.HOST_UNCORDONED, f"{host} uncordoned ({said}): it takes replicas again", host=host)
 

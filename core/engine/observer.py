@@ -168,6 +168,24 @@ class Observer:
         self.holds: Mapping[str, HostHold] = {}
         self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
 
+    async def first_contact(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until every host has said something, up or down."""
+        deadline = self._clock() + timeout
+        while self._clock() < deadline:
+            if all(o.state is not HostState.UNKNOWN for o in self._fleet.observations().values()):
+                return
+            await asyncio.sleep(0.05)
+
+    def rows(self, config: ClusterConfig, observations: Mapping[str, HostObservation]) -> dict[str, HostObservation]:
+        """Every host of `config` as a front end shows it: why one is excluded from planning on its row."""
+        out = {}
+        for h in config.hosts:
+            o = observations.get(h.name) or HostObservation(h.name, HostState.UNKNOWN, self._clock())
+            if h.name in self.excluded and o.error is None:
+                o = replace(o, error=f"excluded from planning: {self.excluded[h.name]}")
+            out[h.name] = o
+        return out
+
     def intend(self, placement: Placement) -> None:
         """The engine applied a plan for `placement`: when a replica runs twice, keep the copy it chose."""
         self._intended = placement

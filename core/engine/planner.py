@@ -196,6 +196,16 @@ class Planner:
         """The failover plans are those of `view`, and none is being computed."""
         return not self.busy and self._failover_basis == view.fingerprint
 
+    async def wait_failover(self, view: Callable[[], View], timeout: float) -> None:
+        # A refresh asked while another solve runs is skipped, so one ask and a wait for idle could return
+        # the plans of an older view: ask until the plans are those of the view current at the time.
+        deadline = self._clock() + timeout
+        while self._clock() < deadline:
+            self.refresh_failover(view())
+            if self.failover_made_for(view()):
+                return
+            await asyncio.sleep(0.05)
+
     # -- background work ----------------------------------------------------------------
 
     @property
