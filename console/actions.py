@@ -85,6 +85,15 @@ def _sort(scope: str, what: str, column: str, key: str, words: str) -> ConsoleAc
     return ConsoleAction(f"sort('{column}')", key, f"Sort {what} by {words}", scope)
 
 
+def _holds(scope: str, which: str) -> tuple[ConsoleAction, ...]:
+    return (
+        ConsoleAction("hold('drain')", "d", f"Drain {which}: its replicas move off (asks first)", scope,
+                      footer="Drain", changes=True),
+        ConsoleAction("hold('cordon')", "c", f"Cordon {which}: it takes no new replicas", scope, changes=True),
+        ConsoleAction("hold('uncordon')", "u", f"Uncordon {which}: it takes replicas again", scope, changes=True),
+    )  # fmt: skip
+
+
 FLEET_SORTS = (
     ("host", "H", "host name"),
     ("state", "S", "state"),
@@ -116,6 +125,18 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("help", "question_mark", "Show the keys (this help)", "app", footer="Help"),
     # Textual's footer shows this one on its right, under its footer label.
     ConsoleAction("command_palette", "ctrl+p", "Search every command", "app", footer="Commands", palette=False),
+    ConsoleAction(
+        "command_line",
+        "colon",
+        "Command line: :hosts, :svc web, :scale web 8, :drain node-c, :reload, :q …",
+        "app",
+        footer="Command",
+    ),
+    ConsoleAction("reload", "ctrl+r", "Re-read the cluster file now (edits are followed anyway)", "app"),
+    ConsoleAction("vim('down')", "j", "Down one row (vim)", "app", palette=False),
+    ConsoleAction("vim('up')", "k", "Up one row (vim)", "app", palette=False),
+    ConsoleAction("vim('top')", "g", "First row (vim)", "app", palette=False),
+    ConsoleAction("vim('bottom')", "G", "Last row (vim)", "app", palette=False),
     ConsoleAction("quit", "q", "Quit loadmaster", "app", footer="Quit"),
     ConsoleAction("back", "escape", "Back one level (or clear the filter)", "screen", palette=False),
     # fleet
@@ -124,16 +145,28 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("what_if", "s", "What if the host under the cursor died now", "fleet", footer="What if"),
     ConsoleAction("sort_reverse", "O", "Reverse the sort order of hosts", "fleet"),
     *(_sort("fleet", "hosts", column, key, words) for column, key, words in FLEET_SORTS),
+    *_holds("fleet", "the host under the cursor"),
     ConsoleAction(
-        "demo_toggle", "k", "Stop or restart the demo host under the cursor", "fleet", footer="Demo stop", changes=True
+        "demo_toggle",
+        "x",
+        "Stop (asks first) or restart the demo host under the cursor",
+        "fleet",
+        footer="Demo stop",
+        changes=True,
     ),
     # host detail
     ConsoleAction("what_if", "s", "What if this host died now", "host", footer="What if"),
-    ConsoleAction("demo_toggle", "k", "Stop or restart this demo host", "host", footer="Demo stop", changes=True),
+    *_holds("host", "this host"),
+    ConsoleAction(
+        "demo_toggle", "x", "Stop (asks first) or restart this demo host", "host", footer="Demo stop", changes=True
+    ),
     # services
     ConsoleAction("filter", "slash", "Filter services by name", "services", footer="Filter"),
     ConsoleAction("details", "enter", "Open the service: replicas, events, constraints", "services", palette=False),
     ConsoleAction("sort_reverse", "O", "Reverse the sort order of services", "services"),
+    ConsoleAction(
+        "scale", "s", "Scale the service under the cursor (:scale NAME N)", "services", footer="Scale", changes=True
+    ),
     *(_sort("services", "services", column, key, words) for column, key, words in SERVICE_SORTS),
     # plan
     ConsoleAction("approve", "a", "Approve and apply the pending plan", "plan", footer="Approve", changes=True),

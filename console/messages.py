@@ -94,3 +94,28 @@ class ReplanRequested(Message):
     def __init__(self, *, repack: bool = False) -> None:
         super().__init__()
         self.repack = repack
+
+
+class CommandLineOpened(Message):
+    """The operator pressed `:` (or a key that prefills a command, e.g. `s` → `scale web `)."""
+
+    def __init__(self, prefill: str = "") -> None:
+        super().__init__()
+        self.prefill = prefill
+
+
+class HostHoldAsked(Message):
+    """The operator asked to cordon, drain or uncordon `host` (`verb`); drain is confirmed first."""
+
+    def __init__(self, host: str, verb: str) -> None:
+        super().__init__()
+        self.host = host
+        self.verb = verb
+
+
+class ServiceChosen(Message):
+    """`:svc NAME`: the services screen shows that service."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service

@@ -27,3 +27,4 @@ class ConsoleView:
     # Caches the app fills as snapshots arrive; screens only read through them.
     capacities: Capacities
     history: CpuHistory
+    notice: str = ""  # the header's word on the cluster file: what its last reload changed, or its errors

@@ -52,8 +52,9 @@ def confirm_take_over(cluster: str) -> bool:
 async def run_console(
     engine: Engine, *, read_only: bool, api: ApiRequest | None = None, path: Path | None = None
 ) -> int:
-    """`path`: the cluster file the engine's config came from, for the autoscaler's writes (none: no autoscaling,
-    as in the demo, whose fleet may be larger than its file)."""
+    """`path`: the cluster file the engine's config came from: the console follows its edits (as the daemon does),
+    `:scale` writes it, and so does the autoscaler. None in the demo, whose fleet is started once from its file
+    (and may be larger than it): nothing is followed or written there."""
     # Textual is imported here so that the other commands start without it.
     from console.app import LoadmasterApp
 
@@ -63,7 +64,7 @@ async def run_console(
             autoscaling(engine, path, read_only=read_only),
             serving(engine, api, read_only=read_only),  # the same engine the screens draw
         ):
-            await LoadmasterApp(engine, read_only=read_only).run_async()
+            await LoadmasterApp(engine, read_only=read_only, config_path=path).run_async()
     finally:
         await engine.close(grace=10)
     return 0

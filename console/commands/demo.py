@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo",
         help="the console on the embedded demo fleet (SSH hosts on loopback running real processes)",
         description="Start the demo hosts of the cluster file, one SSH server per host on loopback running "
-        "real processes, and open the console on them (press k on a host to stop or restart it). "
+        "real processes, and open the console on them (press x on a host to stop or restart it). "
         "With --serve, only serve the fleet and print an ssh command line per host.",
     )
     add_config(p)

@@ -51,7 +51,7 @@ class LiveScreen(Screen[None]):
     def redraw(self) -> None:
         view = self.view
         snapshot = view.snapshot
-        self.query_one(ClusterSummary).show(snapshot, view.summary, read_only=view.read_only)
+        self.query_one(ClusterSummary).show(snapshot, view.summary, read_only=view.read_only, notice=view.notice)
         self.show(view)
         # The footer recomposes on every bindings refresh: only ask when what enables a key has changed.
         applying = snapshot.applying is not None and not snapshot.applying.finished
@@ -121,12 +121,15 @@ class FilteredScreen(LiveScreen):
         if not event.value:
             event.input.display = False
 
-    def action_back(self) -> None:
+    def clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
-        if box.display or self._filter:
-            box.value = ""
-            box.display = False
-            self.set_filter("")
-            self.table.focus()
+        box.value = ""
+        box.display = False
+        self.set_filter("")
+        self.table.focus()
+
+    def action_back(self) -> None:
+        if self.query_one("#filter", Input).display or self._filter:
+            self.clear_filter()
         else:
             super().action_back()

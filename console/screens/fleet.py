@@ -14,7 +14,7 @@ from textual.widgets import Input
 from console.actions import bindings
 from console.derive import HostLoad, host_matcher, host_search_text, mem_used
 from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, HostOpened, WhatIfAsked
+from console.messages import DemoHostToggled, HostHoldAsked, HostOpened, WhatIfAsked
 from console.screens.base import FilteredScreen
 from console.view import ConsoleView
 from console.widgets.keyed_table import Cell, KeyedTable, TableColumn
@@ -61,7 +61,10 @@ def _fraction(sig: tuple[int, int]) -> float:
     return used / cap if cap else float(used > 0)
 
 
-def _state_cell(state: HostState) -> Text:
+def _state_cell(sig: tuple[HostState, str | None]) -> Text:
+    state, hold = sig
+    if hold is not None and state is HostState.UP:  # an operator's hold says more than "up" (cordoned, drained)
+        return Text(hold, style="bold yellow")
     return Text(state.value, style=STATE_STYLE.get(state, ""))
 
 
@@ -71,7 +74,7 @@ def _cpu_cell(value: float | None) -> Text:
 
 COLUMNS = (
     Column("host", "HOST", 10, str, str, 0, numeric=False),
-    Column("state", "STATE", 8, _state_cell, lambda s: STATE_ORDER.get(s, 99), 0, numeric=False),
+    Column("state", "STATE", 8, _state_cell, lambda s: (STATE_ORDER.get(s[0], 99), s[1] or ""), 0, numeric=False),
     Column("labels", "ZONE/LABELS", 14, str, str, 6, numeric=False),
     Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(s[0], s[1], width=6), _fraction, 1),
     Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(s[0], s[1], width=6), _fraction, 1),
@@ -100,7 +103,7 @@ def host_signature(
     live = obs if obs is not None and obs.state.reachable else None  # a down host's figures are history
     return (
         host.name,
-        obs.state if obs else HostState.UNKNOWN,
+        (obs.state if obs else HostState.UNKNOWN, snapshot.holds.get(host.name)),
         f"{zone} {others}".strip(),
         (load.cpu, cap.cpu),
         (load.mem, cap.mem),
@@ -227,3 +230,7 @@ class FleetScreen(FilteredScreen):
     def action_demo_toggle(self) -> None:
         if (host := self.selected_host) is not None:
             self.post_message(DemoHostToggled(host))
+
+    def action_hold(self, verb: str) -> None:
+        if (host := self.selected_host) is not None:
+            self.post_message(HostHoldAsked(host, verb))

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from console.actions import bindings
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, WhatIfAsked
+from console.messages import DemoHostToggled, HostHoldAsked, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
 from console.view import ConsoleView
@@ -72,6 +72,8 @@ class HostScreen(LiveScreen):
         info = Text()
         info.append(f" {self.host} ", style="bold reverse")
         info.append(f"  {state.value}", style=STATE_STYLE.get(state, ""))
+        if (hold := snapshot.holds.get(self.host)) is not None:
+            info.append(f" · {hold}", style="bold yellow")
         info.append(f"   {host.address}:{host.port}   " + " ".join(f"{k}={v}" for k, v in host.labels.items()))
         if obs is not None and obs.error:
             info.append("   ")
@@ -155,3 +157,6 @@ class HostScreen(LiveScreen):
 
     def action_demo_toggle(self) -> None:
         self.post_message(DemoHostToggled(self.host))
+
+    def action_hold(self, verb: str) -> None:
+        self.post_message(HostHoldAsked(self.host, verb))

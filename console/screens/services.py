@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, Static
 from console.actions import bindings
 from console.derive import ServiceView, host_matcher, joined, service_views
 from console.formatting import cut
+from console.messages import CommandLineOpened, ServiceChosen
 from console.screens.base import FilteredScreen
 from console.screens.detail import DetailScreen, service_detail
 from console.view import ConsoleView
@@ -61,6 +62,7 @@ class ServicesScreen(FilteredScreen):
         self._columns: list[int] = []
         self._sort = ""  # "": the order of cluster.toml
         self._reverse = False
+        self._chosen: str | None = None  # `:svc NAME` arrived: put the cursor there once its row exists
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
@@ -95,6 +97,7 @@ class ServicesScreen(FilteredScreen):
         if views != self._views:
             self._views = views
             self.arrange_rows()
+        self._go_to_chosen()
         self._show_detail()
 
     def arrange_rows(self) -> None:
@@ -153,6 +156,26 @@ class ServicesScreen(FilteredScreen):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         self.sort_by(str(event.column_key.value))
+
+    # --- scale, `:svc NAME`
+
+    def action_scale(self) -> None:
+        """k9s' `s`: the command line, filled in with the service and waiting for the count."""
+        if (name := self.selected) is not None:
+            self.post_message(CommandLineOpened(f"scale {name} "))
+
+    def on_service_chosen(self, message: ServiceChosen) -> None:
+        self._chosen = message.service
+        self._go_to_chosen()
+
+    def _go_to_chosen(self) -> None:
+        if self._chosen is None or self._chosen not in self._views:
+            return
+        table = self.table
+        if self._chosen not in table.rows:  # filtered away: show every service so the cursor can land
+            self.clear_filter()
+        table.move_cursor(row=table.get_row_index(self._chosen))
+        self._chosen = None
 
     # --- detail
 

@@ -11,7 +11,9 @@ from core.engine.api import Snapshot
 from core.sanitize import printable
 
 
-def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, width: int = 120) -> Text:
+def summary_text(
+    snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, width: int = 120, notice: str = ""
+) -> Text:
     """Two lines that fit `width` (80 columns included): narrower bars and fewer words when it is small."""
     wide = width >= 100
     bar = 10 if wide else 4
@@ -56,20 +58,23 @@ def summary_text(snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, 
     elif read_only:
         text.append("   " if wide else " ")
         text.append(" READ-ONLY ", style="bold white on red")
+    if notice:  # the cluster file's last reload: what changed, or why it was not adopted
+        text.append("\n ")
+        text.append(notice, style="bold red" if "previous config in force" in notice else "cyan")
     return text
 
 
 class ClusterSummary(Static):
     """Redrawn by its screen whenever a new snapshot arrives, and when the terminal is resized."""
 
-    _last: tuple[Snapshot, FleetSummary, bool] | None = None
+    _last: tuple[Snapshot, FleetSummary, bool, str] | None = None
 
-    def show(self, snapshot: Snapshot, summary: FleetSummary, *, read_only: bool) -> None:
-        self._last = (snapshot, summary, read_only)
+    def show(self, snapshot: Snapshot, summary: FleetSummary, *, read_only: bool, notice: str = "") -> None:
+        self._last = (snapshot, summary, read_only, notice)
         width = self.size.width or self.app.size.width
-        self.update(summary_text(snapshot, summary, read_only=read_only, width=width))
+        self.update(summary_text(snapshot, summary, read_only=read_only, width=width, notice=notice))
 
     def on_resize(self) -> None:
         if self._last is not None:
-            snapshot, summary, read_only = self._last
-            self.show(snapshot, summary, read_only=read_only)
+            snapshot, summary, read_only, notice = self._last
+            self.show(snapshot, summary, read_only=read_only, notice=notice)

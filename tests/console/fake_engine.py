@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 from core import optimizer
 from core.engine.api import ApplyProgress, Snapshot, SolveProgress
 from core.engine.basis import basis_of, fingerprint, what_changed
+from core.engine.config_changes import config_changes
 from core.engine.events import Event, EventKind
 from core.engine.planfile import plan_document, write
 from core.errors import LoadmasterError, ReadOnly, StalePlan
 from core.model import (
     ActionKind,
     Basis,
+    ClusterConfig,
     FailoverPlan,
     HostObservation,
     HostState,
@@ -330,3 +332,32 @@ class FakeEngine:
         if not self._snapshot.demo:
             raise LoadmasterError(f"not a demo fleet: there is no demo host to {verb}")
         self._refuse_if_read_only(f"{verb} demo host {host}")
+
+    # -- the desired state and holds (recorded; the real engine's behaviour is tested in tests/engine) ----------
+
+    def reload(self, config: ClusterConfig) -> list[str]:
+        self.calls.append(("reload", config))
+        changes = config_changes(self._snapshot.config, config)
+        self.publish(replace(self._snapshot, config=config))
+        self.emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: " + ("; ".join(changes) or "no change"))
+        return changes
+
+    def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
+        self.calls.append(("record", (kind, message)))
+        self.emit(kind, message, data=dict(data or {}))
+
+    def _hold(self, verb: str, host: str, word: str | None) -> None:
+        self.calls.append((verb, host))
+        self._refuse_if_read_only(f"{verb} {host}")
+        holds = {k: v for k, v in self._snapshot.holds.items() if k != host}
+        self.publish(replace(self._snapshot, holds=holds | ({host: word} if word else {})))
+
+    async def cordon(self, host: str) -> None:
+        self._hold("cordon", host, "cordoned")
+
+    async def drain(self, host: str) -> Plan | None:
+        self._hold("drain", host, "drained")
+        return None
+
+    async def uncordon(self, host: str) -> None:
+        self._hold("uncordon", host, None)

@@ -528,8 +528,8 @@ async def test_read_only_hides_and_refuses_every_change(fake: ModuleType) -> Non
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "READ-ONLY" in text_of(app.screen.query_one("#summary", Static))
-        assert "k" not in app.screen.active_bindings
-        await pilot.press("k")
+        assert "x" not in app.screen.active_bindings and "d" not in app.screen.active_bindings
+        await pilot.press("x", "d")
         await pilot.press("3")
         shown = app.screen.active_bindings
         assert "a" not in shown and "r" not in shown
@@ -558,14 +558,18 @@ async def test_demo_key_stops_and_restarts_a_demo_host(fake: ModuleType) -> None
     engine = fake.FakeEngine(fake.small_snapshot(demo=True), failover_auto=True)  # as in the demo's cluster.toml
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("k")  # on node-a
+        await pilot.press("x")  # on node-a: asks first
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen) and "Stop demo host node-a?" in app.screen.question
+        assert engine.calls == []
+        await pilot.press("y")
         await settle(app, pilot)
         table = app.screen.table
         assert engine.calls[0] == ("stop_demo_host", "node-a")
         assert cell(table, "node-a", "state") == "down"
         assert engine.snapshot().placement.on_host("node-a") == ()  # failed over
         assert any("node-a is down: 3 replicas to re-place" in m for m in notifications(app))
-        await pilot.press("k")
+        await pilot.press("x")  # bringing it back needs no confirmation
         await settle(app, pilot)
         assert engine.calls[-1] == ("restore_demo_host", "node-a")
         assert engine.snapshot().hosts["node-a"].state is HostState.UP
@@ -576,8 +580,8 @@ async def test_demo_key_is_absent_outside_the_demo(fake: ModuleType) -> None:
     app = LoadmasterApp(engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        assert "k" not in app.screen.active_bindings
-        await pilot.press("k")
+        assert "x" not in app.screen.active_bindings
+        await pilot.press("x")
         await settle(app, pilot)
         assert engine.calls == []
 

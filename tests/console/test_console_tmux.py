@@ -1,6 +1,6 @@
 """The console in a real terminal: tmux runs it, send-keys types, capture-pane reads the screen.
 
-The fleet appears, a demo host is stopped with `k`, and the console shows it
+The fleet appears, a demo host is stopped with `x` (after a confirmation), and the console shows it
 down and its replicas moved within the failure timeout, on the in-memory engine.
 The same story on `loadmaster demo` with real SSH servers and processes is
 tests/e2e/test_tmux_demo.py.
@@ -86,7 +86,9 @@ def test_stopping_a_demo_host_in_a_real_terminal(tmux: Callable[..., str], tmp_p
     wait_for_screen(session, row("node-a", "up"), timeout=20)
     screen = capture(session)
     assert "DEMO" in screen and "fits on 5 hosts, runs on 7" in screen
-    subprocess.run(["tmux", "send-keys", "-t", session, "k"], check=True)
+    subprocess.run(["tmux", "send-keys", "-t", session, "x"], check=True)
+    wait_for_screen(session, r"Stop demo host node-a\?", timeout=10)
+    subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=True)
     screen, took = wait_for_screen(session, row("node-a", "down"), timeout=failure_timeout + 5)
     assert took < failure_timeout + 5
     wait_for_screen(session, r"node-a is down: 3 replicas to re-place", timeout=5)

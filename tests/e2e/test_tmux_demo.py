@@ -45,14 +45,16 @@ def test_demo_in_tmux_shows_failover_within_the_failure_timeout(tmp_path):
         # the demo places every replica by itself (auto_apply in the demo file): node-c gets some
         wait_screen(session, r"^ node-c\s+up\s.*\s[1-9]\d*\s+\d+s\s*$", 30)
         pressed = time.monotonic()
-        subprocess.run([tmux, "send-keys", "-t", session, "Down", "Down", "k"], check=True)
+        subprocess.run([tmux, "send-keys", "-t", session, "Down", "Down", "x"], check=True)
+        wait_screen(session, r"Stop demo host node-c\?", 10)
+        subprocess.run([tmux, "send-keys", "-t", session, "y"], check=True)
         wait_screen(session, r"^ node-c\s+down\s", 10)
         # failover: node-c holds no replica any more, the rest of the fleet runs them
         text, _ = wait_screen(session, r"^ node-c\s+down\s.*\s0\s+\d+s\s*$", 10)
         moved_after = time.monotonic() - pressed
         assert moved_after <= 3 + 1 + 2, moved_after  # failure_timeout + one poll + slack
         assert "hosts 6 up · 0 suspect · 1 down" in text
-        subprocess.run([tmux, "send-keys", "-t", session, "k"], check=True)
+        subprocess.run([tmux, "send-keys", "-t", session, "x"], check=True)
         wait_screen(session, r"hosts 7 up · 0 suspect · 0 down", 15)
         subprocess.run([tmux, "send-keys", "-t", session, "q"], check=True)
         deadline = time.monotonic() + 15
