@@ -166,7 +166,9 @@ class LoadmasterApp(App[None]):
         # Every problem, one per line, as `loadmaster validate` prints them.
         self.notify("\n".join(problems), title=f"{path} is invalid: the previous configuration stays",
                     severity="error", timeout=30, markup=False)  # fmt: skip
-        self._set_notice(f"{time.strftime('%H:%M:%S')} {path} has {len(problems)} errors: previous config in force")
+        errors = f"{len(problems)} error{'s' if len(problems) != 1 else ''}"
+        name = path.name if path is not None else "the cluster file"
+        self._set_notice(f"{time.strftime('%H:%M:%S')} {name} has {errors}: previous config in force")
 
     def _set_notice(self, notice: str) -> None:
         self._notice = notice

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
@@ -23,13 +24,39 @@ class CommandSuggester(Suggester):
         return complete(value, self.hosts, self.services)
 
 
+class CommandInput(Input):
+    """Tab completes. Taken from the key stream here, in order with the letters around it: a binding is looked up
+    only once the key has bubbled to the app, by when the letters typed after it may be in the box already."""
+
+    def __init__(self, hosts: Sequence[str], services: Sequence[str], value: str) -> None:
+        super().__init__(
+            value=value,
+            placeholder="command (Tab completes; Esc cancels)",
+            suggester=CommandSuggester(hosts, services),
+            id="command",
+        )
+        self.hosts, self.services = hosts, services
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "tab":
+            event.stop()
+            event.prevent_default()
+            self.action_complete()
+            return
+        await super()._on_key(event)
+
+    def action_complete(self) -> None:
+        # Computed here, not taken from the suggestion shown: that one arrives from a worker.
+        done = complete(self.value, self.hosts, self.services)
+        if done is not None:
+            self.value = done
+        self.action_end()
+
+
 class CommandScreen(ModalScreen[str | None]):
     """Dismissed with the line typed (Enter) or None (Esc); the app parses and runs it."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("tab", "complete", "Complete", priority=True),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, hosts: Sequence[str], services: Sequence[str], prefill: str = "") -> None:
         super().__init__()
@@ -37,20 +64,10 @@ class CommandScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Static(" ".join(f":{verb}" for verb in VERBS), id="command-help")
-        yield Input(
-            placeholder="command (Tab completes; Esc cancels)",
-            suggester=CommandSuggester(self.hosts, self.services),
-            value=self.prefill,
-            id="command",
-        )
+        yield CommandInput(self.hosts, self.services, self.prefill)
 
     def on_mount(self) -> None:
         self.query_one("#command", Input).focus()
-
-    def action_complete(self) -> None:
-        box = self.query_one("#command", Input)
-        box.action_end()
-        box.action_cursor_right()  # at the end, → takes the suggestion shown
 
     def action_cancel(self) -> None:
         self.dismiss(None)

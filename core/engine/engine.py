@@ -96,7 +96,8 @@ class Engine:
         self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), lambda: self._fencing.epoch)
         self._repairer = Repairer(self._runtime, clock, self._emit)
         # Cordoned and drained hosts, kept beside the journal so that a restart keeps them.
-        self._holds = Holds(Path(journal.path).with_suffix(".holds.json"))
+        in_memory = journal.path == ":memory:"
+        self._holds = Holds(None if in_memory else Path(journal.path).with_suffix(".holds.json"))
         self._observer.holds = self._holds.all()
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._approval = Approval()

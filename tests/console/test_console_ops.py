@@ -90,13 +90,13 @@ async def test_an_edit_of_the_cluster_file_is_followed_and_said(real: tuple[Engi
         path.write_text(
             FILE.replace('cpu = 1\nmem = "1GiB"', 'cpu = "lots"\nmem = "1GiB"').replace("replicas = 1", "replicas = -1")
         )
-        await until(pilot, lambda: "errors" in header(app))
+        await until(pilot, lambda: "previous config in force" in header(app))
         with pytest.raises(ConfigError) as raised:
             config_io.load(path)
         expected = [str(p) for p in raised.value.problems]  # what validate prints
         assert len(expected) == 2
         assert "\n".join(expected) in notes(app)
-        assert "has 2 errors: previous config in force" in header(app)
+        assert "cluster.toml has 2 errors: previous config in force" in header(app)
         assert engine.snapshot().config.service("web").replicas == 5
         invalid = [e for e in app.view.events if e.kind is EventKind.CONFIG_INVALID]
         assert invalid and invalid[-1].data["errors"] == expected
