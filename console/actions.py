@@ -158,6 +158,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("what_if", "s", "What if this host died now", "host", footer="What if"),
     *_holds("host", "this host"),
     ConsoleAction(
+        "restart_replica",
+        "r",
+        "Restart the replica under the cursor (asks first)",
+        "host",
+        footer="Restart",
+        changes=True,
+    ),
+    ConsoleAction(
         "demo_toggle", "x", "Stop (asks first) or restart this demo host", "host", footer="Demo stop", changes=True
     ),
     # services

@@ -53,7 +53,7 @@ from core.engine.config_watch import ConfigWatch
 from core.engine.events import Event, EventKind
 from core.engine.planfile import plan_document
 from core.errors import ConfigError, LoadmasterError
-from core.model import ClusterConfig, HostState, Plan
+from core.model import ClusterConfig, HostState, Plan, ReplicaId
 from core.sanitize import printable
 
 EVENT_LOG = 2000  # events kept for the events screen
@@ -251,6 +251,30 @@ class LoadmasterApp(App[None]):
     def on_host_hold_asked(self, message: messages.HostHoldAsked) -> None:
         self._hold(message.host, message.verb)
 
+    def on_replica_restart_asked(self, message: messages.ReplicaRestartAsked) -> None:
+        self._restart(message.replica)
+
+    def _restart(self, replica: str) -> None:
+        if self._refused(f"restart {replica}"):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.restart_replica(replica)
+
+        question = f"Restart {replica}? It is stopped and started again where it runs (min_healthy kept)."
+        self.push_screen(ConfirmScreen(question, confirm="Restart"), answered)
+
+    @work(group="restart")
+    async def restart_replica(self, replica: str) -> None:
+        try:
+            progress = await self.engine.restart_replica(ReplicaId.parse(replica))
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="restart", severity="error", markup=False)
+            return
+        for error in progress.failed.values():
+            self.notify(f"restart {replica}: {error}", title="restart", severity="error", markup=False)
+
     def on_command_line_opened(self, message: messages.CommandLineOpened) -> None:
         self._open_command_line(message.prefill)
 
@@ -326,6 +350,8 @@ class LoadmasterApp(App[None]):
             self.action_help()
         elif verb == "scale":
             self.scale(args[0], int(args[1]))
+        elif verb == "restart":
+            self._restart(args[0])
         else:  # drain, cordon, uncordon
             self._hold(args[0], verb)
 

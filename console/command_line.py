@@ -35,6 +35,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "cordon": ("host", "keep new replicas off a host (what runs there stays)"),
     "uncordon": ("host", "let a cordoned or drained host take replicas again"),
     "scale": ("service count", "set a service's replicas in the cluster file"),
+    "restart": ("replica", "stop and start one replica where it runs, e.g. web/3"),
     "help": ("", "the keys and commands"),
     "q": ("", "quit"),
 }
@@ -84,6 +85,10 @@ def parse(line: str, hosts: Sequence[str], services: Sequence[str]) -> Command:
             known = _names(kind, hosts, services)
             if arg not in known:
                 raise CommandError(f"no {kind} named {arg!r}; the {kind}s are: {', '.join(known) or 'none'}")
+        elif kind == "replica" and (arg.rpartition("/")[0] not in services or not arg.rpartition("/")[2].isdigit()):
+            raise CommandError(
+                f":{verb}: {arg!r} is not a replica: write SERVICE/INDEX, e.g. {services[0] if services else 'web'}/0"
+            )
         elif kind == "count" and not (arg.isascii() and arg.isdigit()):
             raise CommandError(f":{verb}: {arg!r} is not a number of replicas (a whole number, 0 or more)")
     return Command(verb, args)

@@ -119,3 +119,11 @@ class ServiceChosen(Message):
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
+
+
+class ReplicaRestartAsked(Message):
+    """The operator asked to restart one replica where it runs (`r` in host detail, `:restart web/3`)."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self.replica = replica

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from console.actions import bindings
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, HostHoldAsked, WhatIfAsked
+from console.messages import DemoHostToggled, HostHoldAsked, ReplicaRestartAsked, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
 from console.view import ConsoleView
@@ -160,3 +160,9 @@ class HostScreen(LiveScreen):
 
     def action_hold(self, verb: str) -> None:
         self.post_message(HostHoldAsked(self.host, verb))
+
+    def action_restart_replica(self) -> None:
+        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            self.post_message(ReplicaRestartAsked(str(key)))

@@ -145,3 +145,7 @@ class EngineAPI(Protocol):
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
         """An event a front end made happen: journaled and streamed like the engine's own."""
         ...
+
+    async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
+        """Stop and start one replica where it runs (journaled; refused below min_healthy or under read-only)."""
+        ...

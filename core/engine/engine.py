@@ -37,16 +37,18 @@ from core.engine.journal import Journal
 from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
-from core.engine.planner import Planner, plan_id
+from core.engine.planner import Planner, one_replica_plan, plan_id
 from core.engine.policy import Hold, drift, placement_key
 from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
 from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
+    ActionKind,
     ClusterConfig,
     FailoverPlan,
     HostState,
     Plan,
+    ReplicaId,
 )
 
 __all__ = ["DemoControl", "Engine", "plan_id"]
@@ -370,6 +372,21 @@ class Engine:
         self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {said}",
                    data={"changes": changes, "hosts": len(config.hosts), "services": len(config.services)})  # fmt: skip
         return changes
+
+    # -- one replica ---------------------------------------------------------------------------
+
+    async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
+        """Stop and start one replica in place, asked by the operator."""
+        return await self._one_replica(replica, ActionKind.RESTART)
+
+    async def _one_replica(self, replica: ReplicaId, kind: ActionKind) -> ApplyProgress:
+        self._refuse_unless_acting(f"{kind.value} {replica}")
+        self._observe()  # where it runs now, not as of the last tick
+        plan = one_replica_plan(self._view, replica, kind, self._clock())
+        host = plan.actions[0].from_host
+        self._emit(EventKind.PLAN_APPROVED, f"{kind.value} {replica} on {host}, asked by the operator", host=host,
+                   replica=replica)  # fmt: skip
+        return await self._apply(plan)
 
     # -- cordon / drain ------------------------------------------------------------------------
 

@@ -22,7 +22,18 @@ from core import optimizer
 from core.engine.api import SolveProgress
 from core.engine.events import Emit, EventKind
 from core.engine.observer import View
-from core.model import FailoverPlan, HostState, Placement, Plan, ReplicaId, diff_actions
+from core.errors import LoadmasterError
+from core.model import (
+    Action,
+    ActionKind,
+    FailoverPlan,
+    HostState,
+    Placement,
+    Plan,
+    ReplicaId,
+    SolverStatus,
+    diff_actions,
+)
 from core.optimizer import PlacementProblem
 
 
@@ -33,6 +44,24 @@ def plan_id(plan: Plan) -> str:
 
 def problem_of(view: View) -> PlacementProblem:
     return PlacementProblem.from_config(view.config, view.probed, view.planning, view.current)
+
+
+def one_replica_plan(view: View, replica: ReplicaId, kind: ActionKind, now: float) -> Plan:
+    """An operator's action on one replica where it runs (restart in place, or stop), as a one-action plan:
+    applied like any plan (journaled, fenced, refused below min_healthy). LoadmasterError when the replica runs
+    nowhere or on a host that cannot be reached now (the action would only fail there)."""
+    verb = kind.value
+    host = view.current.host_of(replica)
+    state = view.states.get(host, HostState.UNKNOWN) if host else None
+    if host is None or state is not HostState.UP:
+        where = f"its host {host} is {state}" if host else "it runs nowhere"
+        raise LoadmasterError(f"{verb} {replica}: {where}; nothing to {verb}")
+    action = Action(kind, replica, host, host if kind is ActionKind.RESTART else None)
+    target = Placement({r: h for r, h in view.current.assignments.items() if r != replica or action.to_host})
+    return Plan(
+        cluster=view.config.name, basis=view.fingerprint, created_at=now, current=view.current, target=target,
+        actions=(action,), status=SolverStatus.UNKNOWN, hosts_used=0, lower_bound=0, gap=0.0, reason=verb,
+    )  # fmt: skip
 
 
 def _bound_key(view: View) -> object:

@@ -24,6 +24,7 @@ from core.engine.events import Event, EventKind
 from core.engine.planfile import plan_document, write
 from core.errors import LoadmasterError, ReadOnly, StalePlan
 from core.model import (
+    Action,
     ActionKind,
     Basis,
     ClusterConfig,
@@ -361,3 +362,12 @@ class FakeEngine:
 
     async def uncordon(self, host: str) -> None:
         self._hold("uncordon", host, None)
+
+    async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
+        self.calls.append(("restart_replica", str(replica)))
+        self._refuse_if_read_only(f"restart {replica}")
+        host = self._snapshot.placement.host_of(replica)
+        action = Action(ActionKind.RESTART, replica, host, host)
+        plan = replace(self._snapshot.pending, actions=(action,)) if self._snapshot.pending else None
+        assert plan is not None, "the small snapshot has a pending plan to borrow the fields of"
+        return ApplyProgress(plan, total=1, done=(action,))

@@ -210,3 +210,22 @@ async def test_vim_keys_move_in_the_table_in_front(fake: ModuleType) -> None:
         assert table.cursor_key == "node-h"
         await pilot.press("g")
         assert table.cursor_key == "node-a"
+
+
+async def test_restart_one_replica_asks_first(fake: ModuleType) -> None:
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host node-c", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HostScreen)
+        first = engine.snapshot().placement.on_host("node-c")[0]
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen) and f"Restart {first}?" in app.screen.question
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert engine.calls == [("restart_replica", str(first))]
+        await pilot.press("colon", *"restart wbe/0", "enter")
+        await settle(app, pilot)
+        assert any("'wbe/0' is not a replica: write SERVICE/INDEX" in m for m in notes(app))
+        assert len(engine.calls) == 1

@@ -124,3 +124,30 @@ def test_a_damaged_holds_file_is_named(tmp_path):
     path.write_text('{"a": "sideways"}')
     with pytest.raises(HoldsFileError, match=r"journal\.holds\.json: is not"):
         Holds(path)
+
+
+async def test_restart_one_replica_in_place_is_journaled_and_refused_under_read_only(tmp_path):
+    config = config_io.parse(FLEET, "fleet.toml")
+    fleet = FakeFleet(config)
+    engine = Engine(config, fleet, Journal(tmp_path / "journal.db"), workers=1)
+    await engine.start(first_contact_timeout=1)
+    try:
+        await until(lambda: len(fleet.running()) == 3)
+        replica = next(iter(fleet.running()))
+        host = fleet.running()[replica][0]
+        starts = len(fleet.starts)
+        progress = await engine.restart_replica(replica)
+        assert not progress.failed and [a.kind.value for a in progress.done] == ["restart"]
+        assert fleet.running()[replica] == [host] and len(fleet.starts) == starts + 1
+        assert (host, replica) in fleet.stops
+        logged = [json.loads(doc)["message"] for _, doc in engine._journal._db.execute("SELECT at, doc FROM events")]
+        assert any(f"restart {replica} on {host}" in m for m in logged)
+    finally:
+        await engine.close(grace=5)
+    ro = Engine(config, fleet, Journal(tmp_path / "ro.db"), workers=1, read_only=True)
+    await ro.start(first_contact_timeout=1, run_loop=False)
+    try:
+        with pytest.raises(ReadOnly):
+            await ro.restart_replica(replica)
+    finally:
+        await ro.close(grace=5)
