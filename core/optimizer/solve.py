@@ -1,7 +1,8 @@
 """The placement pipeline: greedy, bounds, then CP-SAT stages that each stop at their bound.
 
-1. greedy first-fit decreasing under a few size orders, then emptying the least loaded hosts
-   into the others' room (binpack); the best is the incumbent and hint;
+1. greedy first-fit decreasing under a few size orders and, for binpack, the vector-packing
+   families of the literature (`families`), then emptying the least loaded hosts into the
+   others' room (binpack); the best is the incumbent and hint;
 2. a stage is skipped when the incumbent already meets that stage's bound (all placeable
    replicas placed and spread even; every replica that may stay stays; hosts = lower bound);
 3. otherwise the CP-SAT counts model solves the stage from the incumbent; "fewest hosts" that is
@@ -45,6 +46,7 @@ from core.optimizer.cpsat import (
     neighbourhood,
 )
 from core.optimizer.explain import explain
+from core.optimizer.families import family_starts
 from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
 from core.optimizer.repack import Neighbourhood, repack
@@ -106,10 +108,10 @@ def _solve(
     start = time.monotonic()
     c = compile_problem(problem)
     binpack = problem.strategy is Strategy.BINPACK
-    x = min(
-        (greedy_counts(c, order=o, binpack=binpack, limited_first=f) for o in ORDERS for f in (False, True)),
-        key=lambda x: _rank(c, x, binpack),
-    )
+    starts = [greedy_counts(c, order=o, binpack=binpack, limited_first=f) for o in ORDERS for f in (False, True)]
+    if binpack and repack:  # the literature's vector-packing heuristics (not inside a repacking round: cost)
+        starts += family_starts(c)
+    x = min(starts, key=lambda x: _rank(c, x, binpack))
     if binpack:
         x = min((x, consolidate(c, x)), key=lambda x: _rank(c, x, binpack))
     proven: dict[Stage, bool] = {}
