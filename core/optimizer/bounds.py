@@ -2,8 +2,9 @@
 
 Each bound is valid on its own, so the answer is their maximum: per dimension the
 fewest hosts whose summed capacity covers the demand (largest hosts first), the
-Martello–Toth L2 bound for a dimension in which all usable hosts are equal, and
-ceil(replicas / max_per_host) per service.
+Martello–Toth L2 bound for a dimension in which all usable hosts are equal,
+ceil(replicas / max_per_host) per service, and, when all usable hosts are equal, the clique
+bound of vector packing (`clique_bound`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from itertools import accumulate
+
+import numpy as np
 
 from core.optimizer.compiled import Compiled, compile_problem
 from core.optimizer.problem import PlacementProblem
@@ -46,6 +49,47 @@ def hosts_lower_bound(c: Compiled, placed: Sequence[int]) -> int:
         if caps and caps[0] == caps[-1] and caps[0] > 0:
             items = [(c.demand[s][d], n) for s, n in enumerate(placed) if n and c.demand[s][d] > 0]
             best = max(best, l2_bound(items, caps[0]))
+    caps_all = {c.cap[h] for h in usable}
+    if len(caps_all) == 1:
+        best = max(best, clique_bound([(c.demand[s], n) for s, n in enumerate(placed) if n], caps_all.pop()))
+    return best
+
+
+def clique_bound(items: Sequence[tuple[Sequence[int], int]], capacity: Sequence[int]) -> int:
+    """A bound for vector packing of (demand per dimension, count) items into equal bins.
+
+    Two items that overflow some dimension together never share a bin, so a set of such items
+    (a clique of the conflict graph, found greedily: largest first, under a few orders) needs a
+    bin each. The other items can use the room in a clique item's bin only when they fit next to
+    it, so per dimension whatever exceeds that usable room needs further bins (as L2 does in 1-D).
+    """
+    if not items:
+        return 0
+    demand = np.array([d for d, _ in items], dtype=np.int64).reshape(len(items), len(capacity))
+    count = np.array([n for _, n in items], dtype=np.int64)
+    cap = np.array(capacity, dtype=np.int64)
+    if (cap <= 0).any():
+        return 0
+    apart = ((demand[:, None, :] + demand[None, :, :]) > cap).any(axis=2)  # [i, j]: never in one bin
+    share = demand / cap
+    best = 0
+    for key in (share.max(axis=1), share.sum(axis=1), apart.sum(axis=1).astype(np.float64)):
+        clique: list[int] = []
+        for i in sorted(range(len(items)), key=lambda i: (-key[i], i)):
+            if all(apart[i, j] for j in clique):
+                clique.append(i)
+        inside = np.zeros(len(items), dtype=np.int64)  # replicas of each item type in the clique
+        for i in clique:
+            inside[i] = count[i] if apart[i, i] else 1
+        rest = count - inside  # the items outside the clique
+        extra = 0
+        for d in range(len(capacity)):
+            usable = 0
+            for i in clique:
+                fits_with = (~apart[i]) * rest * demand[:, d]  # what may share i's bin, in dimension d
+                usable += int(inside[i]) * min(int(cap[d] - demand[i, d]), int(fits_with.sum()))
+            extra = max(extra, -(-(int((rest * demand[:, d]).sum()) - usable) // int(cap[d])))
+        best = max(best, int(inside.sum()) + extra)
     return best
 
 

@@ -1,13 +1,17 @@
-"""The vector-packing heuristic families (core/optimizer/families.py): hand-built instances with known
-answers, and properties over random ones (every bound kept, solve never worse than any family)."""
+"""The vector-packing heuristic families (core/optimizer/families.py) and the clique bound: hand-built
+instances with known answers, and properties over random ones (every bound kept, solve never worse than
+any family, the bound never above an exact optimum)."""
 
 from __future__ import annotations
+
+from collections import Counter
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.model import HostState, Resources, Service, Strategy
+from core.model import HostState, Resources, Service, SolverStatus, Strategy
 from core.optimizer import HostSpec, PlacementProblem, greedy, solve
+from core.optimizer.bounds import clique_bound, lower_bound
 from core.optimizer.compiled import Compiled, Counts, compile_problem, hosts_used
 from core.optimizer.families import applies, family_starts, heuristics
 from core.optimizer.greedy import ORDERS, greedy_counts
@@ -121,3 +125,48 @@ def test_every_family_keeps_every_bound_and_solve_is_never_worse(problem: Placem
     assert sum(1 for _ in result.placement.assignments) >= max(sum(map(sum, x)) for x in starts)
     if sum(map(sum, best)) == sum(1 for _ in result.placement.assignments):
         assert result.hosts_used <= hosts_used(c, best)
+
+
+def test_clique_bound_on_hand_built_instances() -> None:
+    # (6, 5), (5, 6) and (6, 6): every pair overflows a dimension, so 3 bins, though the sums (17, 17) fit 2
+    assert clique_bound([((6, 5), 1), ((5, 6), 1), ((6, 6), 1)], (10, 10)) == 3
+    # two copies of (6, 6) never share a bin; (1, 1) x 8 fit next to them (4 + 4 each): still 2 bins
+    assert clique_bound([((6, 6), 2), ((1, 1), 8)], (10, 10)) == 2
+    # (9, 1) x 2 leave room (1, 9) each, but (5, 5) x 2 fit in neither: they need a third bin
+    assert clique_bound([((9, 1), 2), ((5, 5), 2)], (10, 10)) == 3
+    problem = vector_problem([(6, 5), (5, 6), (6, 6)])
+    assert lower_bound(problem) == 3
+    result = solve(problem, time_limit=5, workers=1)
+    assert result.status is SolverStatus.OPTIMAL and result.lower_bound == result.hosts_used == 3
+
+
+def fewest_bins(items: list[tuple[int, int]], cap: tuple[int, int]) -> int:
+    """Exact, by trying every bin for every item (few items only): independent of the optimizer."""
+    best = len(items)
+
+    def place(k: int, bins: list[list[int]]) -> None:
+        nonlocal best
+        if len(bins) >= best:
+            return
+        if k == len(items):
+            best = len(bins)
+            return
+        a, b = items[k]
+        for load in bins:
+            if load[0] + a <= cap[0] and load[1] + b <= cap[1]:
+                load[0] += a
+                load[1] += b
+                place(k + 1, bins)
+                load[0] -= a
+                load[1] -= b
+        place(k + 1, [*bins, [a, b]])
+
+    place(0, [])
+    return best
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10), st.integers(0, 10)).filter(any), min_size=1, max_size=7))
+def test_clique_bound_never_exceeds_the_optimum(items: list[tuple[int, int]]) -> None:
+    counted = Counter(items)
+    assert clique_bound(list(counted.items()), (10, 10)) <= fewest_bins(items, (10, 10))
