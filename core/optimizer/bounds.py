@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 
 import numpy as np
+import numpy.typing as npt
 
 from core.optimizer.compiled import Compiled, compile_problem
 from core.optimizer.problem import PlacementProblem
@@ -70,7 +71,8 @@ def clique_bound(items: Sequence[tuple[Sequence[int], int]], capacity: Sequence[
     cap = np.array(capacity, dtype=np.int64)
     if (cap <= 0).any():
         return 0
-    apart = ((demand[:, None, :] + demand[None, :, :]) > cap).any(axis=2)  # [i, j]: never in one bin
+    apart: npt.NDArray[np.bool_] = np.asarray(((demand[:, None, :] + demand[None, :, :]) > cap).any(axis=2))
+    # apart[i, j]: items i and j never share a bin
     share = demand / cap
     best = 0
     for key in (share.max(axis=1), share.sum(axis=1), apart.sum(axis=1).astype(np.float64)):
