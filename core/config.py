@@ -52,7 +52,11 @@ HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve",
 SERVICE_KEYS = (
     "name", "command", "replicas", "cpu", "mem", "resources", "max_per_host",
     "spread_over", "require", "avoid", "priority", "min_healthy", "autoscale", "check",
+    "env", "workdir", "user", "stop_signal", "stop_timeout", "log_max_size", "log_keep",
 )  # fmt: skip
+STOP_SIGNALS = ("TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL")
+MAX_LOG_KEEP = 100
+MIN_LOG_SIZE = 4096  # smaller would rotate on every few lines
 AUTOSCALE_KEYS = ("min", "max", "cpu_target", "window", "scale_down_window")
 CHECK_KEYS = (
     "kind", "path", "status", "command", "port", "interval", "timeout", "grace", "unhealthy_after", "healthy_after",
@@ -72,6 +76,8 @@ POLICY_KEYS = (
 
 LOCAL_ADDRESS = "local"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9._-]{0,31}")
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 
 
@@ -413,6 +419,13 @@ class _Reader:
                 min_healthy=min_healthy or 0,
                 autoscale=self.read_autoscale(t, e) if "autoscale" in t else None,
                 check=self.read_check(t, e) if "check" in t else None,
+                env=self.read_env(t, e),
+                workdir=self.take(t, "workdir", e, _workdir, None),
+                user=self.take(t, "user", e, _user, None),
+                stop_signal=self.take(t, "stop_signal", e, _stop_signal, "TERM") or "TERM",
+                stop_timeout=self.take(t, "stop_timeout", e, parse_duration, None),
+                log_max_size=self.take(t, "log_max_size", e, _log_size, 10 << 20) or 10 << 20,
+                log_keep=_or(self.take(t, "log_keep", e, _log_keep, 3), 3),
             )
             services.append((service, e, position))
         return services
@@ -538,6 +551,24 @@ class _Reader:
             self.problem(entry, field, f'must give {" and ".join(missing)}, e.g. {{ cpu = 4, mem = "8GiB" }}')
         return Resources.of(amounts) if len(self.problems) == before else None
 
+    def read_env(self, t: dict[str, Any], entry: str) -> dict[str, str]:
+        value = t.get("env", {})
+        if not isinstance(value, dict):
+            self.problem(entry, "env", f'must be a table like {{ PORT = "{{port}}", MODE = "prod" }}, {_got(value)}')
+            return {}
+        env = {}
+        for key, text in value.items():
+            where = f"env.{key}"
+            if not _ENV_NAME_RE.fullmatch(key):
+                self.problem(entry, where, "is not a variable name (letters, digits and _, no digit first)")
+            elif not isinstance(text, str):
+                self.problem(entry, where, f'must be a string (quote it: {key} = "{literal(text)}"), {_got(text)}')
+            elif "\0" in text:
+                self.problem(entry, where, "contains a NUL character, which no environment variable can hold")
+            else:
+                env[key] = text
+        return env
+
     def read_labels(self, t: dict[str, Any], field: str, entry: str) -> dict[str, str]:
         value = t.get(field, {})
         if not isinstance(value, dict):
@@ -658,6 +689,41 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def _workdir(value: Any) -> str:
+    path = _nonempty(value)
+    if "\0" in path:
+        raise ValueError("contains a NUL character, which no path can hold")
+    if not (path.startswith("/") or path == "~" or path.startswith("~/")):
+        raise ValueError(f'{literal(value)} must be absolute ("/srv/web") or in the SSH user\'s home ("~/web")')
+    return path
+
+
+def _user(value: Any) -> str:
+    if not _USER_RE.fullmatch(_string(value)):
+        raise ValueError(f'{literal(value)} is not a user name (letters, digits, ".", "_" and "-", e.g. "www-data")')
+    return value
+
+
+def _stop_signal(value: Any) -> str:
+    name = _string(value).upper().removeprefix("SIG")
+    if name not in STOP_SIGNALS:
+        raise ValueError(f"{literal(value)} is not one of: " + ", ".join(f'"{s}"' for s in STOP_SIGNALS))
+    return name
+
+
+def _log_size(value: Any) -> int:
+    size = parse_size(value)
+    if size < MIN_LOG_SIZE:
+        raise ValueError(f'{literal(value)} is less than {MIN_LOG_SIZE} bytes (e.g. "10MiB")')
+    return size
+
+
+def _log_keep(value: Any) -> int:
+    if not 0 <= _int(value) <= MAX_LOG_KEEP:
+        raise ValueError(f"must be a number of rotated files from 0 to {MAX_LOG_KEEP}, got {value}")
+    return value
 
 
 def _or(value: T | None, default: T) -> T:

@@ -185,6 +185,14 @@ class Service:
     min_healthy: int = 0  # never fewer healthy replicas during changes
     autoscale: Autoscale | None = None
     check: HealthCheck | None = None  # None: a running replica counts as healthy
+    # How the process runs (issue 11): values reach it without any shell interpretation (see hostlink.scripts).
+    env: Mapping[str, str] = field(default_factory=dict)  # `{port}`, `{replica}`, `{host}` are filled in
+    workdir: str | None = None  # absolute, or `~/…` in the SSH user's home; None: the state directory
+    user: str | None = None  # run as this user (the SSH user must be root there); None: the SSH user
+    stop_signal: str = "TERM"  # sent first when the replica is stopped (a name without SIG)
+    stop_timeout: float | None = None  # seconds from stop_signal to SIGKILL; None: the engine's (5 s)
+    log_max_size: int = 10 << 20  # bytes of stdout+stderr per log file before it rotates
+    log_keep: int = 3  # rotated files kept beside the current one
 
     def replica_ids(self) -> tuple[ReplicaId, ...]:
         return tuple(ReplicaId(self.name, i) for i in range(self.replicas))

@@ -241,6 +241,21 @@ SERVICE = '[[services]]\nname = "s"\ncommand = "sleep 1"\ncpu = 1\nmem = "1GiB"\
         (MINIMAL + SERVICE + "resources = { cpu = 1 }\n", ('services "s"', "resources.cpu")),
         (MINIMAL + SERVICE + "resources = { gpu = 1 }\n", ('services "s"', "resources.gpu")),
         (MINIMAL + SERVICE.replace('cpu = 1\n', ""), ('services "s"', "cpu")),
+        (MINIMAL + SERVICE + 'env = ["A=1"]\n', ('services "s"', "env")),
+        (MINIMAL + SERVICE + 'env = { "A-B" = "1" }\n', ('services "s"', "env.A-B")),
+        (MINIMAL + SERVICE + 'env = { 1A = "1" }\n', ('services "s"', "env.1A")),
+        (MINIMAL + SERVICE + "env = { A = 1 }\n", ('services "s"', "env.A")),
+        (MINIMAL + SERVICE + 'env = { A = "x\\u0000y" }\n', ('services "s"', "env.A")),
+        (MINIMAL + SERVICE + 'workdir = "srv/web"\n', ('services "s"', "workdir")),
+        (MINIMAL + SERVICE + 'workdir = ""\n', ('services "s"', "workdir")),
+        (MINIMAL + SERVICE + 'user = "a b"\n', ('services "s"', "user")),
+        (MINIMAL + SERVICE + 'user = "$(id)"\n', ('services "s"', "user")),
+        (MINIMAL + SERVICE + 'stop_signal = "STOP"\n', ('services "s"', "stop_signal")),
+        (MINIMAL + SERVICE + "stop_signal = 15\n", ('services "s"', "stop_signal")),
+        (MINIMAL + SERVICE + 'stop_timeout = "soon"\n', ('services "s"', "stop_timeout")),
+        (MINIMAL + SERVICE + 'log_max_size = "1KiB"\n', ('services "s"', "log_max_size")),
+        (MINIMAL + SERVICE + "log_keep = -1\n", ('services "s"', "log_keep")),
+        (MINIMAL + SERVICE + "log_keep = 101\n", ('services "s"', "log_keep")),
         (
             MINIMAL + 'labels = { zone = "a" }\n[[hosts]]\nname = "h2"\naddress = "x"\nlabels = { disk = "ssd" }\n'
             + SERVICE + 'require = { zone = "a", disk = "ssd" }\n',
@@ -251,6 +266,44 @@ SERVICE = '[[services]]\nname = "s"\ncommand = "sleep 1"\ncpu = 1\nmem = "1GiB"\
 def test_entry_problems(text: str, expected: tuple[str, str]) -> None:
     found = problems(text)
     assert [(e, f) for e, f, _ in found] == [expected], found
+
+
+def test_process_settings_are_read_and_default_to_what_ran_before() -> None:
+    plain = config.parse(MINIMAL + SERVICE, "f.toml").service("s")
+    defaults = (plain.env, plain.workdir, plain.user, plain.stop_signal, plain.stop_timeout)
+    assert defaults == ({}, None, None, "TERM", None)
+    assert (plain.log_max_size, plain.log_keep) == (10 << 20, 3)
+    text = (
+        MINIMAL
+        + SERVICE
+        + (
+            'env = { PORT = "{port}", QUOTE = "it\'s $(x) `y`" }\nworkdir = "~/web"\nuser = "www-data"\n'
+            'stop_signal = "sigint"\nstop_timeout = "30s"\nlog_max_size = "1MiB"\nlog_keep = 0\n'
+        )
+    )
+    s = config.parse(text, "f.toml").service("s")
+    assert dict(s.env) == {"PORT": "{port}", "QUOTE": "it's $(x) `y`"}
+    assert (s.workdir, s.user, s.stop_signal, s.stop_timeout, s.log_max_size, s.log_keep) == (
+        "~/web",
+        "www-data",
+        "INT",
+        30.0,
+        1 << 20,
+        0,
+    )
+
+
+def test_a_changed_env_workdir_or_user_is_a_new_generation_and_defaults_keep_the_old_one() -> None:
+    from core.engine.basis import generation
+
+    base = config.parse(MINIMAL + SERVICE, "f.toml").service("s")
+    # the fingerprint of a service that sets none of the new keys is what it was before they existed
+    assert generation(base) == "bb4b15577a94"  # computed by the code before this change
+    for extra in ('env = { A = "1" }', 'workdir = "/srv"', 'user = "web"'):
+        changed = config.parse(MINIMAL + SERVICE + extra + "\n", "f.toml").service("s")
+        assert generation(changed) != generation(base), extra
+    quiet = config.parse(MINIMAL + SERVICE + 'stop_signal = "INT"\nlog_keep = 1\n', "f.toml").service("s")
+    assert generation(quiet) == generation(base)  # how it stops or rotates does not restart it
 
 
 def test_an_invalid_entry_still_counts_in_cross_checks() -> None:

@@ -12,10 +12,19 @@ from core.model import Basis, ClusterConfig, HostObservation, HostState, Placeme
 def generation(service: Service) -> str:
     """A short fingerprint of what a running replica was started from.
 
-    Only the fields that change what a process is (command, resources) count:
-    a new constraint may move a replica but does not make it a different process.
+    Only the fields that change what a process is (command, resources, environment, working directory,
+    user) count: a new constraint may move a replica but does not make it a different process, and how it
+    is stopped or its logs rotate does not change what runs. Settings at their defaults are left out, so
+    a service that sets none of them keeps the fingerprint it had before they existed (no restarts on
+    upgrade).
     """
-    spec = {"command": service.command, "resources": service.resources.as_dict()}
+    spec: dict[str, object] = {"command": service.command, "resources": service.resources.as_dict()}
+    if service.env:
+        spec["env"] = dict(service.env)
+    if service.workdir is not None:
+        spec["workdir"] = service.workdir
+    if service.user is not None:
+        spec["user"] = service.user
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -176,18 +176,23 @@ class Fleet:
         what = f"start {replica}"
         async with link.lock:
             command, port = service.command, None
-            if "{port}" in command:
+            if scripts.uses_port(service):
                 listing = await self._listing(link)
                 for sample in listing.samples:
                     if sample.replica == replica and sample.alive:
                         return status_of(host, sample, listing.hz)
                 port = self._choose_port(link.host, listing)
                 command = scripts.substitute_port(command, port)
+            env = scripts.fill_env(service.env, port, index, host)
             out = await link.run(
-                scripts.start_command(link.state_dir, self.token, replica, generation, command, port),
+                scripts.start_command(
+                    link.state_dir, self.token, replica, generation, command, port,
+                    env=env, workdir=service.workdir, user=service.user,
+                    log_max_size=service.log_max_size, log_keep=service.log_keep,
+                ),
                 RUNTIME_TIMEOUT,
                 what,
-            )
+            )  # fmt: skip
         listing = self._parse(host, what, out)
         for sample in listing.samples:
             if sample.replica == replica:
@@ -195,12 +200,19 @@ class Fleet:
         raise HostCommandFailed(host, what, f"the host did not report {replica} after starting it")
 
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
-        """SIGTERM to the replica's process group, SIGKILL after `grace` s; idempotent. The record goes with the
-        process: one that outlives SIGKILL keeps it and raises `HostCommandFailed`."""
+        """The service's stop_signal (SIGTERM) to the replica's process group, SIGKILL after its stop_timeout,
+        else `grace` s; idempotent. A `grace` of 0 (clean-up of what crashed or left the file) kills at once.
+        The record goes with the process: one that outlives SIGKILL keeps it and raises `HostCommandFailed`."""
         link = self._link(host)
+        signal = "TERM"
+        with contextlib.suppress(KeyError):
+            service = self._config.service(replica.service)
+            signal = service.stop_signal
+            if grace > 0 and service.stop_timeout is not None:
+                grace = service.stop_timeout
         async with link.lock:
             await link.run(
-                scripts.stop_command(link.state_dir, self.token, replica, grace),
+                scripts.stop_command(link.state_dir, self.token, replica, grace, signal),
                 grace + RUNTIME_TIMEOUT,
                 f"stop {replica}",
             )

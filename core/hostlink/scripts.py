@@ -8,7 +8,7 @@ as shell by loadmaster's own code. A replica's command is run once, by
 
 State on the host, under the state directory (`~/.loadmaster/<cluster>` by default):
     replicas/<service hex>.<index>.rec   one line: v2 svc idx gen cmd pid starttime started_at port epoch holder
-    logs/<service hex>.<index>.log       the replica's stdout and stderr
+    logs/<service hex>.<index>.log       the replica's stdout and stderr (.1, .2, …: rotated, newest first)
     fence                                the highest fencing token seen: `epoch holder`
     fence.live                           `holder uptime-centiseconds`: when the holder last renewed
     fence.lock                           flock(1) lock every action holds from its token check to its end
@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from core.hostlink.frames import FrameError, ReplicaSample, parse_replica_line
@@ -102,6 +102,21 @@ rep() {
 }
 reps() {
   for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f"; done
+}
+"""
+
+# `unhex HEX` sets ux to the bytes HEX spells (it uses x* names only), with shell built-ins and one printf:
+# each byte becomes an octal escape of printf's %b, so no byte of the value is ever read by the shell as syntax.
+_UNHEX = r"""
+unhex() {
+  xh=$1 xf=
+  case $xh in *[!0-9a-f]*) return 1;; esac
+  while [ -n "$xh" ]; do
+    xp=${xh%"${xh#??}"}; xh=${xh#??}
+    xv=$((0x$xp))
+    xf="$xf\\0$((xv / 64))$((xv / 8 % 8))$((xv % 8))"
+  done
+  ux=$(printf '%bx' "$xf"); ux=${ux%x}
 }
 """
 
@@ -298,16 +313,48 @@ exit 0
 """
 )
 
-# `sh -c START lm DIR EPOCH HOLDER SVC IDX GEN CMD_HEX CMD PORT`: starts the replica unless its record is
-# alive. Nothing runs that no record names: the record's file is written before the spawn (so a state
-# directory that cannot be written fails the start before anything runs), and a record that cannot be
-# completed after it kills what was spawned.
+# `rotate`: copies its stdin (the replica's stdout and stderr) to $log, and when $log reaches $max bytes moves
+# it to $log.1 ($log.1 to $log.2, …, dropping $log.$keep), so a replica's logs never take more than
+# ($keep + 1) × $max bytes. `head -c` does the copying: it reads a pipe in 8 KiB blocks, never past its
+# count, and writes each block as it comes (a reader following $log sees lines at once). It ends with its
+# input: when every process of the replica has closed it.
+_ROTATE = r"""
+rotate() {
+  n=0
+  [ ! -f "$log" ] || n=$(wc -c <"$log") || n=0
+  while :; do
+    if [ "$n" -ge "$max" ]; then
+      i=$keep
+      while [ "$i" -gt 1 ]; do
+        [ ! -f "$log.$((i - 1))" ] || mv -f "$log.$((i - 1))" "$log.$i"
+        i=$((i - 1))
+      done
+      if [ "$keep" -gt 0 ]; then mv -f "$log" "$log.1"; else rm -f "$log"; fi
+      n=0
+    fi
+    head -c $((max - n)) >>"$log" || exit 0
+    n=$(wc -c <"$log") || exit 0
+    # head stopped short of its count: the input ended
+    [ "$n" -ge "$max" ] || exit 0
+  done
+}
+"""
+
+# `sh -c START lm DIR EPOCH HOLDER SVC IDX GEN CMD_HEX CMD PORT WORKDIR_HEX USER_HEX MAX KEEP [NAME=VALUE_HEX...]`:
+# starts the replica unless its record is alive. Nothing runs that no record names: the record's file is
+# written before the spawn (so a state directory that cannot be written fails the start before anything
+# runs), and a record that cannot be completed after it kills what was spawned. The working directory, user
+# and environment values arrive hex-encoded and reach the replica through `cd`, setpriv/runuser and env(1)
+# arguments: never through the shell's parser. `-` is an empty WORKDIR_HEX or USER_HEX. The log rotates at
+# MAX bytes keeping KEEP files (`rotate`).
 START = (
     _COMMON
     + _FENCE
+    + _UNHEX
+    + _ROTATE
     + r"""
 fence "$1" "$2"; te=$1 th=$2; shift 2
-svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6
+svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6 wdx=$7 usx=$8 max=$9; shift 9; keep=$1; shift
 f=$d/replicas/$svc.$idx.rec
 if [ -f "$f" ]; then
   read -r v s2 i2 g2 c2 pid st rest <"$f"
@@ -316,11 +363,60 @@ fi
 command -v setsid >/dev/null 2>&1 || { echo "setsid is not installed on this host (util-linux)" >&2; exit 3; }
 mkdir -p "$d/replicas" "$d/logs" || exit 3
 log=$d/logs/$svc.$idx.log
-cd "$d" || exit 3
+# The environment: NAME=VALUE_HEX arguments become NAME=VALUE arguments of env(1), in order.
+c=$#
+for a; do
+  n=${a%%=*}
+  case $n in ''|[0-9]*|*[!A-Za-z0-9_]*) echo "environment variable name '$n' is not valid" >&2; exit 3;; esac
+  unhex "${a#*=}" || { echo "the value of $n is not hex" >&2; exit 3; }
+  set -- "$@" "$n=$ux"
+done
+shift $c
+# Another user: setpriv (no PAM, same pid), else runuser; both need root. HOME/USER/LOGNAME are the user's
+# unless the service's env sets them (env(1) applies its arguments in order).
+as=
+if [ "$usx" != - ]; then
+  unhex "$usx" || exit 3; u=$ux
+  case $u in ''|-*|*[!A-Za-z0-9._-]*) echo "user name '$u' is not valid" >&2; exit 3;; esac
+  if [ "$u" != "$(id -un)" ]; then
+    id -u "$u" >/dev/null 2>&1 || { echo "user $u does not exist on this host" >&2; exit 3; }
+    [ "$(id -u)" = 0 ] || { echo "running as user $u needs root on this host (logged in as $(id -un))" >&2; exit 3; }
+    uh=$(getent passwd "$u" 2>/dev/null) || uh=
+    uh=${uh#*:*:*:*:*:}; uh=${uh%%:*}
+    set -- "HOME=${uh:-/}" "USER=$u" "LOGNAME=$u" "$@"
+    if command -v setpriv >/dev/null 2>&1; then
+      as="setpriv --reuid=$(id -u "$u") --regid=$(id -g "$u") --init-groups --"
+    elif command -v runuser >/dev/null 2>&1; then as="runuser -u $u --"
+    else echo "running as user $u needs setpriv or runuser on this host (util-linux)" >&2; exit 3; fi
+  fi
+fi
+wd=$d
+if [ "$wdx" != - ]; then
+  unhex "$wdx" || exit 3; wd=$ux
+  case $wd in '~') wd=$HOME;; '~/'*) wd=$HOME/${wd#'~/'};; esac
+fi
+cd "$wd" 2>/dev/null || { echo "workdir $wd does not exist on this host (or cannot be entered)" >&2; exit 3; }
 echo starting >"$f.tmp" || exit 3
-# 9>&-: the replica must not inherit the fence lock.
-setsid sh -c "$cmd" >>"$log" 2>&1 </dev/null 9>&- &
+# A command started with & by a shell without job control ignores SIGINT and SIGQUIT, and a shell that
+# starts ignoring a signal cannot trap it: a stop_signal of INT would never arrive. GNU env (coreutils 8.31)
+# restores them; elsewhere they stay ignored (README: stop_signal).
+ds=
+env --default-signal=INT true >/dev/null 2>&1 && ds=--default-signal=INT,QUIT
+# The replica writes into a pipe and `rotate` writes the log (see ROTATE): fds 7 (write) and 8 (read) are
+# opened here, through a FIFO that is gone again before anything runs, so neither side can open it late.
+fifo=$d/logs/$svc.$idx.fifo
+rm -f "$fifo"
+mkfifo "$fifo" || exit 3
+exec 6<>"$fifo" 7>"$fifo" 8<"$fifo" || exit 3
+exec 6>&-
+rm -f "$fifo"
+# 9>&-: neither may inherit the fence lock. $as and $ds are unquoted on purpose: words made here.
+# (redirections given to a function call are undone after it, so dash keeps copies of the fds open
+# for that: an `exec` in a subshell moves them for good)
+( exec <&8 >/dev/null 2>&1 7>&- 8<&- 9>&-; rotate ) &
+setsid $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
 pid=$!
+exec 7>&- 8<&-
 st=0
 # field N of stat is ${N-2}: ${20} is starttime (22)
 if read -r ps 2>/dev/null </proc/$pid/stat; then set -- ${ps##*) }; st=${20}; fi
@@ -337,16 +433,19 @@ rep "$f"
 """
 )
 
-# `sh -c STOP lm DIR EPOCH HOLDER SVC IDX TENTHS`: TERM to the replica's process group and to every process
-# left in its session, KILL after the grace period. The record goes only with the processes: one still alive
-# 2 s after SIGKILL (stuck in uninterruptible sleep, or not ours to signal) keeps it, so the replica stays
-# seen and counted rather than running as an orphan nothing tracks, and STOP fails saying so.
+# `sh -c STOP lm DIR EPOCH HOLDER SVC IDX TENTHS SIGNAL`: SIGNAL (TERM, INT, …) to the replica's process group
+# and to every process left in its session, KILL after the grace period. The record goes only with the
+# processes: one still alive 2 s after SIGKILL (stuck in uninterruptible sleep, or not ours to signal)
+# keeps it, so the replica stays seen and counted rather than running as an orphan nothing tracks, and STOP
+# fails saying so.
 STOP = (
     _COMMON
     + _FENCE
     + r"""
 fence "$1" "$2"; shift 2
-f=$d/replicas/$1.$2.rec; n=$3
+f=$d/replicas/$1.$2.rec; n=$3 sg=$4
+case $sg in TERM|INT|QUIT|HUP|USR1|USR2|KILL) ;; *) echo "stop signal '$sg' is not one loadmaster sends" >&2; exit 3;;
+esac
 [ -f "$f" ] || { echo "absent"; exit 0; }
 read -r v svc idx gen cmd pid st rest <"$f"
 signal() {
@@ -354,8 +453,8 @@ signal() {
   [ -z "$mem" ] || kill -s "$1" $mem 2>/dev/null
 }
 if alive "$pid" "$st"; then
-  signal TERM
-  # a stopped process (SIGSTOP: wedged, or being debugged) acts on TERM only once continued (as systemd does)
+  signal "$sg"
+  # a stopped process (SIGSTOP: wedged, or being debugged) acts on its stop signal only once continued (as systemd does)
   signal CONT
   while [ "$n" -gt 0 ] && alive "$pid" "$st"; do sleep 0.1 2>/dev/null || sleep 1; n=$((n - 1)); done
   if alive "$pid" "$st"; then signal KILL; fi
@@ -484,17 +583,33 @@ def list_command(directory: str) -> str:
     return command(LIST, directory)
 
 
-def start_command(directory: str, token: Token, replica: ReplicaId, generation: str, cmd: str, port: int | None) -> str:
+def start_command(
+    directory: str,
+    token: Token,
+    replica: ReplicaId,
+    generation: str,
+    cmd: str,
+    port: int | None,
+    *,
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+    user: str | None = None,
+    log_max_size: int = 10 << 20,
+    log_keep: int = 3,
+) -> str:
+    """START for `replica`; `env` values are final (placeholders already filled in) and travel hex-encoded."""
     return command(
         START, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
         hexed(generation), hexed(cmd), cmd, str(port) if port is not None else "-",
+        hexed(workdir) if workdir else "-", hexed(user) if user else "-", str(log_max_size), str(log_keep),
+        *(f"{name}={hexed(value)}" for name, value in (env or {}).items()),
     )  # fmt: skip
 
 
-def stop_command(directory: str, token: Token, replica: ReplicaId, grace: float) -> str:
+def stop_command(directory: str, token: Token, replica: ReplicaId, grace: float, signal: str = "TERM") -> str:
     return command(
         STOP, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
-        str(max(0, round(grace * 10))),
+        str(max(0, round(grace * 10))), signal,
     )  # fmt: skip
 
 
@@ -561,6 +676,32 @@ def _number(text: str, base: int, what: str) -> int:
 
 def substitute_port(cmd: str, port: int) -> str:
     return cmd.replace("{port}", str(port))
+
+
+def fill_env(env: Mapping[str, str], port: int | None, index: int, host: str) -> dict[str, str]:
+    """A service's env for one replica: `{port}`, `{replica}` (its index) and `{host}` (its host's name)."""
+    values = {"{port}": "" if port is None else str(port), "{replica}": str(index), "{host}": host}
+    return {name: _fill(text, values) for name, text in env.items()}
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    # One pass, left to right: a filled-in value (a host name with "{port}" in it) is never filled again.
+    out, i = [], 0
+    while i < len(text):
+        for key, value in values.items():
+            if text.startswith(key, i):
+                out.append(value)
+                i += len(key)
+                break
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def uses_port(service: Service) -> bool:
+    """Whether the replica needs a port chosen: `{port}` in its command or any env value."""
+    return "{port}" in service.command or any("{port}" in v for v in service.env.values())
 
 
 def choose_port(used: frozenset[int] | set[int], first: int, last: int, start_at: int) -> int | None:

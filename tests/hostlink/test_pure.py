@@ -23,7 +23,29 @@ def test_every_argument_reaches_the_host_shell_as_one_word() -> None:
     argv = shlex.split(cmd)
     assert argv[:2] == ["sh", "-c"] and argv[2] == scripts.START and argv[3] == "lm"
     assert argv[4:] == ["~/st ate", "7", "c1", scripts.hexed(HOSTILE), "3", scripts.hexed("gen;1"),
-                        scripts.hexed(f"echo {HOSTILE}"), f"echo {HOSTILE}", "20001"]  # fmt: skip
+                        scripts.hexed(f"echo {HOSTILE}"), f"echo {HOSTILE}", "20001", "-", "-",
+                        str(10 << 20), "3"]  # fmt: skip
+
+
+def test_env_workdir_and_user_travel_hex_encoded() -> None:
+    cmd = scripts.start_command(
+        "~/s", Token(1, "c"), ReplicaId("web", 0), "g", "run", None,
+        env={"A": HOSTILE, "B_2": "x\ny"}, workdir="/srv/$(x)", user="www-data",
+    )  # fmt: skip
+    argv = shlex.split(cmd)
+    assert argv[-6:] == [scripts.hexed("/srv/$(x)"), scripts.hexed("www-data"), str(10 << 20), "3",
+                         f"A={scripts.hexed(HOSTILE)}", "B_2=" + scripts.hexed("x\ny")]  # fmt: skip
+
+
+def test_env_placeholders_are_filled_once_left_to_right() -> None:
+    env = {"P": "{port}", "R": "r{replica}@{host}", "J": '{"a": {port}}', "N": "{nope}"}
+    assert scripts.fill_env(env, 20001, 3, "h{port}") == {
+        "P": "20001",
+        "R": "r3@h{port}",
+        "J": '{"a": 20001}',
+        "N": "{nope}",
+    }
+    assert scripts.fill_env({"P": "{port}"}, None, 0, "h") == {"P": ""}
 
 
 def test_probe_command_carries_interval_and_directory() -> None:
