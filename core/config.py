@@ -94,6 +94,10 @@ MAX_REPLICAS = 100_000  # per service: beyond it a plan's model would not fit in
 # quoted for the shell): Linux caps one argument at 128 KiB (MAX_ARG_STRLEN), so 32 KiB quoted
 # leaves room for the runtime script and the other arguments.
 MAX_COMMAND_BYTES = 32 * 1024
+# The env travels in the same command line, hex-encoded (twice its bytes): 8 KiB of names and values keeps a
+# start with the longest command under the cap (tests/hostlink/test_pure.py builds one).
+MAX_ENV_BYTES = 8 * 1024
+MAX_PATH_BYTES = 4096  # PATH_MAX
 _BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
 
 
@@ -567,6 +571,12 @@ class _Reader:
                 self.problem(entry, where, "contains a NUL character, which no environment variable can hold")
             else:
                 env[key] = text
+        size = sum(len(k.encode()) + len(v.encode()) + 1 for k, v in env.items())
+        if size > MAX_ENV_BYTES:
+            self.problem(
+                entry, "env", f"holds {size:,} bytes; at most {MAX_ENV_BYTES // 1024} KiB of names and values travel "
+                "in the start command (put more in a file the command reads)",
+            )  # fmt: skip
         return env
 
     def read_labels(self, t: dict[str, Any], field: str, entry: str) -> dict[str, str]:
@@ -695,6 +705,8 @@ def _workdir(value: Any) -> str:
     path = _nonempty(value)
     if "\0" in path:
         raise ValueError("contains a NUL character, which no path can hold")
+    if len(path.encode()) > MAX_PATH_BYTES:
+        raise ValueError(f"is longer than {MAX_PATH_BYTES} bytes, the longest path Linux takes")
     if not (path.startswith("/") or path == "~" or path.startswith("~/")):
         raise ValueError(f'{literal(value)} must be absolute ("/srv/web") or in the SSH user\'s home ("~/web")')
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from core import config
 from core.errors import HostKeyMismatch, HostKeyUnknown
 from core.hostlink import scripts
 from core.hostlink.keys import HostKeys
@@ -35,6 +36,19 @@ def test_env_workdir_and_user_travel_hex_encoded() -> None:
     argv = shlex.split(cmd)
     assert argv[-6:] == [scripts.hexed("/srv/$(x)"), scripts.hexed("www-data"), str(10 << 20), "3",
                          f"A={scripts.hexed(HOSTILE)}", "B_2=" + scripts.hexed("x\ny")]  # fmt: skip
+
+
+def test_the_longest_command_env_and_workdir_fit_one_command_line() -> None:
+    """Linux caps one argument at 128 KiB (MAX_ARG_STRLEN) and sshd hands the whole line to the login shell
+    as one: the config's limits must leave a start under it."""
+    cmd = "x" * (config.MAX_COMMAND_BYTES - 2)  # quoted: 2 bytes of quotes
+    env = {f"V{i}": "y" * 1000 for i in range(config.MAX_ENV_BYTES // 1004)}
+    assert sum(len(k) + len(v) + 1 for k, v in env.items()) <= config.MAX_ENV_BYTES
+    line = scripts.start_command(
+        "~/.loadmaster/c", Token(1, "a" * 60), ReplicaId("s" * 60, 99999), "g" * 12, cmd, 29999,
+        env=env, workdir="/" + "w" * 4000, user="u" * 32,
+    )  # fmt: skip
+    assert len(line.encode()) < 128 * 1024, len(line)
 
 
 def test_env_placeholders_are_filled_once_left_to_right() -> None:
