@@ -15,6 +15,7 @@ from console.commands import (
     drain,
     hosts,
     journal,
+    logs,
     plan,
     run,
     scale,
@@ -25,7 +26,7 @@ from core.errors import LoadmasterError
 from core.sanitize import printable
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (console, demo, hosts, status, plan, apply, run, drain, scale, validate, journal, api_token)
+COMMANDS = (console, demo, hosts, status, logs, plan, apply, run, drain, scale, validate, journal, api_token)
 
 
 def _version() -> str:

@@ -222,7 +222,9 @@ class _DemoHost:
             while data := await process.stdin.read(65536):
                 proc.stdin.write(data)
                 await proc.stdin.drain()
-            proc.stdin.close()
+        # however the client's side ended (EOF, or the channel closed under the read): the command's stdin
+        # ends too, as sshd's pipe does (`logs -f` stops on it)
+        proc.stdin.close()
 
     def path(self, directory: str) -> Path:
         """A directory as this host's shell sees it (`~` is its home)."""

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import asyncssh
 
@@ -237,6 +237,33 @@ class Fleet:
         link = self._link(host)
         listing = await self._listing(link)
         return tuple(sorted((status_of(host, s, listing.hz) for s in listing.samples), key=lambda r: r.replica))
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def log_age(self, host: str, replica: ReplicaId) -> float | None:
+        """Seconds since `replica`'s log on `host` was last written, None when the host has none."""
+        link = self._link(host)
+        what = f"look for {replica}'s log"
+        out = (await link.run(scripts.logs_command(link.state_dir, replica, 0, "age"), RUNTIME_TIMEOUT, what)).split()
+        if len(out) == 2 and out[0] == "age":
+            try:
+                return max(0.0, float(out[1]))
+            except ValueError:
+                pass
+        if out == ["none"]:
+            return None
+        raise HostCommandFailed(host, what, f"unexpected answer {' '.join(out)[:60]!r}")
+
+    async def read_log(self, host: str, replica: ReplicaId, lines: int) -> bytes:
+        """The last `lines` lines of `replica`'s log on `host`, as written (bytes: a log holds anything)."""
+        link = self._link(host)
+        chunks = [d async for d in link.stream(scripts.logs_command(link.state_dir, replica, lines, "print"), "logs")]
+        return b"".join(chunks)
+
+    def follow_log(self, host: str, replica: ReplicaId, lines: int) -> AsyncIterator[bytes]:
+        """The last `lines` lines, then whatever the replica writes, through rotations, until closed."""
+        link = self._link(host)
+        return link.stream(scripts.logs_command(link.state_dir, replica, lines, "follow"), f"follow {replica}'s log")
 
     # -- internals ----------------------------------------------------------------------
 

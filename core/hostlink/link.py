@@ -17,7 +17,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncssh
@@ -140,6 +140,11 @@ class Link(abc.ABC):
     @abc.abstractmethod
     async def run(self, command: str, timeout: float, what: str) -> str:
         """Run a runtime command on the host; its stdout, or HostUnreachable / HostCommandFailed."""
+
+    @abc.abstractmethod
+    def stream(self, command: str, what: str) -> AsyncIterator[bytes]:
+        """Run a command on the host and yield its stdout as it comes; closing the iterator closes the
+        command's stdin (the command's signal to end). Raises HostCommandFailed if it exits non-zero."""
 
     # -- observations --------------------------------------------------------------
 
@@ -432,6 +437,39 @@ async def _bounded(stream: asyncssh.SSHReader[bytes]) -> bytes:
         if len(data) > MAX_ANSWER_BYTES:
             raise _TooLong
     return bytes(data)
+
+    async def stream(self, command: str, what: str) -> AsyncIterator[bytes]:
+        conn = await self.connection(self.config.defaults.connect_timeout)
+        try:
+            async with conn.create_process(command, encoding=None) as proc:
+                while data := await proc.stdout.read(65536):
+                    yield data
+                await proc.wait()
+                err = await proc.stderr.read()
+        except (OSError, asyncssh.Error) as exc:
+            raise HostUnreachable(self.host.name, describe(exc)) from None
+        _checked(self.host.name, what, proc.exit_status, "", err.decode("utf-8", "replace"))
+
+
+async def stream_local(command: str, host: str, what: str) -> AsyncIterator[bytes]:
+    """`Link.stream` on this machine."""
+    proc = await asyncio.create_subprocess_shell(
+        command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+    try:
+        while data := await proc.stdout.read(65536):
+            yield data
+        err = await proc.stderr.read()
+        _checked(host, what, await proc.wait(), "", err.decode("utf-8", "replace"))
+    finally:
+        proc.stdin.close()
+        if proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), 2)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def _answering(address: str, port: int, timeout: float) -> socket.socket:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import psutil
@@ -13,7 +13,7 @@ import psutil
 from core.hostlink import records
 from core.hostlink.frames import Frame
 from core.hostlink.health import CheckRunner
-from core.hostlink.link import Link, run_local
+from core.hostlink.link import Link, run_local, stream_local
 from core.model import HealthCheck
 
 
@@ -64,3 +64,6 @@ class LocalLink(Link):
 
     async def run(self, command: str, timeout: float, what: str) -> str:
         return await run_local(command, timeout, self.host.name, what)
+
+    def stream(self, command: str, what: str) -> AsyncIterator[bytes]:
+        return stream_local(command, self.host.name, what)

@@ -315,11 +315,15 @@ exit 0
 
 # `rotate`: copies its stdin (the replica's stdout and stderr) to $log, and when $log reaches $max bytes moves
 # it to $log.1 ($log.1 to $log.2, …, dropping $log.$keep), so a replica's logs never take more than
-# ($keep + 1) × $max bytes. `head -c` does the copying: it reads a pipe in 8 KiB blocks, never past its
-# count, and writes each block as it comes (a reader following $log sees lines at once). It ends with its
-# input: when every process of the replica has closed it.
+# ($keep + 1) × $max bytes. `head -c` does the copying: it reads a pipe in blocks, never past its count
+# (dd's count_bytes stops at the first short read of a pipe). Its stdout is unbuffered through stdbuf
+# (coreutils), so each block is written as it comes and a reader following $log sees a line at once;
+# without stdbuf a quiet replica's lines reach the file a few KiB at a time. It ends with its input: when
+# every process of the replica has closed it.
 _ROTATE = r"""
 rotate() {
+  sb=
+  ! command -v stdbuf >/dev/null 2>&1 || sb="stdbuf -o0"
   n=0
   [ ! -f "$log" ] || n=$(wc -c <"$log") || n=0
   while :; do
@@ -332,7 +336,7 @@ rotate() {
       if [ "$keep" -gt 0 ]; then mv -f "$log" "$log.1"; else rm -f "$log"; fi
       n=0
     fi
-    head -c $((max - n)) >>"$log" || exit 0
+    $sb head -c $((max - n)) >>"$log" || exit 0
     n=$(wc -c <"$log") || exit 0
     # head stopped short of its count: the input ended
     [ "$n" -ge "$max" ] || exit 0
@@ -500,6 +504,38 @@ echo "taken $fe $fh"
 )
 
 
+# `sh -c LOGS lm DIR SVC IDX LINES MODE`: a replica's log. MODE `age`: `age SECONDS` since it was last
+# written, or `none`; `print`: its last LINES lines (from the newest rotated file too when the current one
+# has fewer); `follow`: the same, then what is written to it, through rotations (tail -F), until the
+# client closes the channel: stdin's end is the signal to stop (an idle `tail -F` would never notice).
+LOGS = (
+    _COMMON
+    + r"""
+log=$d/logs/$1.$2.log n=$3 mode=$4
+case $n in ''|*[!0-9]*) echo "line count '$n' is not a number" >&2; exit 3;; esac
+if [ "$mode" = age ]; then
+  t=$(stat -c %Y "$log" 2>/dev/null) || t=$(stat -c %Y "$log.1" 2>/dev/null) || { echo none; exit 0; }
+  echo "age $(($(date +%s) - t))"; exit 0
+fi
+[ -f "$log" ] || [ -f "$log.1" ] || { echo "no log for this replica here ($log)" >&2; exit 5; }
+c=0
+[ ! -f "$log" ] || c=$(wc -l <"$log")
+if [ "$c" -lt "$n" ] && [ -f "$log.1" ]; then tail -n $((n - c)) "$log.1"; fi
+if [ "$mode" != follow ]; then
+  [ ! -f "$log" ] || tail -n "$n" "$log"
+  exit 0
+fi
+tail -n "$n" -F "$log" 2>/dev/null &
+t=$!
+cat >/dev/null
+kill "$t" 2>/dev/null
+exit 0
+"""
+)
+
+NO_LOG_STATUS = 5  # LOGS's exit status when the host has no log of the replica
+
+
 def hexed(text: str) -> str:
     return text.encode("utf-8").hex()
 
@@ -611,6 +647,11 @@ def stop_command(directory: str, token: Token, replica: ReplicaId, grace: float,
         STOP, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
         str(max(0, round(grace * 10))), signal,
     )  # fmt: skip
+
+
+def logs_command(directory: str, replica: ReplicaId, lines: int, mode: str) -> str:
+    """LOGS for `replica`: mode `age`, `print` or `follow`."""
+    return command(LOGS, directory, hexed(replica.service), str(replica.index), str(max(0, lines)), mode)
 
 
 def claim_command(directory: str, token: Token, live_for: float, force: bool) -> str:

@@ -196,3 +196,48 @@ def _rotators(logs: Path) -> list[int]:
             if any(f.path.startswith(str(logs)) for f in proc.open_files()):
                 found.append(proc.pid)
     return found
+
+
+async def test_read_and_follow_a_log_through_rotations_and_stop_following_on_close(target: Target, name: str) -> None:
+    # one numbered line every 20 ms; 4 KiB files rotate every ~400 lines... of 10 bytes: ~every 8 s, so
+    # lines are padded to 100 bytes: a rotation about every 0.8 s while the test follows
+    cmd = "i=0; while :; do i=$((i + 1)); printf 'line %06d %088d\\n' $i 0; sleep 0.02; done"
+    svc = dataclasses.replace(service("talk", cmd), log_max_size=4096, log_keep=1)
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    logs = target.home / ".loadmaster" / name / "logs"
+    await fleet.start()
+    try:
+        await fleet.start_replica("a", svc, 0, "g")
+        replica = ReplicaId("talk", 0)
+        await until(lambda: (logs / "74616c6b.0.log.1").exists(), 10, "a first rotation")
+        assert (await fleet.log_age("a", replica) or 0) < 5
+        assert await fleet.log_age("a", ReplicaId("talk", 9)) is None
+        text = (await fleet.read_log("a", replica, 5)).decode()
+        numbers = [int(line.split()[1]) for line in text.splitlines()]
+        assert len(numbers) == 5 and numbers == list(range(numbers[0], numbers[0] + 5)), text
+        # more than the current file holds: the rest comes from the rotated one, lines joined across the cut
+        many = [int(x.split()[1]) for x in (await fleet.read_log("a", replica, 30)).decode().splitlines()]
+        assert many == list(range(many[0], many[0] + 30)), many
+        seen: list[int] = []
+        follow = fleet.follow_log("a", replica, 2)
+        buffer = b""
+        async for chunk in follow:
+            buffer += chunk
+            *done, buffer = buffer.split(b"\n")
+            seen += [int(line.split()[1]) for line in done]
+            if len(seen) >= 120:  # ~2.4 s: through at least two rotations
+                break
+        await follow.aclose()  # type: ignore[attr-defined]
+        assert seen == list(range(seen[0], seen[0] + len(seen))), "a line lost or repeated across rotations"
+        await until(lambda: not _tails(logs), 5, "the host's tail -F ends when the client stops following")
+    finally:
+        await fleet.close()
+
+
+def _tails(logs: Path) -> list[int]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline[:1] == ["tail"] and any(str(logs) in arg for arg in cmdline):
+            found.append(proc.pid)
+    return found
