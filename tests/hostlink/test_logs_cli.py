@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
-from core.model import ReplicaId
+from core.model import ClusterConfig, ReplicaId, Service
 from tests.hostlink.helpers import cluster, fleet_for, fresh_cluster, service
 from tests.sshd import Sshd
 
@@ -34,31 +34,34 @@ def test_logs_prints_the_last_lines_from_where_the_replica_runs_and_after_it_sto
 ) -> None:
     for name in fresh_cluster(sshd):
         path = _file(tmp_path, sshd, name)
-        svc = dataclasses.replace(service("talk", CMD))
+        svc = service("talk", CMD)
         cfg = dataclasses.replace(cluster(name, sshd.host("a")), services=(svc,))
+        _logs_of(sshd, path, cfg, svc, capsys)
 
-        async def act(stop: bool) -> None:
-            fleet = fleet_for(sshd, cfg)
-            await fleet.start()
-            try:
-                if stop:
-                    await fleet.stop_replica("a", ReplicaId("talk", 0), grace=1)
-                else:
-                    await fleet.start_replica("a", svc, 0, "g")
-                    await asyncio.sleep(0.5)
-            finally:
-                await fleet.close()
 
-        asyncio.run(act(stop=False))
-        assert main(["logs", "-c", str(path), "talk/0", "-n", "2"]) == 0
-        out, err = capsys.readouterr()
-        # the host's bytes, with the escape shown rather than obeyed
-        assert out == "line 4 \\x1b[31mred\\x1b[0m\nline 5 \\x1b[31mred\\x1b[0m\n", out
-        assert "talk/0 on a" in err
-        asyncio.run(act(stop=True))
-        assert main(["logs", "-c", str(path), "talk/0", "-n", "1"]) == 0  # stopped: its last host's log
-        assert capsys.readouterr().out == "line 5 \\x1b[31mred\\x1b[0m\n"
-        assert main(["logs", "-c", str(path), "nope/0"]) == 1
-        assert '"nope" is not a service' in capsys.readouterr().err
-        assert main(["logs", "-c", str(path), "talk/7"]) == 1
-        assert "talk/7 is not running and no reachable host has its log" in capsys.readouterr().err
+def _logs_of(sshd: Sshd, path: Path, cfg: ClusterConfig, svc: Service, capsys: pytest.CaptureFixture[str]) -> None:
+    async def act(stop: bool) -> None:
+        fleet = fleet_for(sshd, cfg)
+        await fleet.start()
+        try:
+            if stop:
+                await fleet.stop_replica("a", ReplicaId("talk", 0), grace=1)
+            else:
+                await fleet.start_replica("a", svc, 0, "g")
+                await asyncio.sleep(0.5)
+        finally:
+            await fleet.close()
+
+    asyncio.run(act(stop=False))
+    assert main(["logs", "-c", str(path), "talk/0", "-n", "2"]) == 0
+    out, err = capsys.readouterr()
+    # the host's bytes, with the escape shown rather than obeyed
+    assert out == "line 4 \\x1b[31mred\\x1b[0m\nline 5 \\x1b[31mred\\x1b[0m\n", out
+    assert "talk/0 on a" in err
+    asyncio.run(act(stop=True))
+    assert main(["logs", "-c", str(path), "talk/0", "-n", "1"]) == 0  # stopped: its last host's log
+    assert capsys.readouterr().out == "line 5 \\x1b[31mred\\x1b[0m\n"
+    assert main(["logs", "-c", str(path), "nope/0"]) == 1
+    assert '"nope" is not a service' in capsys.readouterr().err
+    assert main(["logs", "-c", str(path), "talk/7"]) == 1
+    assert "talk/7 is not running and no reachable host has its log" in capsys.readouterr().err
