@@ -71,10 +71,7 @@ async def _logs(cfg: ClusterConfig, replica: ReplicaId, lines: int, follow: bool
     try:
         host = await _where(fleet, replica, wait)
         print(f"==> {replica} on {host} <==", file=sys.stderr)
-        if not follow:
-            _write(await fleet.read_log(host, replica, lines))
-            return
-        async for chunk in fleet.follow_log(host, replica, lines):
+        async for chunk in fleet.log_stream(host, replica, lines, follow):
             _write(chunk)
     finally:
         await fleet.close()

@@ -15,7 +15,7 @@ from core.errors import ConfigError, ConfigProblem, HostCommandFailed, HostUnrea
 from core.hostlink import scripts
 from core.hostlink.frames import FrameError, ReplicaSample
 from core.hostlink.keys import HostKeys
-from core.hostlink.link import Link, LinkContext, SshLink
+from core.hostlink.link import MAX_ANSWER_BYTES, Link, LinkContext, SshLink
 from core.hostlink.local import LocalLink
 from core.identity import controller_id
 from core.model import (
@@ -254,16 +254,23 @@ class Fleet:
             return None
         raise HostCommandFailed(host, what, f"unexpected answer {' '.join(out)[:60]!r}")
 
-    async def read_log(self, host: str, replica: ReplicaId, lines: int) -> bytes:
-        """The last `lines` lines of `replica`'s log on `host`, as written (bytes: a log holds anything)."""
+    def log_stream(self, host: str, replica: ReplicaId, lines: int, follow: bool = False) -> AsyncIterator[bytes]:
+        """`replica`'s log on `host` as written (bytes: a log holds anything): its last `lines` lines, then with
+        `follow` whatever the replica writes, through rotations, until the iterator is closed."""
         link = self._link(host)
-        chunks = [d async for d in link.stream(scripts.logs_command(link.state_dir, replica, lines, "print"), "logs")]
-        return b"".join(chunks)
+        mode, what = ("follow", f"follow {replica}'s log") if follow else ("print", f"read {replica}'s log")
+        return link.stream(scripts.logs_command(link.state_dir, replica, lines, mode), what)
 
-    def follow_log(self, host: str, replica: ReplicaId, lines: int) -> AsyncIterator[bytes]:
-        """The last `lines` lines, then whatever the replica writes, through rotations, until closed."""
-        link = self._link(host)
-        return link.stream(scripts.logs_command(link.state_dir, replica, lines, "follow"), f"follow {replica}'s log")
+    async def read_log(self, host: str, replica: ReplicaId, lines: int) -> bytes:
+        """The last `lines` lines of `replica`'s log on `host`; at most MAX_ANSWER_BYTES of them."""
+        data = bytearray()
+        async for chunk in self.log_stream(host, replica, lines):
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                raise HostCommandFailed(
+                    host, f"read {replica}'s log", f"more than {MAX_ANSWER_BYTES} bytes: ask fewer lines"
+                )
+        return bytes(data)
 
     # -- internals ----------------------------------------------------------------------
 

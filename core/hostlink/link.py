@@ -423,6 +423,22 @@ class SshLink(Link):
         status = process.exit_status
         return _checked(self.host.name, what, status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
+    async def stream(self, command: str, what: str) -> AsyncIterator[bytes]:
+        conn = await self.connection(self.config.defaults.connect_timeout)
+        try:
+            async with conn.create_process(command, encoding=None) as proc:
+                while data := await proc.stdout.read(65536):
+                    yield data
+                await proc.wait()
+                err = await _bounded(proc.stderr)
+        except _TooLong:
+            raise HostCommandFailed(
+                self.host.name, what, f"wrote more than {MAX_ANSWER_BYTES} bytes of errors"
+            ) from None
+        except (OSError, asyncssh.Error) as exc:
+            raise HostUnreachable(self.host.name, describe(exc)) from None
+        _checked(self.host.name, what, proc.exit_status, "", err.decode("utf-8", "replace"))
+
 
 class _TooLong(Exception):
     pass
@@ -437,18 +453,6 @@ async def _bounded(stream: asyncssh.SSHReader[bytes]) -> bytes:
         if len(data) > MAX_ANSWER_BYTES:
             raise _TooLong
     return bytes(data)
-
-    async def stream(self, command: str, what: str) -> AsyncIterator[bytes]:
-        conn = await self.connection(self.config.defaults.connect_timeout)
-        try:
-            async with conn.create_process(command, encoding=None) as proc:
-                while data := await proc.stdout.read(65536):
-                    yield data
-                await proc.wait()
-                err = await proc.stderr.read()
-        except (OSError, asyncssh.Error) as exc:
-            raise HostUnreachable(self.host.name, describe(exc)) from None
-        _checked(self.host.name, what, proc.exit_status, "", err.decode("utf-8", "replace"))
 
 
 async def stream_local(command: str, host: str, what: str) -> AsyncIterator[bytes]:

@@ -520,12 +520,17 @@ fi
 [ -f "$log" ] || [ -f "$log.1" ] || { echo "no log for this replica here ($log)" >&2; exit 5; }
 c=0
 [ ! -f "$log" ] || c=$(wc -l <"$log")
-if [ "$c" -lt "$n" ] && [ -f "$log.1" ]; then tail -n $((n - c)) "$log.1"; fi
 if [ "$mode" != follow ]; then
-  [ ! -f "$log" ] || tail -n "$n" "$log"
+  # with the rotated file when the current one is short, read as one stream: the cut may split a line
+  if [ "$c" -lt "$n" ] && [ -f "$log.1" ]; then cat "$log.1" "$log" 2>/dev/null | tail -n "$n"
+  elif [ -f "$log" ]; then tail -n "$n" "$log"; fi
   exit 0
 fi
-tail -n "$n" -F "$log" 2>/dev/null &
+# following, nothing may fall between what is printed and what is followed: the current file is followed
+# from its start when the rotated one is needed too (a line the cut split counts twice, so one fewer)
+f=$n
+if [ "$c" -lt "$n" ] && [ -f "$log.1" ]; then tail -n $((n - c)) "$log.1"; f=+1; fi
+tail -n "$f" -F "$log" 2>/dev/null &
 t=$!
 cat >/dev/null
 kill "$t" 2>/dev/null

@@ -219,7 +219,7 @@ async def test_read_and_follow_a_log_through_rotations_and_stop_following_on_clo
         many = [int(x.split()[1]) for x in (await fleet.read_log("a", replica, 30)).decode().splitlines()]
         assert many == list(range(many[0], many[0] + 30)), many
         seen: list[int] = []
-        follow = fleet.follow_log("a", replica, 2)
+        follow = fleet.log_stream("a", replica, 2, follow=True)
         buffer = b""
         async for chunk in follow:
             buffer += chunk
