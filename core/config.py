@@ -46,7 +46,7 @@ ENV_CONFIG = "LOADMASTER_CONFIG"
 DEFAULT_CONFIG = "cluster.toml"
 
 SECTIONS = ("cluster", "defaults", "hosts", "services", "policy", "api")
-CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo")
+CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo", "enforce_limits")
 DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "connect_timeout")
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
 SERVICE_KEYS = (
@@ -94,9 +94,9 @@ MAX_REPLICAS = 100_000  # per service: beyond it a plan's model would not fit in
 # quoted for the shell): Linux caps one argument at 128 KiB (MAX_ARG_STRLEN), so 32 KiB quoted
 # leaves room for the runtime script and the other arguments.
 MAX_COMMAND_BYTES = 32 * 1024
-# The env travels in the same command line, hex-encoded (twice its bytes): 8 KiB of names and values keeps a
+# The env travels in the same command line, hex-encoded (twice its bytes): 4 KiB of names and values keeps a
 # start with the longest command under the cap (tests/hostlink/test_pure.py builds one).
-MAX_ENV_BYTES = 8 * 1024
+MAX_ENV_BYTES = 4 * 1024
 MAX_PATH_BYTES = 4096  # PATH_MAX
 _BAD_PORT = 0  # stands in for an invalid port so that it takes no part in the address:port check
 
@@ -256,7 +256,9 @@ class _Reader:
             self.problem("", "", "declares nothing (add at least one [[hosts]] table, see README.md)")
             raise ConfigError(self.problems)
         self.unknown_keys(data, SECTIONS, "", "section")
-        name, poll, timeout, state_dir, demo = self.read_cluster(self.table(data, "cluster"))
+        cluster = self.table(data, "cluster")
+        name, poll, timeout, state_dir, demo = self.read_cluster(cluster)
+        enforce = bool(self.take(cluster, "enforce_limits", "cluster", _bool, False))
         defaults = self.read_defaults(self.table(data, "defaults"))
         policy = self.read_policy(self.table(data, "policy"))
         api = self.read_api(self.table(data, "api"))
@@ -277,6 +279,7 @@ class _Reader:
             failure_timeout=timeout,
             state_dir=state_dir,
             demo=demo,
+            enforce_limits=enforce,
             defaults=defaults,
             policy=policy,
             api=api,

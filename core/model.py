@@ -378,6 +378,7 @@ class ClusterConfig:
     failure_timeout: float = 3.0
     state_dir: str | None = None  # on each host; None = ~/.loadmaster/<name>
     demo: bool = False
+    enforce_limits: bool = False  # replicas' cpu and mem become cgroup limits where hosts allow (hostlink.limits)
     defaults: SshDefaults = SshDefaults()
     policy: Policy = Policy()
     api: ApiSettings = ApiSettings()
@@ -412,6 +413,7 @@ class ReplicaStatus:
     epoch: int | None = None  # the fencing epoch of the controller that started it (None: an older runtime)
     health: Health | None = None  # None: its service has no check (or the host's probe ran none yet)
     health_detail: str = ""  # the last check's result, e.g. "ok", "http-5xx", "timeout"
+    oom_killed: bool = False  # not running because the kernel killed it for its memory limit
 
     @property
     def healthy(self) -> bool:
@@ -477,3 +479,4 @@ class HostObservation:
     last_seen: float | None = None  # unix seconds of the last good frame
     fence: Fence | None = None  # the host's fencing state, from its probe
     warnings: tuple[str, ...] = ()  # what the host's probe cannot do (e.g. no tool for http checks)
+    enforcement: str | None = None  # how it limits replicas' cpu and memory: cgroup2, cgroup1 or none (see limits)

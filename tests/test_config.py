@@ -247,7 +247,7 @@ SERVICE = '[[services]]\nname = "s"\ncommand = "sleep 1"\ncpu = 1\nmem = "1GiB"\
         (MINIMAL + SERVICE + "env = { A = 1 }\n", ('services "s"', "env.A")),
         (MINIMAL + SERVICE + 'env = { A = "x\\u0000y" }\n', ('services "s"', "env.A")),
         (MINIMAL + SERVICE + 'workdir = "srv/web"\n', ('services "s"', "workdir")),
-        (MINIMAL + SERVICE + f'env = {{ A = "{"x" * 9000}" }}\n', ('services "s"', "env")),
+        (MINIMAL + SERVICE + f'env = {{ A = "{"x" * 4100}" }}\n', ('services "s"', "env")),
         (MINIMAL + SERVICE + f'workdir = "/{"x" * 5000}"\n', ('services "s"', "workdir")),
         (MINIMAL + SERVICE + 'workdir = ""\n', ('services "s"', "workdir")),
         (MINIMAL + SERVICE + 'user = "a b"\n', ('services "s"', "user")),

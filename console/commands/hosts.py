@@ -76,6 +76,7 @@ def _as_json(o: HostObservation) -> dict[str, Any]:
         "ncpu": o.ncpu,
         "uptime": o.uptime,
         "last_seen": o.last_seen,
+        "enforcement": o.enforcement,
         "replicas": [
             {
                 "replica": str(r.replica),
@@ -84,6 +85,7 @@ def _as_json(o: HostObservation) -> dict[str, Any]:
                 "generation": r.generation,
                 "cpu_percent": r.cpu_percent,
                 "rss": r.rss,
+                "oom_killed": r.oom_killed,
             }
             for r in o.replicas
         ],
@@ -91,11 +93,14 @@ def _as_json(o: HostObservation) -> dict[str, Any]:
 
 
 def _print_table(observations: dict[str, HostObservation]) -> None:
-    rows = [("HOST", "STATE", "CPU", "CPU%", "MEM", "MEM USED", "REPLICAS")]
+    rows = [("HOST", "STATE", "CPU", "CPU%", "MEM", "MEM USED", "LIMITS", "REPLICAS")]
     for o in observations.values():
         cap = o.capacity
         used = o.mem_total - o.mem_available if o.mem_total is not None and o.mem_available is not None else None
-        running = [printable(r.replica) + ("" if r.running else " (exited)") for r in o.replicas]
+        running = [
+            printable(r.replica) + ("" if r.running else " (oom-killed)" if r.oom_killed else " (exited)")
+            for r in o.replicas
+        ]
         rows.append(
             (
                 o.host,
@@ -104,9 +109,13 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
                 f"{o.cpu_percent:.0f}%" if o.cpu_percent is not None else "-",
                 human_size(cap.mem) if cap else "-",
                 human_size(used) if used is not None else "-",
+                o.enforcement or "-",
                 ", ".join(running) if o.state is HostState.UP else printable(o.error or ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    unlimited = [o.host for o in observations.values() if o.enforcement == "none"]
+    if unlimited:
+        print(f"warning: no cpu or memory limits can be enforced on {', '.join(unlimited)} (LIMITS none)")

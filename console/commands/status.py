@@ -86,6 +86,7 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
             "health": {str(r.replica): r.health.value for r in obs.replicas if r.running and r.health is not None},
             "warnings": list(obs.warnings),
             "error": obs.error,
+            "enforcement": obs.enforcement,
         })  # fmt: skip
     services = []
     for s in cfg.services:

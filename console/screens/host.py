@@ -89,6 +89,12 @@ class HostScreen(LiveScreen):
         info.append(f"   mem {size(mem_used(obs))} used")
         seen = None if obs is None or obs.last_seen is None else snapshot.at - obs.last_seen
         info.append(f"   last seen {age(seen)} ago")
+        if obs is not None and obs.enforcement is not None:  # unknown (no frame yet, an older probe): no line
+            info.append("\n limits     ")
+            if obs.enforcement == "none":
+                info.append("none: this host cannot enforce replicas' cpu and mem", style="yellow")
+            else:
+                info.append(obs.enforcement + ("" if snapshot.config.enforce_limits else " (enforce_limits is off)"))
         self.query_one("#host-info", Static).update(info)
         self._show_replicas(snapshot)
         plan = next((p for p in snapshot.failover if p.scope == "host" and p.target == self.host), None)

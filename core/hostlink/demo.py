@@ -32,7 +32,7 @@ import psutil
 
 from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
-from core.hostlink import records, scripts
+from core.hostlink import limits, records, scripts
 from core.hostlink.health import CheckRunner
 from core.hostlink.keys import host_pattern
 from core.model import ClusterConfig, HealthCheck, Host, Resources
@@ -286,6 +286,7 @@ class _DemoHost:
             f"ncpu {max(1, math.ceil(self.capacity.cpu / 1000))} {hz}",
             f"cap {self.capacity.cpu} {self.capacity.mem}",
             f"t {fence.token.epoch} {fence.token.holder} {'-' if fence.age is None else round(fence.age * 100)}",
+            f"lim {limits.detect()}",  # its replicas are started by the real START: this machine's cgroups
         ]
         for s in samples:
             lines.append(
@@ -293,6 +294,8 @@ class _DemoHost:
                 f"{s.pid} {s.started_at:.0f} {int(s.alive)} {'-' if s.ticks is None else s.ticks} "
                 f"{'-' if s.rss_kb is None else s.rss_kb} {'-' if s.epoch is None else s.epoch}"
             )
+            if not s.alive and limits.oom_killed(str(directory), scripts.hexed(s.replica.service), s.replica.index):
+                lines.append(f"o {scripts.hexed(s.replica.service)} {s.replica.index} {s.pid}")
         if checks and runner is not None:
             live = [r for r, s in zip(found, samples, strict=True) if s.alive]
             for c in runner.step(checks, live):

@@ -189,6 +189,7 @@ class Fleet:
                     link.state_dir, self.token, replica, generation, command, port,
                     env=env, workdir=service.workdir, user=service.user,
                     log_max_size=service.log_max_size, log_keep=service.log_keep,
+                    limit=service.resources if self._config.enforce_limits else None,
                 ),
                 RUNTIME_TIMEOUT,
                 what,

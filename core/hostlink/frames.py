@@ -12,6 +12,8 @@ prints with shell built-ins only, so the host forks nothing but `sleep`:
     cap <millicores> <bytes>                      (demo hosts only: the declared capacity)
     t <epoch> <holder> <centiseconds since the holder renewed, or ->   (the host's fence)
     w <what> <words…>                            (first frame only: what this host cannot do, e.g. http checks)
+    lim <cgroup2|cgroup1|none>                    (how the host limits replicas: core/hostlink/limits.py)
+    o <service hex> <index> <pid>                 (a replica that died OOM-killed by its memory limit)
     r <service hex> <index> <generation hex> <pid> <started unix s> <alive 0/1> <cpu ticks> <rss kB> <epoch or ->
     h <service hex> <index> <pid> <s|h|u> <passes in a row> <failures in a row> <last result>
     E
@@ -28,6 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from core.hostlink.limits import KINDS
 from core.model import Fence, Health, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
 
 MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
@@ -88,6 +91,8 @@ class Frame:
     fence: Fence | None = None
     checks: tuple[CheckSample, ...] = ()
     warnings: tuple[str, ...] = ()
+    enforcement: str | None = None  # `lim` line: cgroup2, cgroup1 or none (core/hostlink/limits.py)
+    oom_killed: frozenset[tuple[ReplicaId, int]] = frozenset()  # `o` lines: (replica, pid) the kernel OOM-killed
 
     @property
     def cpu_busy_total(self) -> tuple[int, int]:
@@ -192,6 +197,7 @@ def parse_frame(text: str) -> Frame:
     replicas = []
     checks = []
     warnings = []
+    oom = set()
     for line in lines[1:-1]:
         fields = line.split()
         if not fields:
@@ -202,6 +208,9 @@ def parse_frame(text: str) -> Frame:
             checks.append(parse_check_line(fields))
         elif fields[0] == "w":
             warnings.append(" ".join(fields[1:])[:300])
+        elif fields[0] == "o" and len(fields) == 4:
+            oom.add((ReplicaId(decode_hex(fields[1], "service name"), _int_in(fields[2], "replica index", 0, MAX_INT)),
+                     _int_in(fields[3], "pid", 1, MAX_INT)))  # fmt: skip
         else:
             seen[fields[0]] = fields[1:]
     missing = [k for k in ("cpu", "mem", "load", "up", "ncpu") if k not in seen]
@@ -241,7 +250,17 @@ def parse_frame(text: str) -> Frame:
         fence=fence,
         checks=tuple(checks),
         warnings=tuple(warnings),
+        enforcement=_enforcement(seen.get("lim")),
+        oom_killed=frozenset(oom),
     )
+
+
+def _enforcement(fields: list[str] | None) -> str | None:
+    if fields is None:
+        return None  # a probe of an older runtime
+    if len(fields) != 1 or fields[0] not in KINDS:
+        raise FrameError(f"enforcement {' '.join(fields)[:40]!r} is not one of {', '.join(KINDS)}")
+    return fields[0]
 
 
 class FrameReader:
@@ -327,6 +346,7 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
                 epoch=s.epoch,
                 health=check.health if check is not None else None,
                 health_detail=check.detail if check is not None else "",
+                oom_killed=not s.alive and (s.replica, s.pid) in frame.oom_killed,
             )
         )
     mem_total = frame.mem_total_kb * 1024
@@ -344,4 +364,5 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
         replicas=tuple(sorted(replicas, key=lambda r: r.replica)),
         last_seen=at,
         fence=frame.fence,
+        enforcement=frame.enforcement,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from core.hostlink import records
+from core.hostlink import limits, records
 from core.hostlink.frames import Frame
 from core.hostlink.health import CheckRunner
 from core.hostlink.link import Link, run_local, stream_local
@@ -45,6 +45,7 @@ def local_frame(
         replicas=samples,
         fence=records.fence(state_dir, holder),
         checks=runner.step(checks, live) if checks and runner is not None else (),
+        enforcement=limits.detect(),
     )
 
 

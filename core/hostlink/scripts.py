@@ -42,14 +42,16 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from core.hostlink import limits
 from core.hostlink.frames import FrameError, ReplicaSample, parse_replica_line
-from core.model import CheckKind, Claim, ClaimOutcome, HealthCheck, ReplicaId, Service, Token
+from core.model import CheckKind, Claim, ClaimOutcome, HealthCheck, ReplicaId, Resources, Service, Token
 
 PROBE_MARK = "# loadmaster probe v1"
 
 # Shared shell functions. `alive PID START` succeeds while the replica whose session leader is PID
 # (started at START) runs, and sets tk/rs to the cpu ticks and RSS of what runs of it.
-_COMMON = r"""
+_COMMON = (
+    r"""
 d=$1; shift
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 case $d in '~') d=$HOME;; '~/'*) d=$HOME/${d#'~/'};; esac
@@ -99,11 +101,15 @@ rep() {
   read -r v svc idx gen cmd pid st at port te th <"$1" || return 0
   alive "$pid" "$st"
   printf 'r %s %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$pid" "$at" "$al" "$tk" "$rs" "${te:--}"
+  # a dead replica the kernel killed for its memory limit (core/hostlink/limits.py)
+  [ "$al" = 1 ] || ! oomed "$svc" "$idx" || printf 'o %s %s %s\n' "$svc" "$idx" "$pid"
 }
 reps() {
   for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f"; done
 }
 """
+    + limits.CGROUP
+)
 
 # `unhex HEX` sets ux to the bytes HEX spells (it uses x* names only), with shell built-ins and one printf:
 # each byte becomes an octal escape of printf's %b, so no byte of the value is ever read by the shell as syntax.
@@ -284,8 +290,8 @@ while :; do
   if [ "$fh" = "$me" ]; then printf '%s %s\n' "$me" "$now" 2>/dev/null >"$d/fence.live"; fi
   [ ! -f "$d/fence.live" ] || read -r lh lt 2>/dev/null <"$d/fence.live" || :
   case $lt in ''|*[!0-9]*) ;; *) [ "$lh" != "$fh" ] || age=$((now - lt));; esac
-  { printf 'F %s\n%s\nmem %s %s\nload %s\nup %s\nncpu %s %s\nt %s %s %s\n' \
-      "$s" "$c" "$mt" "$ma" "$la" "$up" "$n" "$hz" "${fe:-0}" "${fh:--}" "$age"
+  { printf 'F %s\n%s\nmem %s %s\nload %s\nup %s\nncpu %s %s\nt %s %s %s\nlim %s\n' \
+      "$s" "$c" "$mt" "$ma" "$la" "$up" "$n" "$hz" "${fe:-0}" "${fh:--}" "$age" "$lim"
     [ "$s" != 1 ] || [ -z "$w" ] || echo "w $w"
     for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f" && [ "$al" = 1 ] && chk; done
     echo E; } || exit 0
@@ -358,7 +364,7 @@ START = (
     + _ROTATE
     + r"""
 fence "$1" "$2"; te=$1 th=$2; shift 2
-svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6 wdx=$7 usx=$8 max=$9; shift 9; keep=$1; shift
+svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6 wdx=$7 usx=$8 max=$9; shift 9; keep=$1 mc=$2 mb=$3; shift 3
 f=$d/replicas/$svc.$idx.rec
 if [ -f "$f" ]; then
   read -r v s2 i2 g2 c2 pid st rest <"$f"
@@ -401,6 +407,12 @@ if [ "$wdx" != - ]; then
 fi
 cd "$wd" 2>/dev/null || { echo "workdir $wd does not exist on this host (or cannot be entered)" >&2; exit 3; }
 echo starting >"$f.tmp" || exit 3
+# The limits (cpu millicores, memory bytes; 0: none asked): the replica's leader joins the cgroups before it
+# execs the command (the wrapper below), so nothing of it ever runs outside them.
+cgd=
+if [ "$mc" != 0 ] || [ "$mb" != 0 ]; then
+  cgmake "$svc" "$idx" "$mc" "$mb" || { rm -f "$f.tmp"; echo "the replica's cgroup ($lim) was not set up" >&2; exit 3; }
+fi
 # A command started with & by a shell without job control ignores SIGINT and SIGQUIT, and a shell that
 # starts ignoring a signal cannot trap it: a stop_signal of INT would never arrive. GNU env (coreutils 8.31)
 # restores them; elsewhere they stay ignored (README: stop_signal).
@@ -418,7 +430,8 @@ rm -f "$fifo"
 # (redirections given to a function call are undone after it, so dash keeps copies of the fds open
 # for that: an `exec` in a subshell moves them for good)
 ( exec <&8 >/dev/null 2>&1 7>&- 8<&- 9>&-; rotate ) &
-setsid $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
+setsid sh -c 'for g in $1; do echo $$ >"$g/cgroup.procs" || exit 125; done; shift; exec "$@"' lm "$cgd" \
+  $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
 pid=$!
 exec 7>&- 8<&-
 st=0
@@ -450,7 +463,8 @@ fence "$1" "$2"; shift 2
 f=$d/replicas/$1.$2.rec; n=$3 sg=$4
 case $sg in TERM|INT|QUIT|HUP|USR1|USR2|KILL) ;; *) echo "stop signal '$sg' is not one loadmaster sends" >&2; exit 3;;
 esac
-[ -f "$f" ] || { echo "absent"; exit 0; }
+cgdirs "$1" "$2"
+[ -f "$f" ] || { cgrm; echo "absent"; exit 0; }
 read -r v svc idx gen cmd pid st rest <"$f"
 signal() {
   kill -s "$1" -- "-$pid" 2>/dev/null
@@ -470,6 +484,7 @@ if alive "$pid" "$st"; then
   fi
 fi
 rm -f "$f"
+cgrm
 echo "stopped"
 """
 )
@@ -637,12 +652,14 @@ def start_command(
     user: str | None = None,
     log_max_size: int = 10 << 20,
     log_keep: int = 3,
+    limit: Resources | None = None,
 ) -> str:
     """START for `replica`; `env` values are final (placeholders already filled in) and travel hex-encoded."""
     return command(
         START, directory, str(token.epoch), token.holder, hexed(replica.service), str(replica.index),
         hexed(generation), hexed(cmd), cmd, str(port) if port is not None else "-",
         hexed(workdir) if workdir else "-", hexed(user) if user else "-", str(log_max_size), str(log_keep),
+        str(limit.cpu if limit else 0), str(limit.mem if limit else 0),
         *(f"{name}={hexed(value)}" for name, value in (env or {}).items()),
     )  # fmt: skip
 

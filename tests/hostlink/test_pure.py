@@ -25,7 +25,7 @@ def test_every_argument_reaches_the_host_shell_as_one_word() -> None:
     assert argv[:2] == ["sh", "-c"] and argv[2] == scripts.START and argv[3] == "lm"
     assert argv[4:] == ["~/st ate", "7", "c1", scripts.hexed(HOSTILE), "3", scripts.hexed("gen;1"),
                         scripts.hexed(f"echo {HOSTILE}"), f"echo {HOSTILE}", "20001", "-", "-",
-                        str(10 << 20), "3"]  # fmt: skip
+                        str(10 << 20), "3", "0", "0"]  # fmt: skip
 
 
 def test_env_workdir_and_user_travel_hex_encoded() -> None:
@@ -34,7 +34,7 @@ def test_env_workdir_and_user_travel_hex_encoded() -> None:
         env={"A": HOSTILE, "B_2": "x\ny"}, workdir="/srv/$(x)", user="www-data",
     )  # fmt: skip
     argv = shlex.split(cmd)
-    assert argv[-6:] == [scripts.hexed("/srv/$(x)"), scripts.hexed("www-data"), str(10 << 20), "3",
+    assert argv[-8:] == [scripts.hexed("/srv/$(x)"), scripts.hexed("www-data"), str(10 << 20), "3", "0", "0",
                          f"A={scripts.hexed(HOSTILE)}", "B_2=" + scripts.hexed("x\ny")]  # fmt: skip
 
 
