@@ -1,10 +1,11 @@
 """Counting replicas for real: which processes run which replica, on which host.
 
 Not what the hosts report nor what the controller believes: the processes themselves.
-Every replica's stdout is its log file, `<state dir>/logs/<service hex>.<index>.log`, so
-a host's live processes grouped by where fd/1 points, counted as distinct sessions
-(a replica is a `setsid` session: its shell and children share one), give the copies of
-each replica on that host. Two sessions on one log file, or copies on two hosts, is a
+Every replica's stdout leads to its log file, `<state dir>/logs/<service hex>.<index>.log`:
+a pipe read by the log's rotating reader (`head -c`, fd/0 the pipe, fd/1 the file; older
+runtimes pointed the replica's fd/1 at the file itself). So a host's live processes grouped by the log their fd/1
+leads to, counted as distinct sessions (a replica is a `setsid` session: its shell and children
+share one), give the copies of each replica on that host; the readers themselves are not copies. Two sessions on one log file, or copies on two hosts, is a
 replica running twice (NOTES.md, "Counting replicas for real").
 """
 
@@ -28,12 +29,15 @@ class Copy:
     stopped: bool  # SIGSTOPped (a hung host's replica): alive, not running
 
 
-def _replica_of(pid: int) -> ReplicaId | None:
+def _fd(pid: int, fd: int) -> str | None:
     try:
-        target = os.readlink(f"/proc/{pid}/fd/1")
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
     except OSError:
-        return None  # gone, a zombie, or no stdout
-    match = _LOG.search(target)
+        return None  # gone, a zombie, or no such descriptor
+
+
+def _log_replica(target: str | None) -> ReplicaId | None:
+    match = _LOG.search(target or "")
     if match is None:
         return None
     try:
@@ -41,6 +45,24 @@ def _replica_of(pid: int) -> ReplicaId | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return ReplicaId(service, int(match.group(2)))
+
+
+def _replicas_of(pids: Iterable[int]) -> dict[int, ReplicaId]:
+    """pid → the replica whose log its stdout leads to, leaving out the logs' readers."""
+    pipes: dict[str, ReplicaId] = {}  # "pipe:[inode]" a reader copies into a log → that log's replica
+    direct: dict[int, ReplicaId] = {}
+    piped: dict[int, str] = {}
+    for pid in pids:
+        out = _fd(pid, 1)
+        replica = _log_replica(out)
+        stdin = _fd(pid, 0) or ""
+        if replica is not None and stdin.startswith("pipe:"):
+            pipes[stdin] = replica  # a reader
+        elif replica is not None:
+            direct[pid] = replica
+        elif out is not None and out.startswith("pipe:"):
+            piped[pid] = out
+    return direct | {pid: pipes[p] for pid, p in piped.items() if p in pipes}
 
 
 def _stopped(pid: int) -> bool:
@@ -55,10 +77,7 @@ def census(pids_by_host: Mapping[str, Iterable[int]]) -> dict[ReplicaId, list[Co
     """replica → its copies (one per session per host) among the given processes."""
     seen: dict[ReplicaId, dict[tuple[str, int], bool]] = defaultdict(dict)
     for host, pids in pids_by_host.items():
-        for pid in pids:
-            replica = _replica_of(pid)
-            if replica is None:
-                continue
+        for pid, replica in _replicas_of(list(pids)).items():
             try:
                 session = os.getsid(pid)
             except OSError:
