@@ -3,9 +3,10 @@
 Not what the hosts report nor what the controller believes: the processes themselves.
 Every replica's stdout leads to its log file, `<state dir>/logs/<service hex>.<index>.log`:
 a pipe read by the log's rotating reader (`head -c`, fd/0 the pipe, fd/1 the file; older
-runtimes pointed the replica's fd/1 at the file itself). So a host's live processes grouped by the log their fd/1
-leads to, counted as distinct sessions (a replica is a `setsid` session: its shell and children
-share one), give the copies of each replica on that host; the readers themselves are not copies. Two sessions on one log file, or copies on two hosts, is a
+runtimes pointed the replica's fd/1 at the file itself). So a host's live processes grouped
+by the log their fd/1 leads to, counted as distinct sessions (a replica is a `setsid` session:
+its shell and children share one), give the copies of each replica on that host; the readers
+themselves are not copies. Two sessions on one log file, or copies on two hosts, is a
 replica running twice (NOTES.md, "Counting replicas for real").
 """
 
