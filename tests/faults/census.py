@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +38,17 @@ def _fd(pid: int, fd: int) -> str | None:
         return None  # gone, a zombie, or no such descriptor
 
 
+def _pipe(pid: int, fd: int) -> tuple[int, int] | None:
+    """The pipe behind a descriptor, as (device, inode), else None. A pipe opened through a FIFO (the
+    runtime makes the replica's pipe so, then unlinks it) reads as the FIFO's path, `… (deleted)`, not as
+    `pipe:[…]`: only stat says what it is, and names both kinds alike."""
+    try:
+        st = os.stat(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISFIFO(st.st_mode) else None
+
+
 def _log_replica(target: str | None) -> ReplicaId | None:
     match = _LOG.search(target or "")
     if match is None:
@@ -50,20 +62,20 @@ def _log_replica(target: str | None) -> ReplicaId | None:
 
 def _replicas_of(pids: Iterable[int]) -> dict[int, ReplicaId]:
     """pid → the replica whose log its stdout leads to, leaving out the logs' readers."""
-    pipes: dict[str, ReplicaId] = {}  # "pipe:[inode]" a reader copies into a log → that log's replica
+    readers: dict[tuple[int, int], ReplicaId] = {}  # the pipe a reader copies into a log → that log's replica
     direct: dict[int, ReplicaId] = {}
-    piped: dict[int, str] = {}
+    piped: dict[int, tuple[int, int]] = {}
     for pid in pids:
-        out = _fd(pid, 1)
-        replica = _log_replica(out)
-        stdin = _fd(pid, 0) or ""
-        if replica is not None and stdin.startswith("pipe:"):
-            pipes[stdin] = replica  # a reader
-        elif replica is not None:
-            direct[pid] = replica
-        elif out is not None and out.startswith("pipe:"):
+        replica = _log_replica(_fd(pid, 1))
+        if replica is not None:
+            source = _pipe(pid, 0)
+            if source is not None:
+                readers[source] = replica
+            else:
+                direct[pid] = replica
+        elif (out := _pipe(pid, 1)) is not None:
             piped[pid] = out
-    return direct | {pid: pipes[p] for pid, p in piped.items() if p in pipes}
+    return direct | {pid: readers[p] for pid, p in piped.items() if p in readers}
 
 
 def _stopped(pid: int) -> bool:
