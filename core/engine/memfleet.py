@@ -147,10 +147,10 @@ class FakeFleet:
             )  # fmt: skip
             self.changed(host)
 
-    def crash_replica(self, host: str, replica: ReplicaId) -> None:
+    def crash_replica(self, host: str, replica: ReplicaId, *, oom_killed: bool = False) -> None:
         r = self.records[host][replica]
         self.records[host][replica] = ReplicaStatus(
-            r.replica, host, r.pid, False, r.generation, started_at=r.started_at
+            r.replica, host, r.pid, False, r.generation, started_at=r.started_at, oom_killed=oom_killed
         )
         self.changed(host)
 

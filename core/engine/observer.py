@@ -351,7 +351,12 @@ class Observer:
             return []
         before = {r.replica: r for r in self._records.get(host, ())}
         return [
-            (EventKind.REPLICA_CRASHED, f"{r.replica} exited on {host}", host, r.replica)
+            (EventKind.REPLICA_CRASHED, f"{r.replica} {_ended(r)} on {host}", host, r.replica)
             for r in replicas
             if (old := before.get(r.replica)) is not None and old.running and not r.running
         ]
+
+
+def _ended(r: ReplicaStatus) -> str:
+    # The host says why when it knows: the kernel killed it for its memory limit (hostlink.limits).
+    return "was oom-killed (over its memory limit)" if r.oom_killed else "exited"

@@ -101,6 +101,17 @@ async def test_crashed_replica_restarts_in_place(engine_of, small_config):
     assert fleet.starts.count((host, replica)) == 2
 
 
+async def test_a_replica_the_kernel_killed_for_its_memory_is_reported_oom_killed_and_restarted(engine_of, small_config):
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    replica = ReplicaId("web", 0)
+    host = fleet.running()[replica][0]
+    fleet.crash_replica(host, replica, oom_killed=True)
+    await until(lambda: fleet.starts.count((host, replica)) == 2)
+    crashes = [e.message for e in engine.recent_events() if e.kind is EventKind.REPLICA_CRASHED]
+    assert crashes == [f"web/0 was oom-killed (over its memory limit) on {host}"]
+
+
 async def test_read_only_changes_nothing_but_still_shows_the_plan(engine_of, small_config):
     engine, fleet = await engine_of(small_config, read_only=True, auto_apply=True)
     await until(lambda: engine.snapshot().pending is not None)  # drift is planned and shown
