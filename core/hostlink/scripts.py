@@ -50,9 +50,12 @@ PROBE_MARK = "# loadmaster probe v1"
 
 # Shared shell functions. `alive PID START` succeeds while the replica whose session leader is PID
 # (started at START) runs, and sets tk/rs to the cpu ticks and RSS of what runs of it.
+# Every file the runtime makes is private (0600, directories 0700: issue 10, defect 15) whatever the login's
+# umask; `um` keeps that umask for the replica itself, which makes its own files as the SSH user would.
 _COMMON = (
     r"""
 d=$1; shift
+um=$(umask); umask 077
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 case $d in '~') d=$HOME;; '~/'*) d=$HOME/${d#'~/'};; esac
 alive() {
@@ -371,8 +374,10 @@ if [ -f "$f" ]; then
   if alive "$pid" "$st"; then echo "hz $hz"; rep "$f"; exit 0; fi
 fi
 command -v setsid >/dev/null 2>&1 || { echo "setsid is not installed on this host (util-linux)" >&2; exit 3; }
-mkdir -p "$d/replicas" "$d/logs" || exit 3
+# chmod too: directories and a log made by an older runtime, under the login's umask, become private
+mkdir -p "$d/replicas" "$d/logs" && chmod 700 "$d/replicas" "$d/logs" || exit 3
 log=$d/logs/$svc.$idx.log
+: >>"$log" && chmod 600 "$log" || exit 3
 # The environment: NAME=VALUE_HEX arguments become NAME=VALUE arguments of env(1), in order.
 c=$#
 for a; do
@@ -430,8 +435,9 @@ rm -f "$fifo"
 # (redirections given to a function call are undone after it, so dash keeps copies of the fds open
 # for that: an `exec` in a subshell moves them for good)
 ( exec <&8 >/dev/null 2>&1 7>&- 8<&- 9>&-; rotate ) &
-setsid sh -c 'for g in $1; do echo $$ >"$g/cgroup.procs" || exit 125; done; shift; exec "$@"' lm "$cgd" \
-  $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
+# The replica gets the login's umask back; `rotate` keeps 077 for the log files it makes.
+setsid sh -c 'umask "$1"; for g in $2; do echo $$ >"$g/cgroup.procs" || exit 125; done; shift 2; exec "$@"' lm \
+  "$um" "$cgd" $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
 pid=$!
 exec 7>&- 8<&-
 st=0

@@ -263,6 +263,35 @@ async def test_replicas_outlive_the_connection_and_a_new_fleet_finds_them(target
         await second.close()
 
 
+def _umask(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith("Umask:")), 8)
+
+
+async def test_records_and_logs_are_private_and_the_replica_keeps_the_logins_umask(target: Target, name: str) -> None:
+    """Issue 10, defect 15: under umask 022 the records and logs were world-readable (0644 in 0755 directories)."""
+    ambient = os.umask(0o022)  # a demo host's commands get this umask; the sshd's logins the one it started under
+    login = 0o022 if target.user is None else ambient
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        assert login & 0o077 != 0o077, "a login umask of 077 would make every file private anyway"
+        status = await fleet.start_replica("a", service("private", "echo out; exec sleep 60"), 0, "g")
+        assert status.pid is not None and _umask(status.pid) == login  # the replica's own files are as before
+        state = target.home / ".loadmaster" / name
+        replicas, logs = state / "replicas", state / "logs"
+        await until(lambda: (logs / f"{scripts.hexed('private')}.0.log").read_bytes() == b"out\n", 5, "its log")
+        made = (replicas, logs, *replicas.iterdir(), *logs.iterdir())
+        modes = {p.relative_to(state).as_posix(): p.stat().st_mode & 0o777 for p in made}
+        assert modes == {
+            "replicas": 0o700, "logs": 0o700,
+            f"replicas/{scripts.hexed('private')}.0.rec": 0o600, f"logs/{scripts.hexed('private')}.0.log": 0o600,
+        }  # fmt: skip
+    finally:
+        os.umask(ambient)
+        await fleet.close()
+
+
 def _fields(cfg: ClusterConfig) -> dict[str, object]:
     return {f: getattr(cfg, f) for f in cfg.__dataclass_fields__}
 

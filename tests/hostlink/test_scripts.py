@@ -61,6 +61,9 @@ async def test_a_replica_that_outlives_sigkill_keeps_its_record_and_the_stop_fai
         (sample,) = scripts.parse_listing(out).samples
         pids.append(sample.pid)
         shutil.chown(state / "replicas", NOBODY, NOBODY)  # nobody may remove the record, only not signal the process
+        os.chmod(state, 0o755)  # and may take the lock the runtime made private (0600 in 0700)
+        os.chmod(state / "fence.lock", 0o644)
+        os.chmod(state / "replicas" / f"{scripts.hexed('web')}.0.rec", 0o644)
         as_nobody = f"{setpriv} --reuid={NOBODY} --regid={NOBODY} --clear-groups "
 
         with pytest.raises(HostCommandFailed, match=f"pid {sample.pid} is still running after SIGKILL"):
