@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE_MARK = "# loadmaster probe v1"  # what scripts.PROBE starts with (kept literal: --root may be older code)
+PROBE_MARK = "# loadmaster probe v1"  # what probe_shell.PROBE starts with (kept literal: --root may be older code)
 GARBAGE = b"F 1\nthis is not a frame\nE\n"
 
 

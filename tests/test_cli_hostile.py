@@ -26,7 +26,7 @@ import pytest
 
 from console.cli import main
 from console.commands import status
-from core.hostlink import scripts
+from core.hostlink import probe_shell, scripts
 from core.hostlink.keys import host_pattern
 from core.sanitize import PrintableFormatter, printable
 from tests.sshd import free_port
@@ -49,7 +49,7 @@ def test_printable_makes_controls_and_bidi_visible_and_leaves_text_alone() -> No
 
 async def _probe(process: asyncssh.SSHServerProcess[bytes]) -> None:
     command = process.command or ""
-    if scripts.PROBE_MARK not in command:
+    if probe_shell.PROBE_MARK not in command:
         process.exit(1)
         return
     if process.get_extra_info("username") == "odd":

@@ -32,7 +32,7 @@ import psutil
 
 from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
-from core.hostlink import limits, records, scripts
+from core.hostlink import limits, probe_shell, records, scripts
 from core.hostlink.health import CheckRunner
 from core.hostlink.keys import host_pattern
 from core.model import ClusterConfig, HealthCheck, Host, Resources
@@ -309,13 +309,13 @@ class _DemoHost:
 def _probe_args(command: str | None) -> tuple[str, float, str, dict[str, HealthCheck]] | None:
     """(state directory, poll interval, holder, checks) if `command` is loadmaster's probe (served natively),
     else None."""
-    if not command or scripts.PROBE_MARK not in command:
+    if not command or probe_shell.PROBE_MARK not in command:
         return None
     try:
         parts = shlex.split(command)
     except ValueError:
         return None
-    if len(parts) >= 7 and parts[:2] == ["sh", "-c"] and parts[2] == scripts.PROBE:
+    if len(parts) >= 7 and parts[:2] == ["sh", "-c"] and parts[2] == probe_shell.PROBE:
         with contextlib.suppress(ValueError):
             table = parts[7] if len(parts) > 7 else ""
             checks = scripts.parse_check_table(table, tuple(parts[8:]))

@@ -1,6 +1,6 @@
 """Health checks for hosts loadmaster reaches without SSH (the local host, demo hosts).
 
-The same rules as the shell probe (`scripts.PROBE`), in this process: each live replica whose service
+The same rules as the shell probe (`probe_shell.PROBE`), in this process: each live replica whose service
 has a check is checked every `interval` (at most once per frame); a check runs in the background while
 frames keep flowing, and its result moves the replica's counters when it is done:
     pass → passes + 1, failures 0; `healthy_after` passes in a row → healthy

@@ -160,7 +160,7 @@ def uptime_cs() -> int:
 
 
 def fence(directory: Path, holder: str) -> Fence:
-    """The fence as the probe reports it, renewing it first when `holder` holds it (see `scripts.PROBE`)."""
+    """The fence as the probe reports it, renewing it first when `holder` holds it (see `probe_shell.PROBE`)."""
     epoch, owner = 0, "-"
     with contextlib.suppress(OSError, ValueError):
         e, owner = (directory / "fence").read_text(encoding="utf-8").split()

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import asyncssh
 
-from core.hostlink.scripts import PROBE_MARK
+from core.hostlink.probe_shell import PROBE_MARK
 
 SSHD = "/usr/sbin/sshd"  # sshd re-execs itself and insists on an absolute path
 FAULT_USER = "lmfault"

@@ -19,7 +19,7 @@ import asyncssh
 import pytest
 
 from core.errors import HostCommandFailed
-from core.hostlink import scripts
+from core.hostlink import probe_shell, scripts
 from core.hostlink.fleet import Fleet
 from core.hostlink.frames import FrameError, parse_frame
 from core.hostlink.guard import BAD_IN_A_ROW, BURST, StreamGuard
@@ -170,7 +170,7 @@ class HostileServer:
         self.probes: list[float] = []
 
     async def handle(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        if scripts.PROBE_MARK in (process.command or ""):
+        if probe_shell.PROBE_MARK in (process.command or ""):
             self.probes.append(time.monotonic())
             with contextlib.suppress(OSError, asyncssh.Error):  # the client cut us off: what the test wants
                 await self.behaviour(process)

@@ -11,7 +11,7 @@ import pytest
 
 from core import config
 from core.errors import HostKeyMismatch, HostKeyUnknown
-from core.hostlink import scripts
+from core.hostlink import probe_shell, scripts
 from core.hostlink.keys import HostKeys
 from core.hostlink.link import BACKOFF_CAP, backoff, silence_state
 from core.model import CheckKind, HealthCheck, HostKeyPolicy, HostState, ReplicaId, Resources, Service, Token
@@ -64,7 +64,7 @@ def test_env_placeholders_are_filled_once_left_to_right() -> None:
 
 def test_probe_command_carries_interval_and_directory() -> None:
     argv = shlex.split(scripts.probe_command("~/.loadmaster/x", 0.5, "1-2@me"))
-    assert argv[2].startswith(scripts.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5", "1-2@me", ""]
+    assert argv[2].startswith(probe_shell.PROBE_MARK) and argv[4:] == ["~/.loadmaster/x", "0.5", "1-2@me", ""]
 
 
 def test_check_table_travels_to_the_host_and_back() -> None:
