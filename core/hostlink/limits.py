@@ -56,7 +56,8 @@ cgdirs() {
   esac
 }
 cgrm() {
-  for g in $cgd; do [ ! -d "$g" ] || rmdir "$g" 2>/dev/null || :; done
+  # and the cluster's directory once its last replica's is gone (rmdir leaves one that is not empty)
+  for g in $cgd; do [ ! -d "$g" ] || rmdir "$g" "${g%/*}" 2>/dev/null || :; done
 }
 cgmake() {
   [ "$lim" != none ] || return 0

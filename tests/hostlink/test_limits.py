@@ -71,6 +71,6 @@ async def test_memory_and_cpu_are_enforced_where_the_host_can_and_none_is_report
         assert len(made) == 2 * (2 if limits.detect() == "cgroup1" else 1), made  # hog's stays until cleaned
         await fleet.stop_replica("a", ReplicaId("spin", 0), grace=1)
         await fleet.stop_replica("a", ReplicaId("hog", 0), grace=0)
-        assert not [p for p in Path("/sys/fs/cgroup").glob(f"**/loadmaster/{cid}/*") if p.is_dir()]
+        assert not list(Path("/sys/fs/cgroup").glob(f"**/loadmaster/{cid}"))  # the cluster's own went with its last
     finally:
         await fleet.close()
