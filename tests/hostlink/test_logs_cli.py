@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from console.cli import main
+from core.hostlink import scripts
 from core.model import ClusterConfig, ReplicaId, Service
 from tests.hostlink.helpers import cluster, fleet_for, fresh_cluster, service
 from tests.sshd import Sshd
@@ -65,3 +71,46 @@ def _logs_of(sshd: Sshd, path: Path, cfg: ClusterConfig, svc: Service, capsys: p
     assert '"nope" is not a service' in capsys.readouterr().err
     assert main(["logs", "-c", str(path), "talk/7"]) == 1
     assert "talk/7 is not running and no reachable host has its log" in capsys.readouterr().err
+
+
+# ticks for 8 s, then quiet: at Ctrl-C the follower on the host cannot be ended by a failed write
+TICK = "i=0; while [ $i -lt 40 ]; do i=$((i + 1)); echo tick $i; sleep 0.2; done; exec sleep 60"
+
+
+def _started(sshd: Sshd, cfg: ClusterConfig, svc: Service) -> None:
+    async def start() -> None:
+        fleet = fleet_for(sshd, cfg)
+        await fleet.start()
+        try:
+            await fleet.start_replica("a", svc, 0, "g")
+        finally:
+            await fleet.close()
+
+    asyncio.run(start())
+
+
+@pytest.mark.timeout(60)
+def test_logs_follow_prints_new_lines_as_written_and_ctrl_c_ends_it_on_both_sides(sshd: Sshd, tmp_path: Path) -> None:
+    for name in fresh_cluster(sshd):
+        path = _file(tmp_path, sshd, name)
+        svc = service("talk", TICK)
+        _started(sshd, dataclasses.replace(cluster(name, sshd.host("a")), services=(svc,)), svc)
+        log = str(sshd.home / ".loadmaster" / name / "logs" / f"{scripts.hexed('talk')}.0.log")
+        cmd = [sys.executable, "-m", "console.cli", "logs", "-c", str(path), "talk/0", "-f", "-n", "1"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            ticks = [int(proc.stdout.readline().split()[1])]
+            while ticks[-1] < 40:
+                ticks.append(int(proc.stdout.readline().split()[1]))
+            # the last line written, then each new one as it is written, none lost or repeated
+            assert ticks[0] <= 35 and ticks == list(range(ticks[0], 41)), ticks
+            followers = [p for p in psutil.process_iter(["cmdline"]) if log in (p.info["cmdline"] or [])]
+            assert followers, "tail -F runs on the host while following"
+            time.sleep(0.5)  # quiet now
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            proc.kill()
+        _, left = psutil.wait_procs(followers, timeout=5)
+        assert not left, f"still following on the host after Ctrl-C: {left}"
