@@ -31,6 +31,7 @@ from core.model import (
     Resources,
     SolverStatus,
 )
+from core.nesting import deeper_than
 from core.private import write_private
 
 SCHEMA = "loadmaster.plan/1"
@@ -212,19 +213,6 @@ def _no_constant(text: str) -> float:
     raise ValueError(f"{text} is not a number a plan holds")
 
 
-def _depth(value: Any) -> int:
-    """How deeply `value` nests, without recursion (a hostile file must not exhaust the stack)."""
-    deepest, todo = 0, [(value, 0)]
-    while todo:
-        item, level = todo.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level + 1)
-            if deepest > MAX_DEPTH:
-                return deepest
-            todo.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 def _kind(value: Any) -> str:
     return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
             float: "a number"}.get(type(value), type(value).__name__)  # fmt: skip
@@ -290,7 +278,7 @@ def _action(value: Any, where: str) -> Action:
 def plan_from_document(doc: Any) -> Plan:
     """The Plan a document describes; raises ValueError naming the first field that is wrong."""
     top = _table(doc, "the document")
-    if _depth(doc) > MAX_DEPTH:
+    if deeper_than(doc, MAX_DEPTH):
         raise ValueError(f"it nests more than {MAX_DEPTH} levels deep")
     if top.get("schema") != SCHEMA:
         raise ValueError(f"schema is {top.get('schema')!r}, expected {SCHEMA!r}")
