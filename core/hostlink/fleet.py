@@ -15,8 +15,9 @@ from core.errors import ConfigError, ConfigProblem, HostCommandFailed, HostUnrea
 from core.hostlink import scripts
 from core.hostlink.frames import FrameError, ReplicaSample
 from core.hostlink.keys import HostKeys
-from core.hostlink.link import MAX_ANSWER_BYTES, Link, LinkContext, SshLink
+from core.hostlink.link import MAX_ANSWER_BYTES, Link, LinkContext
 from core.hostlink.local import LocalLink
+from core.hostlink.ssh import SshLink
 from core.identity import controller_id
 from core.model import (
     NO_TOKEN,
