@@ -1,0 +1,125 @@
+"""What the hosts report: host states, replica records with their health, fences and claims, one observation
+per host."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from core.model.plans import ReplicaId
+from core.model.resources import Resources
+
+
+class HostState(enum.StrEnum):
+    """What loadmaster knows of a host; only `UP` hosts take new replicas."""
+
+    UNKNOWN = "unknown"  # not yet contacted
+    UP = "up"
+    SUSPECT = "suspect"  # missed polls, not yet past failure_timeout
+    DOWN = "down"
+    DRAINING = "draining"  # operator asked to empty it
+    KEY_MISMATCH = "key-mismatch"  # host key changed: refused, never merely "down"
+    UNSUPPORTED = "unsupported"  # reachable, but no Linux /proc
+    MISBEHAVING = "misbehaving"  # its stream was cut off: garbage, impossible numbers or a flood of frames
+
+    @property
+    def accepts_work(self) -> bool:
+        return self is HostState.UP
+
+    @property
+    def reachable(self) -> bool:
+        """Its replica records can be acted on now (a suspect host may still answer)."""
+        return self in (HostState.UP, HostState.SUSPECT, HostState.DRAINING)
+
+
+class Health(enum.StrEnum):
+    """A replica's health as its service's check says; a replica of a service without a check has none."""
+
+    STARTING = "starting"  # not yet `healthy_after` passes in a row
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # `unhealthy_after` failures in a row, counted once `grace` has passed
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    """A replica as its host reports it."""
+
+    replica: ReplicaId
+    host: str
+    pid: int | None
+    running: bool
+    generation: str = ""  # config generation it was started from
+    cpu_seconds: float | None = None
+    cpu_percent: float | None = None
+    rss: int | None = None  # bytes
+    started_at: float | None = None  # unix seconds
+    epoch: int | None = None  # the fencing epoch of the controller that started it (None: an older runtime)
+    health: Health | None = None  # None: its service has no check (or the host's probe ran none yet)
+    health_detail: str = ""  # the last check's result, e.g. "ok", "http-5xx", "timeout"
+    oom_killed: bool = False  # not running because the kernel killed it for its memory limit
+
+    @property
+    def healthy(self) -> bool:
+        """Counts as healthy: running, and passing its checks when it has any."""
+        return self.running and self.health in (None, Health.HEALTHY)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Token:
+    """A fencing token: hosts refuse actions carrying a lower one. Ordered by epoch, then holder, so that
+    two controllers that drew the same epoch from separate journals still have a winner; the etcd
+    election revision can stand in for the epoch (clustered mode)."""
+
+    epoch: int
+    holder: str  # the controller's id: [A-Za-z0-9._-], no spaces (it is a word in files on the hosts)
+
+    def __str__(self) -> str:
+        return f"{self.epoch}:{self.holder}"
+
+
+NO_TOKEN = Token(0, "-")  # an action from no controller: accepted only by hosts no controller has claimed
+
+
+class ClaimOutcome(enum.StrEnum):
+    TAKEN = "taken"
+    HELD = "held"  # a live holder has it
+    FENCED = "fenced"  # the host has a token at least as high
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A host's answer to a controller claiming it."""
+
+    outcome: ClaimOutcome
+    before: Token  # the host's token before the claim (the holder's, when held or fenced)
+    age: float | None = None  # seconds since a live holder renewed (held)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What a host's probe says of its fence: the highest token seen and how long ago its holder renewed."""
+
+    token: Token
+    age: float | None  # seconds since the holder last renewed here; None: never, or not readable
+
+
+@dataclass(frozen=True, slots=True)
+class HostObservation:
+    """One host as last seen; `at` is unix seconds of the observation."""
+
+    host: str
+    state: HostState
+    at: float
+    capacity: Resources | None = None  # probed total (cpus × 1000, MemTotal)
+    cpu_percent: float | None = None
+    mem_total: int | None = None
+    mem_available: int | None = None
+    load1: float | None = None
+    ncpu: int | None = None
+    uptime: float | None = None
+    replicas: tuple[ReplicaStatus, ...] = ()
+    error: str | None = None  # what went wrong, in words an operator can act on
+    last_seen: float | None = None  # unix seconds of the last good frame
+    fence: Fence | None = None  # the host's fencing state, from its probe
+    warnings: tuple[str, ...] = ()  # what the host's probe cannot do (e.g. no tool for http checks)
+    enforcement: str | None = None  # how it limits replicas' cpu and memory: cgroup2, cgroup1 or none (see limits)
