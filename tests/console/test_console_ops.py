@@ -80,8 +80,11 @@ async def test_an_edit_of_the_cluster_file_is_followed_and_said(real: tuple[Engi
         await until(pilot, lambda: "reloaded" in header(app))
         assert "web scaled 3 → 5; policy auto_apply false → true" in header(app)
         assert engine.snapshot().config.service("web").replicas == 5 and engine.snapshot().auto_apply
-        reloaded = [e for e in app.view.events if e.kind is EventKind.CONFIG_RELOADED]
-        assert reloaded and "web scaled 3 → 5" in reloaded[-1].message
+        def reloaded() -> list[str]:  # the event reaches the view through the event worker, after the header
+            return [e.message for e in app.view.events if e.kind is EventKind.CONFIG_RELOADED]
+
+        await until(pilot, lambda: bool(reloaded()))
+        assert "web scaled 3 → 5" in reloaded()[-1]
         # the engine plans from the new file: with auto-apply now on, what fits is placed (web has
         # max_per_host = 1 on three hosts: three web and the db)
         await until(pilot, lambda: len(engine.snapshot().placement.assignments) == 4)
@@ -157,6 +160,7 @@ async def test_commands_switch_screens_and_refuse_what_means_nothing(fake: Modul
         await pilot.press("colon", *"frobnicate", "enter")
         await pilot.press("colon", *"drain node-zz", "enter")
         await pilot.press("colon", *"scale web many", "enter")
+        await until(pilot, lambda: len(notes(app)) >= 3)  # each refusal is a notification, posted after its key
         said = notes(app)
         assert any("unknown command 'frobnicate'; the commands are: hosts, host, svc" in m for m in said)
         assert any("no host named 'node-zz'; the hosts are: node-a" in m for m in said)
