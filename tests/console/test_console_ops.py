@@ -80,6 +80,7 @@ async def test_an_edit_of_the_cluster_file_is_followed_and_said(real: tuple[Engi
         await until(pilot, lambda: "reloaded" in header(app))
         assert "web scaled 3 → 5; policy auto_apply false → true" in header(app)
         assert engine.snapshot().config.service("web").replicas == 5 and engine.snapshot().auto_apply
+
         def reloaded() -> list[str]:  # the event reaches the view through the event worker, after the header
             return [e.message for e in app.view.events if e.kind is EventKind.CONFIG_RELOADED]
 
