@@ -91,12 +91,14 @@ class Rule:
         else:
             wanted = math.ceil(current * ratio / spec.cpu_target - 1e-9) if current else spec.min
         wanted = min(max(wanted, spec.min), spec.max)
-        recent = self._recommendations.setdefault(service.name, collections.deque())
+        recent = self._recommendations.get(service.name)
+        if recent is None:  # first sight (a controller that just started): what runs counts as recommended now,
+            recent = self._recommendations[service.name] = collections.deque([(now, current)])  # as the HPA seeds it
         recent.append((now, wanted))
         while recent and recent[0][0] < now - spec.scale_down_window:
             recent.popleft()
         if wanted < current:  # scale down only as far as every recommendation of the window allows
-            wanted = min(max(r for _, r in recent), current)
+            wanted = min(max(r for _, r in recent), current, spec.max)  # above max (the seed) goes at once
         return Decision(service.name, current, wanted, ratio, spec.cpu_target) if wanted != current else None
 
 

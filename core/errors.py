@@ -155,3 +155,11 @@ class InvalidPlan(LoadmasterError):
     def __init__(self, source: str, problems: list[str]):
         self.source, self.problems = source, problems
         super().__init__(f"{source}: refused, nothing was changed:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class BadLoad(LoadmasterError):
+    """A demo load (`loadmaster demo --load web=0.9`, the console's load control) that cannot be set."""
+
+    def __init__(self, given: str, problem: str):
+        self.given, self.problem = given, problem
+        super().__init__(f"--load {given}: {problem}")

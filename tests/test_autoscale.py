@@ -60,6 +60,9 @@ def test_bounds() -> None:
     assert Rule().decide(small, 0).desired == 2  # below min: raised even before anything is measured
     big = dataclasses.replace(WEB, replicas=30)
     assert Rule().decide(big, 0).desired == 20
+    rule = Rule()
+    feed(rule, big, 0, 30, 0.1)
+    assert rule.decide(big, 30).desired == 20  # above max goes at once, measured or not (no window for that)
 
 
 def test_scale_down_waits_for_the_stabilization_window() -> None:
@@ -78,6 +81,20 @@ def test_scale_down_waits_for_the_stabilization_window() -> None:
     # the highest recommendation left in the window: 3, made while the average was still falling (the HPA rule)
     assert decided.desired == 3 and decided.kind is EventKind.AUTOSCALE_DOWN
     assert str(decided) == "autoscale.down web 4→3: cpu 0.20 of requested, target 0.6"
+
+
+def test_a_new_controller_does_not_scale_down_before_a_window() -> None:
+    """A controller that just started (or first sees the service) has no recommendations yet: the replicas it
+    finds count as one, as the HPA seeds them, so low load scales down only after the window, not at once."""
+    rule = Rule()
+    decided = None
+    for t in range(0, 400):
+        rule.observe("web", t, 0.1)  # idle from the first sample: the rule alone would want 1 → min 2
+        decided = rule.decide(WEB, t)
+        if decided is not None:
+            break
+    assert decided is not None and t >= 300, f"scaled down {WEB.replicas}→{decided and decided.desired} at {t} s"
+    assert decided.desired == 2
 
 
 def test_flapping_load_does_not_flap_replicas() -> None:

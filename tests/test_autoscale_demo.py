@@ -1,4 +1,5 @@
-"""Autoscaling end to end on demo hosts: real processes burn cpu, /proc measures it, the file and fleet follow."""
+"""Autoscaling end to end on demo hosts: replicas burn the load set (`demo --load`), /proc measures it, the file
+and fleet follow."""
 
 from __future__ import annotations
 
@@ -14,20 +15,6 @@ from core.engine.journal import Journal
 from core.hostlink.demo import DemoFleet
 from core.hostlink.fleet import Fleet
 from tests.sshd import free_port
-
-# Burns `share` of one core, re-reading the share from a file ten times a second.
-BURNER = """\
-import sys, time
-while True:
-    try:
-        share = float(open(sys.argv[1]).read())
-    except (OSError, ValueError):
-        share = 0.0
-    start = time.perf_counter()
-    while time.perf_counter() - start < 0.1 * share:
-        pass
-    time.sleep(max(0.0, 0.1 * (1 - share)))
-"""
 
 CLUSTER = """\
 [cluster]
@@ -55,7 +42,7 @@ capacity = {{ cpu = 2, mem = "1GiB" }}
 
 [[services]]
 name = "web"
-command = "exec python3 {burner} {load}"
+command = "demo-load web -- sleep 1000"  # burns what `loadmaster demo --load web=…` sets
 replicas = 1
 cpu = "100m"
 mem = "16MiB"
@@ -64,16 +51,14 @@ autoscale = {{ min = 1, max = 3, cpu_target = 0.2, window = "2s", scale_down_win
 
 
 async def test_load_up_scales_up_load_down_scales_down_after_the_window(tmp_path: Path) -> None:
-    burner, load = tmp_path / "burn.py", tmp_path / "load"
-    burner.write_text(BURNER, encoding="utf-8")
-    # 90m of the 100m requested (less on a busy machine, where the burner is descheduled): target 0.2
-    load.write_text("0.09", encoding="utf-8")
     path = tmp_path / "cluster.toml"
-    text = CLUSTER.format(p1=free_port("127.0.0.1"), p2=free_port("127.0.0.1"), burner=burner, load=load)
+    text = CLUSTER.format(p1=free_port("127.0.0.1"), p2=free_port("127.0.0.1"))
     path.write_text(text, encoding="utf-8")
     config = config_io.load(path)
     demo = DemoFleet(config, tmp_path / "demo")
     await demo.start()
+    # 90m of the 100m requested (less on a busy machine, where the burner is descheduled): target 0.2
+    demo.set_load(config, {"web": 0.9})
     fleet = Fleet(config, known_hosts=demo.known_hosts, client_keys=[demo.client_key])
     engine = Engine(config, fleet, Journal(tmp_path / "journal.db"), workers=1, demo=demo)
     scaler = Autoscaler(engine, path, time.time)
@@ -96,7 +81,7 @@ async def test_load_up_scales_up_load_down_scales_down_after_the_window(tmp_path
         assert up.data["from"] == 1 and up.data["to"] >= 2 and up.data["ratio"] > 0.22, up.message
         await until(lambda: sum(1 for r in engine.snapshot().running() if r.service == "web") >= 2, 30)
 
-        load.write_text("0.002", encoding="utf-8")  # ratio ~0.02: one replica is plenty
+        demo.set_load(config, {"web": 0.02})  # ratio ~0.02: one replica is plenty
         dropped = time.time()
         await until(lambda: bool(events(EventKind.AUTOSCALE_DOWN)), 40)
         down = events(EventKind.AUTOSCALE_DOWN)[0]

@@ -12,6 +12,7 @@ from console.commands.console import run_console
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from core.errors import LoadmasterError
+from core.model import ClusterConfig
 
 if TYPE_CHECKING:
     from core.hostlink.demo import DemoFleet
@@ -30,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--serve", action="store_true", help="run only the fleet (no console) until interrupted")
     p.add_argument("--hosts", type=int, metavar="N", help="serve N demo hosts in all, adding hosts beyond the file's")
     p.add_argument("--workdir", metavar="DIR", help="keys, known_hosts, host homes (default ~/.loadmaster/demo/NAME)")
+    p.add_argument(
+        "--load",
+        action="append",
+        metavar="SERVICE=SHARE",
+        help="set a demo service's load and exit: its replicas (running, or started later) burn SHARE of "
+        "their cpu request, e.g. --load web=0.9; repeatable",
+    )
     p.set_defaults(run=run)
 
 
@@ -46,10 +54,21 @@ def run(args: argparse.Namespace) -> int:
             raise LoadmasterError(f"--hosts {args.hosts}: {cfg.source} has {declared} demo hosts; use at least that")
         extra = args.hosts - declared
     workdir = Path(args.workdir) if args.workdir else default_workdir(cfg.name)
+    if args.load:
+        return _set_load(cfg, workdir, args.load)
     fleet = DemoFleet(cfg, workdir, extra_hosts=extra)
     if args.serve:
         return asyncio.run(_serve(fleet))
     return asyncio.run(_console(fleet, workdir, read_only=args.read_only))
+
+
+def _set_load(cfg: ClusterConfig, workdir: Path, items: list[str]) -> int:
+    from core.hostlink import demoload
+
+    for load in demoload.write(workdir, cfg, demoload.parse(items)):
+        print(load)
+    print(f"set in {demoload.path(workdir)}: replicas read it within a second")
+    return 0
 
 
 async def _console(demo: DemoFleet, workdir: Path, *, read_only: bool) -> int:

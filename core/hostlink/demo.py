@@ -32,7 +32,7 @@ import psutil
 
 from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
-from core.hostlink import limits, probe_shell, records, scripts
+from core.hostlink import demoload, limits, probe_shell, records, scripts
 from core.hostlink.health import CheckRunner
 from core.hostlink.keys import host_pattern
 from core.model import ClusterConfig, HealthCheck, Host, Resources
@@ -123,7 +123,7 @@ class _Server(asyncssh.SSHServer):
 
 
 class _DemoHost:
-    def __init__(self, host: Host, root: Path, authorized: asyncssh.SSHAuthorizedKeys) -> None:
+    def __init__(self, host: Host, root: Path, authorized: asyncssh.SSHAuthorizedKeys, env: Mapping[str, str]) -> None:
         self.host = host
         self.home = root / "home"
         self.home.mkdir(parents=True, exist_ok=True)
@@ -142,6 +142,7 @@ class _DemoHost:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
             HOME_MARK: str(self.home),
+            **env,  # `demo-load` on the PATH, and where its load file is
         }
 
     @property
@@ -361,8 +362,9 @@ class DemoFleet:
         self.workdir.mkdir(parents=True, exist_ok=True)
         client = _load_or_make_key(Path(self.client_key))
         authorized = asyncssh.import_authorized_keys(client.export_public_key().decode())
+        env = demoload.install(self.workdir)
         for host in self.hosts:
-            self._hosts[host.name] = _DemoHost(host, self.workdir / "hosts" / host.name, authorized)
+            self._hosts[host.name] = _DemoHost(host, self.workdir / "hosts" / host.name, authorized, env)
         for leftovers in _processes_of({str(d.home) for d in self._hosts.values()}).values():
             _kill(leftovers)
         lines = [
@@ -392,6 +394,10 @@ class DemoFleet:
 
     async def crash(self, host: str) -> None:
         await self._host(host).crash()
+
+    def set_load(self, config: ClusterConfig, shares: Mapping[str, float]) -> list[demoload.Load]:
+        """Replicas of each named service burn that share of their cpu request (see core.hostlink.demoload)."""
+        return demoload.write(self.workdir, config, shares)
 
     async def cut_off(self, host: str) -> None:
         self._host(host).set_cut(True)
