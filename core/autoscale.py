@@ -120,7 +120,7 @@ def measured_ratio(snapshot: Snapshot, service: Service) -> float | None:
 class ScaledEngine(Protocol):
     def snapshot(self) -> Snapshot: ...
 
-    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> object: ...
+    def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> object: ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None: ...
 
@@ -202,5 +202,6 @@ class Autoscaler:
             return False  # the file moved on or is broken now: the next step looks again
         if doc is None:
             return False
-        self.engine.reload(doc.config, guarded=False)  # its own bounded decision, not a file edited under it
+        # its own bounded decision, not a file edited under it; the revision: the file watch need not adopt it again
+        self.engine.reload(doc.config, guarded=False, revision=doc.revision)
         return True

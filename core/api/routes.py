@@ -309,7 +309,8 @@ class Api:
                 raise ApiError(422, message, problems=problems) from None
             except UnknownService as exc:
                 raise ApiError(404, str(exc), services=exc.known) from None
-            self.engine.reload(doc.config, guarded=False)  # a change asked for with a token: meant as asked
+            # a change asked for with a token: meant as asked; the revision: the file watch need not adopt it again
+            self.engine.reload(doc.config, guarded=False, revision=doc.revision)
         self._journal(request, what, revision=doc.revision)
         return doc
 

@@ -138,8 +138,9 @@ class EngineAPI(Protocol):
         """Lift a cordon or a drain."""
         ...
 
-    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> list[str]:
-        """Adopt a new desired state (the file was edited and is valid); returns what changed, in words."""
+    def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
+        """Adopt a new desired state (the file was edited and is valid); returns what changed, in words.
+        `revision` (core.desired's, of the file read): the revision adopted last is not adopted again."""
         ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:

@@ -19,8 +19,9 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
-from core import config as config_io
+from core import desired
 from core.errors import ConfigError, ConfigProblem
 from core.model import ClusterConfig
 
@@ -31,17 +32,23 @@ SETTLE = 1.0  # seconds a changed file must stay unchanged before it is read
 Stamp = tuple[int, int, int]  # (mtime ns, size, inode); (0, 0, 0) while the file is missing
 
 
+class Adopt(Protocol):
+    def __call__(self, config: ClusterConfig, *, revision: str | None) -> object: ...
+
+
 class ConfigWatch:
     """Re-reads `path` when its modification time changes or when `request()` is called.
 
     Polling the mtime (not inotify) works on every filesystem the file may live on and costs one
-    stat per interval; an edit is seen within `interval` seconds.
+    stat per interval; an edit is seen within `interval` seconds. An edit is adopted with the file's
+    revision, so an engine that already adopted those bytes (the API or the autoscaler wrote them and
+    reloaded at once) does not reload them twice; a request (SIGHUP) is adopted whatever the revision.
     """
 
     def __init__(
         self,
         path: Path,
-        adopt: Callable[[ClusterConfig], object],
+        adopt: Adopt,
         on_invalid: Callable[[ConfigError], None],
         *,
         interval: float = 1.0,
@@ -66,9 +73,10 @@ class ConfigWatch:
                 await asyncio.wait_for(self._wanted.wait(), self.interval)
             if self._stamp() == seen and not self._wanted.is_set():
                 continue
+            requested = self._wanted.is_set()
             self._wanted.clear()
             seen = await self._stable()
-            if not self.reload():
+            if not self.reload(forced=requested):
                 continue
             if self._stamp() != seen:  # written to while it was being read: read it again once it settles
                 self._wanted.set()
@@ -87,10 +95,11 @@ class ConfigWatch:
                 stamp, since = now, loop.time()
         return stamp
 
-    def reload(self) -> bool:
-        """Read the file once: adopt it if valid, else report it and keep the old configuration."""
+    def reload(self, *, forced: bool = True) -> bool:
+        """Read the file once: adopt it if valid, else report it and keep the old configuration.
+        Not `forced`, it is adopted with its revision (the engine skips bytes it adopted last)."""
         try:
-            config = config_io.load(self.path)
+            doc = desired.read(self.path)
         except ConfigError as exc:
             self._on_invalid(exc)
             return False
@@ -100,7 +109,7 @@ class ConfigWatch:
             self._on_invalid(ConfigError([problem]))
             return False
         try:
-            self._adopt(config)
+            self._adopt(doc.config, revision=None if forced else doc.revision)
         except Exception as exc:
             log.exception("adopting %s failed", self.path)
             problem = ConfigProblem(str(self.path), "", "", f"could not be adopted ({type(exc).__name__}: {exc})")

@@ -75,6 +75,7 @@ class Engine:
     ):
         """`take_over`: claim the hosts' fences even while another controller holds them live."""
         self._config = config
+        self._revision: str | None = None  # of the cluster file adopted last, when the reload said (see reload)
         self._fleet = fleet
         self._journal = journal
         self.read_only = read_only
@@ -342,7 +343,7 @@ class Engine:
             raise ReadOnly(f"{what} demo host {host}")
         return self._demo
 
-    def reload(self, config: ClusterConfig, *, guarded: bool = True) -> list[str]:
+    def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.
 
         The plans that follow a reload wait for a person when they would stop more than
@@ -352,7 +353,12 @@ class Engine:
         missing; an edit of the policy alone re-asks a held plan at the next tick.
 
         Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
+        A file `revision` (core.desired's) equal to the one adopted last is not adopted again: an API write
+        reloads at once and the file watch then reads the same bytes (one reload per write, not two).
         """
+        if revision is not None and revision == self._revision:
+            return []
+        self._revision = revision  # None: adopted without a revision (SIGHUP, /v1/reload), so none is skipped
         before = self._config
         self._approval.reloaded(before, config, self._observer.states, guarded=guarded)
         self._autopilot.replan = self._autopilot.replan or placement_key(before) != placement_key(config)

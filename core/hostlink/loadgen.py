@@ -3,7 +3,7 @@
 Demo hosts run it by that name (core.hostlink.demoload puts it on their PATH). It runs COMMAND (say
 an HTTP server, so health checks still pass) as its child, ends with it, and meanwhile burns, on
 one core, the millicores the load file (`$LOADMASTER_DEMO_LOAD`, JSON, written by `demoload.set_load`)
-gives for SERVICE: busy for that share of every 100 ms slice, asleep for the rest. The cpu is real:
+gives for SERVICE: busy for that much cpu time in every 100 ms slice, asleep for the rest. The cpu is real:
 the host's probe measures it in /proc as any replica's, which is what the autoscaler reads.
 
 Standard library only: demo hosts run it with whatever python started the fleet, without
@@ -47,12 +47,24 @@ class LoadFile:
         return self.millicores
 
 
-def burn(share: float, until: float) -> None:
-    """Busy for `share` of the time up to `until`, then asleep to it."""
-    busy_end = time.perf_counter() + share * max(0.0, until - time.perf_counter())
-    while time.perf_counter() < busy_end:
-        pass
-    time.sleep(max(0.0, until - time.perf_counter()))
+class Burner:
+    """Burns cpu time, not wall time: on a busy machine a process is descheduled inside its busy loop, and a
+    loop timed by the clock would burn less than asked. What a slice could not burn is owed to the next
+    ones (up to a second's worth), so /proc sees the share asked for whenever the machine can give it."""
+
+    MAX_DEBT = 1.0  # cpu seconds
+
+    def __init__(self) -> None:
+        self.debt = 0.0
+
+    def slice(self, cores: float, until: float) -> None:
+        """Burn `cores` × the time left to `until` (plus what is owed), then sleep to `until`."""
+        start = time.process_time()
+        goal = start + cores * max(0.0, until - time.perf_counter()) + self.debt
+        while time.process_time() < goal and time.perf_counter() < until:
+            pass
+        self.debt = min(self.MAX_DEBT, max(0.0, goal - time.process_time())) if cores > 0 else 0.0
+        time.sleep(max(0.0, until - time.perf_counter()))
 
 
 def main(argv: list[str]) -> int:
@@ -64,11 +76,12 @@ def main(argv: list[str]) -> int:
         rest = rest[1:]
     child = subprocess.Popen(rest) if rest else None  # the replica's own command, as given
     load = LoadFile(os.environ.get("LOADMASTER_DEMO_LOAD"), service)
+    burner = Burner()
     while True:
         if child is not None and (code := child.poll()) is not None:
             return code if code >= 0 else 128 - code  # killed by a signal: as a shell reports it
         now = time.perf_counter()
-        burn(min(1.0, load.current(now) / 1000), now + SLICE)
+        burner.slice(min(1.0, load.current(now) / 1000), now + SLICE)
 
 
 if __name__ == "__main__":
