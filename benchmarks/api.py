@@ -176,22 +176,58 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     tokens = TokenStore(work / "api-tokens.json", env={})
     server = ApiServer(engine, path, tokens)
     url = await server.start(parse_bind("127.0.0.1:0"), lambda m: print(m, file=sys.stderr))
+
+    # Where a request's time goes: the event loop's lateness (a 10 ms heartbeat: a request waits at least this
+    # long behind whatever holds the loop, an engine tick's synchronous steps or a render) and the list
+    # renders themselves (the time /v1/services spends building its JSON on a cache miss).
+    lags: list[float] = []
+    renders: list[float] = []
+    loads: list[float] = []
+    cached = server.api._cached
+
+    def timed_cached(name: str, key: str, render: Any) -> bytes:
+        t0 = time.perf_counter()
+        hit = server.api._rendered.get(name)
+        body = cached(name, key, render)
+        if hit is None or hit[0] != key or server.api._rendered.get(name) is not hit:
+            renders.append(time.perf_counter() - t0)
+        return body
+
+    server.api._cached = timed_cached  # type: ignore[method-assign]
+
+    async def heartbeat() -> None:
+        loop = asyncio.get_running_loop()
+        n = 0
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - t0 - 0.01)
+            n += 1
+            if n % 100 == 0:
+                loads.append(os.getloadavg()[0])
+
+    beat = asyncio.create_task(heartbeat())
     token = tokens.token(Access.READ_ONLY).secret
     assert len(fleet.running()) == len(replicas) and all(isinstance(r, ReplicaId) for r in fleet.running())
     try:
         await asyncio.sleep(3)  # settle
         me = psutil.Process()
         ticks.clear()
+        lags.clear()
         cpu0 = sum(me.cpu_times()[:2])
         await asyncio.sleep(args.seconds)
         idle = list(ticks)
+        lag_idle = list(lags)
         cpu_idle = sum(me.cpu_times()[:2]) - cpu0
 
         ticks.clear()
+        lags.clear()
+        renders.clear()
         cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
         proc = child("load", token, url, str(args.rate), str(args.clients), str(args.seconds))
         out = await asyncio.to_thread(proc.communicate)
         loaded = list(ticks)
+        lag_load, render_load = list(lags), list(renders)
         cpu_load, load_seconds = sum(me.cpu_times()[:2]) - cpu0, time.perf_counter() - t0
         got = json.loads(out[0].strip().splitlines()[-1])
 
@@ -215,6 +251,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         out = await asyncio.to_thread(proc.communicate)
         sse = json.loads(out[0].strip().splitlines()[-1])
     finally:
+        beat.cancel()
         await server.close()
         await engine.close(grace=5)
 
@@ -247,7 +284,20 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "sse_p50_ms": round(_percentile(sse_ms, 0.5), 2),
         "sse_p99_ms": round(_percentile(sse_ms, 0.99), 2),
         "sse_max_ms": round(max(sse_ms), 2) if sse_ms else None,
-        "context": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "load1_at_end": os.getloadavg()[0]},
+        "loop_lag_p99_idle_ms": round(_percentile(lag_idle, 0.99) * 1000, 2),
+        "loop_lag_p99_load_ms": round(_percentile(lag_load, 0.99) * 1000, 2),
+        "loop_lag_max_load_ms": round(max(lag_load, default=0) * 1000, 2),
+        "renders_load": len(render_load),
+        "render_p50_ms": round(_percentile(render_load, 0.5) * 1000, 2),
+        "render_p99_ms": round(_percentile(render_load, 0.99) * 1000, 2),
+        "context": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "load1_min": round(min(loads, default=0), 2),
+            "load1_mean": round(statistics.fmean(loads), 2) if loads else None,
+            "load1_max": round(max(loads, default=0), 2),
+            "load1_at_end": os.getloadavg()[0],
+        },
     }
 
 
