@@ -183,17 +183,30 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     renders: list[float] = []
     loads: list[float] = []
-    cached = server.api._cached
+    from core.api import routes
 
-    def timed_cached(name: str, key: str, render: Any) -> bytes:
-        t0 = time.perf_counter()
-        hit = server.api._rendered.get(name)
-        body = cached(name, key, render)
-        if hit is None or hit[0] != key or server.api._rendered.get(name) is not hit:
+    if hasattr(routes, "_dumps"):  # rendered in a thread (since the render left the loop)
+        dumps = routes._dumps
+
+        def timed_dumps(build: Any) -> bytes:
+            t0 = time.perf_counter()
+            body = dumps(build)
             renders.append(time.perf_counter() - t0)
-        return body
+            return body
 
-    server.api._cached = timed_cached  # type: ignore[method-assign]
+        routes._dumps = timed_dumps
+    else:  # rendered on the loop, inside the request
+        cached = server.api._cached
+
+        def timed_cached(name: str, key: str, render: Any) -> Any:
+            t0 = time.perf_counter()
+            hit = server.api._rendered.get(name)
+            body = cached(name, key, render)
+            if server.api._rendered.get(name) is not hit:
+                renders.append(time.perf_counter() - t0)
+            return body
+
+        server.api._cached = timed_cached  # type: ignore[method-assign]
 
     async def heartbeat() -> None:
         loop = asyncio.get_running_loop()

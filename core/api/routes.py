@@ -172,34 +172,60 @@ class Api:
         self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
         self._background: set[asyncio.Task[None]] = set()
         self.followers: set[asyncio.Task[Any]] = set()
-        self._rendered: dict[str, tuple[str, bytes]] = {}  # list name → (file revision, JSON body)
+        # list name → (key: the file revision it shows, the engine change it shows, its JSON body)
+        self._rendered: dict[str, tuple[str, int, bytes]] = {}
+        self._rendering: dict[str, tuple[str, asyncio.Future[bytes]]] = {}  # list name → (key, render under way)
+        self._changes = 0  # engine changes seen (events, a tick's state.updated at least)
 
     # -- reads -----------------------------------------------------------------------------
 
     async def watch(self) -> None:
-        """Forget rendered lists whenever the engine says anything changed (every tick at least)."""
+        """Count the engine's changes (every tick at least): a rendered list is current until the next one."""
         queue = self.engine.subscribe()
         try:
             while True:
                 await queue.get()
-                self._rendered.clear()
+                self._changes += 1
         finally:
             self.engine.unsubscribe(queue)
 
-    def _cached(self, name: str, key: str, render: Callable[[], Any]) -> bytes:
-        """A list document rendered once per engine change: at 1,000 hosts a render costs tens of ms."""
+    async def _cached(self, name: str, key: str, gather: Callable[[], Callable[[], Any]]) -> bytes:
+        """A list document rendered once per engine change, in a thread: at 1,000 hosts a render costs tens of
+        ms, and on the event loop every request (and the engine's tick) waited behind it.
+
+        `gather` runs on the loop and takes what the document needs from the engine (snapshots are immutable,
+        the event deque is not); what it returns builds the document in the thread. While a render runs,
+        requests get the document of the engine change before (same `key`, the file revision, so the
+        revision and ETag stay exact): a snapshot one change older, never more.
+        """
+        changes = self._changes
         hit = self._rendered.get(name)
-        if hit is None or hit[0] != key:
-            hit = (key, json.dumps(render(), separators=(",", ":")).encode())
-            self._rendered[name] = hit
-        return hit[1]
+        if hit is not None and hit[0] == key and hit[1] == changes:
+            return hit[2]
+        running = self._rendering.get(name)
+        if running is None or running[0] != key:
+            build = gather()
+            future = asyncio.ensure_future(asyncio.to_thread(_dumps, build))
+            self._rendering[name] = running = (key, future)
+            future.add_done_callback(lambda done: self._rendered_(name, key, changes, done))
+        if hit is not None and hit[0] == key and hit[1] >= changes - 1:
+            return hit[2]
+        return await asyncio.shield(running[1])
+
+    def _rendered_(self, name: str, key: str, changes: int, done: asyncio.Future[bytes]) -> None:
+        if self._rendering.get(name, (None, None))[1] is done:
+            del self._rendering[name]
+        if not done.cancelled() and done.exception() is None:
+            hit = self._rendered.get(name)
+            if hit is None or hit[0] != key or hit[1] <= changes:
+                self._rendered[name] = (key, changes, done.result())
 
     async def get_hosts(self, request: web.Request) -> web.Response:
-        def render() -> dict[str, Any]:
+        def gather() -> Callable[[], Any]:
             snap = self.engine.snapshot()
-            return {"at": snap.at, "hosts": views.hosts(snap)}
+            return lambda: {"at": snap.at, "hosts": views.hosts(snap)}
 
-        return web.Response(body=self._cached("hosts", "", render), content_type="application/json")
+        return web.Response(body=await self._cached("hosts", "", gather), content_type="application/json")
 
     async def get_host(self, request: web.Request) -> web.Response:
         snap, name = self.engine.snapshot(), request.match_info["name"]
@@ -208,35 +234,47 @@ class Api:
             raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
         return json_response(views.host(snap, obs))
 
-    def _services(self, only: str | None = None) -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
-        """Desired services from the file (its revision with them), run-time state from the engine.
+    def _services(
+        self, only: str | None = None
+    ) -> Callable[[], tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]]:
+        """Desired services from the file (its revision with them), run-time state from the engine: read now,
+        rendered by the function returned (pure: it may run in a thread).
 
-        Returns the revision, the service documents (just `only` when given), the file's problems
+        It returns the revision, the service documents (just `only` when given), the file's problems
         and every declared name.
         """
         snap, file = self.engine.snapshot(), self.file.view()
         declared = file.config.services if file.config else snap.config.services
         chosen = tuple(s for s in declared if only is None or s.name == only)
-        decisions = views.last_decisions(self.engine.recent_events()) if any(s.autoscale for s in chosen) else {}
-        documents = views.services(snap, chosen, file.definitions, decisions)
-        return file.revision, documents, file.problems, [s.name for s in declared]
+        events = self.engine.recent_events() if any(s.autoscale for s in chosen) else ()
+
+        def render() -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
+            documents = views.services(snap, chosen, file.definitions, views.last_decisions(events))
+            return file.revision, documents, file.problems, [s.name for s in declared]
+
+        return render
 
     async def get_services(self, request: web.Request) -> web.Response:
         revision = self.file.view().revision
 
-        def render() -> dict[str, Any]:
-            revision, services, problems, _ = self._services()
-            doc: dict[str, Any] = {"revision": revision, "services": services}
-            if problems:
-                doc["file_problems"] = list(problems)  # shown from the config in force until the file is fixed
-            return doc
+        def gather() -> Callable[[], Any]:
+            services = self._services()
 
-        body = self._cached("services", revision, render)
+            def render() -> dict[str, Any]:
+                revision, documents, problems, _ = services()
+                doc: dict[str, Any] = {"revision": revision, "services": documents}
+                if problems:
+                    doc["file_problems"] = list(problems)  # shown from the config in force until the file is fixed
+                return doc
+
+            return render
+
+        body = await self._cached("services", revision, gather)
         return web.Response(body=body, content_type="application/json", headers=_etag(revision))
 
     async def get_service(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        revision, services, _, names = self._services(name)
+        revision, services, _, names = self._services(name)()
         if not services:
             raise ApiError(404, f'no service "{name}"', hint=_near(name, names))
         return json_response({"revision": revision, **services[0]}, headers=_etag(revision))
@@ -488,3 +526,7 @@ class Api:
 def _near(name: str, known: Any) -> str:
     close = difflib.get_close_matches(name, list(known), n=3)
     return f"did you mean {', '.join(close)}?" if close else ""
+
+
+def _dumps(build: Callable[[], Any]) -> bytes:
+    return json.dumps(build(), separators=(",", ":")).encode()
