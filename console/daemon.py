@@ -82,7 +82,7 @@ async def _run_daemon(
         log.line(EventKind.CONFIG_INVALID.value, f"{path} is invalid; keeping the previous configuration",
                  errors=[str(p) for p in exc.problems])  # fmt: skip
 
-    watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval)
+    watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval, adopted=lambda: engine.revision)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

@@ -34,7 +34,7 @@ class Recorder:
         self.invalid: list[ConfigError] = []
         self.changed = asyncio.Event()
 
-    def adopt(self, config: ClusterConfig, *, revision: str | None = None) -> None:
+    def adopt(self, config: ClusterConfig) -> None:
         self.adopted.append(config)
         self.changed.set()
 

@@ -140,7 +140,7 @@ class EngineAPI(Protocol):
 
     def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited and is valid); returns what changed, in words.
-        `revision` (core.desired's, of the file read): the revision adopted last is not adopted again."""
+        `revision`: the file's (core.desired's), when the caller read or wrote it — a file watch skips it."""
         ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:

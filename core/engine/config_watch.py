@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from core import desired
 from core.errors import ConfigError, ConfigProblem
@@ -32,32 +31,31 @@ SETTLE = 1.0  # seconds a changed file must stay unchanged before it is read
 Stamp = tuple[int, int, int]  # (mtime ns, size, inode); (0, 0, 0) while the file is missing
 
 
-class Adopt(Protocol):
-    def __call__(self, config: ClusterConfig, *, revision: str | None) -> object: ...
-
-
 class ConfigWatch:
     """Re-reads `path` when its modification time changes or when `request()` is called.
 
     Polling the mtime (not inotify) works on every filesystem the file may live on and costs one
-    stat per interval; an edit is seen within `interval` seconds. An edit is adopted with the file's
-    revision, so an engine that already adopted those bytes (the API or the autoscaler wrote them and
-    reloaded at once) does not reload them twice; a request (SIGHUP) is adopted whatever the revision.
+    stat per interval; an edit is seen within `interval` seconds. `adopted` says which revision of the
+    file (core.desired's) the engine adopted last: bytes it already has are not adopted again — the API
+    and the autoscaler reload at once what they write, and the watch then sees the same file (one reload
+    per write, not two). A request (SIGHUP) is adopted whatever the revision.
     """
 
     def __init__(
         self,
         path: Path,
-        adopt: Adopt,
+        adopt: Callable[[ClusterConfig], object],
         on_invalid: Callable[[ConfigError], None],
         *,
         interval: float = 1.0,
         settle: float = SETTLE,
+        adopted: Callable[[], str | None] | None = None,
     ) -> None:
         self.path = path
         self.interval = interval
         self.settle = settle
         self._adopt = adopt  # e.g. Engine.reload
+        self._adopted = adopted  # e.g. lambda: engine.revision
         self._on_invalid = on_invalid
         self._wanted = asyncio.Event()
 
@@ -96,8 +94,8 @@ class ConfigWatch:
         return stamp
 
     def reload(self, *, forced: bool = True) -> bool:
-        """Read the file once: adopt it if valid, else report it and keep the old configuration.
-        Not `forced`, it is adopted with its revision (the engine skips bytes it adopted last)."""
+        """Read the file once: adopt it if valid (not `forced`: and not what the engine adopted last),
+        else report it and keep the old configuration."""
         try:
             doc = desired.read(self.path)
         except ConfigError as exc:
@@ -108,8 +106,10 @@ class ConfigWatch:
             problem = ConfigProblem(str(self.path), "", "", f"could not be read ({type(exc).__name__}: {exc})")
             self._on_invalid(ConfigError([problem]))
             return False
+        if not forced and self._adopted is not None and self._adopted() == doc.revision:
+            return True  # written and adopted by the engine's own front end (API, autoscaler) already
         try:
-            self._adopt(doc.config, revision=None if forced else doc.revision)
+            self._adopt(doc.config)
         except Exception as exc:
             log.exception("adopting %s failed", self.path)
             problem = ConfigProblem(str(self.path), "", "", f"could not be adopted ({type(exc).__name__}: {exc})")

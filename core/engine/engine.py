@@ -343,6 +343,11 @@ class Engine:
             raise ReadOnly(f"{what} demo host {host}")
         return self._demo
 
+    @property
+    def revision(self) -> str | None:
+        """The cluster file's revision adopted last, if the reload said (the file watch skips those bytes)."""
+        return self._revision
+
     def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.
 
@@ -353,12 +358,9 @@ class Engine:
         missing; an edit of the policy alone re-asks a held plan at the next tick.
 
         Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
-        A file `revision` (core.desired's) equal to the one adopted last is not adopted again: an API write
-        reloads at once and the file watch then reads the same bytes (one reload per write, not two).
+        `revision`: the file's (core.desired's), when the caller read or wrote it (see `revision`).
         """
-        if revision is not None and revision == self._revision:
-            return []
-        self._revision = revision  # None: adopted without a revision (SIGHUP, /v1/reload), so none is skipped
+        self._revision = revision
         before = self._config
         self._approval.reloaded(before, config, self._observer.states, guarded=guarded)
         self._autopilot.replan = self._autopilot.replan or placement_key(before) != placement_key(config)

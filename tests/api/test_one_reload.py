@@ -22,7 +22,9 @@ async def test_an_api_write_reloads_the_engine_once(serve: Callable[..., Any]) -
     api: Served = await serve()
     invalid: list[ConfigError] = []
     # the daemon's watch (console/daemon.py), quicker: a change is read after 50 ms of quiet
-    watch = ConfigWatch(api.path, api.engine.reload, invalid.append, interval=0.02, settle=0.05)
+    engine = api.engine
+    watch = ConfigWatch(api.path, engine.reload, invalid.append, interval=0.02, settle=0.05,
+                        adopted=lambda: engine.revision)  # fmt: skip
     task = asyncio.create_task(watch.run())
     try:
         before = len(reloads(api))
