@@ -20,14 +20,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from core import desired
 from core.engine.api import Snapshot
-from core.engine.events import EventKind
+from core.engine.events import Event, EventKind
 from core.errors import ConfigError, RevisionConflict, UnknownService
 from core.model import Autoscale, ClusterConfig, Service
 
@@ -115,6 +115,12 @@ def measured_ratio(snapshot: Snapshot, service: Service) -> float | None:
     if not replicas or service.resources.cpu <= 0:
         return None
     return used / (replicas * service.resources.cpu)
+
+
+def last_decisions(events: Iterable[Event]) -> dict[str, str]:
+    """Service → its latest autoscale decision (up, down or blocked), in words, from the engine's events."""
+    kinds = (EventKind.AUTOSCALE_UP, EventKind.AUTOSCALE_DOWN, EventKind.AUTOSCALE_BLOCKED)
+    return {str(e.data["service"]): e.message for e in events if e.kind in kinds and "service" in e.data}
 
 
 class ScaledEngine(Protocol):

@@ -19,6 +19,7 @@ from core.api import views
 from core.api.document import DesiredFile
 from core.api.http import ApiError, json_body, json_response, only_fields, whole_number
 from core.api.tokens import Token
+from core.autoscale import last_decisions
 from core.engine.api import EngineAPI
 from core.engine.engine import plan_id
 from core.engine.events import EventKind
@@ -249,7 +250,7 @@ class Api:
         events = self.engine.recent_events() if any(s.autoscale for s in chosen) else ()
 
         def render() -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
-            documents = views.services(snap, chosen, file.definitions, views.last_decisions(events))
+            documents = views.services(snap, chosen, file.definitions, last_decisions(events))
             return file.revision, documents, file.problems, [s.name for s in declared]
 
         return render

@@ -8,7 +8,6 @@ from typing import Any
 from core.autoscale import measured_ratio
 from core.engine.api import Snapshot
 from core.engine.basis import basis_of
-from core.engine.events import Event, EventKind
 from core.engine.planfile import failover_document, plan_document
 from core.model import HostObservation, HostState, Plan, ReplicaStatus, Resources, Service
 
@@ -108,12 +107,6 @@ def _autoscale(snapshot: Snapshot, s: Service, last: str | None) -> dict[str, An
         "cpu_ratio": None if ratio is None else round(ratio, 3),  # now; decisions average over the window
         "last_decision": last,
     }
-
-
-def last_decisions(events: tuple[Event, ...]) -> dict[str, str]:
-    """Service → its latest autoscale decision, in words, from the engine's recent events."""
-    kinds = (EventKind.AUTOSCALE_UP, EventKind.AUTOSCALE_DOWN, EventKind.AUTOSCALE_BLOCKED)
-    return {str(e.data["service"]): e.message for e in events if e.kind in kinds and "service" in e.data}
 
 
 def plan(snapshot: Snapshot, p: Plan, pid: str, status: str) -> dict[str, Any]:
