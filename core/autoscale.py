@@ -117,10 +117,12 @@ def measured_ratio(snapshot: Snapshot, service: Service) -> float | None:
     return used / (replicas * service.resources.cpu)
 
 
-def last_decisions(events: Iterable[Event]) -> dict[str, str]:
-    """Service → its latest autoscale decision (up, down or blocked), in words, from the engine's events."""
-    kinds = (EventKind.AUTOSCALE_UP, EventKind.AUTOSCALE_DOWN, EventKind.AUTOSCALE_BLOCKED)
-    return {str(e.data["service"]): e.message for e in events if e.kind in kinds and "service" in e.data}
+DECISIONS = (EventKind.AUTOSCALE_UP, EventKind.AUTOSCALE_DOWN, EventKind.AUTOSCALE_BLOCKED)
+
+
+def last_decisions(events: Iterable[Event]) -> dict[str, Event]:
+    """Service → its latest autoscale decision (up, down or blocked), from the engine's events (oldest first)."""
+    return {str(e.data["service"]): e for e in events if e.kind in DECISIONS and "service" in e.data}
 
 
 class ScaledEngine(Protocol):

@@ -250,7 +250,7 @@ class Api:
         events = self.engine.recent_events() if any(s.autoscale for s in chosen) else ()
 
         def render() -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
-            documents = views.services(snap, chosen, file.definitions, last_decisions(events))
+            documents = views.services(snap, chosen, file.definitions, {n: e.message for n, e in last_decisions(events).items()})
             return file.revision, documents, file.problems, [s.name for s in declared]
 
         return render
