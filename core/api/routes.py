@@ -250,7 +250,8 @@ class Api:
         events = self.engine.recent_events() if any(s.autoscale for s in chosen) else ()
 
         def render() -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
-            documents = views.services(snap, chosen, file.definitions, {n: e.message for n, e in last_decisions(events).items()})
+            decisions = {name: e.message for name, e in last_decisions(events).items()}
+            documents = views.services(snap, chosen, file.definitions, decisions)
             return file.revision, documents, file.problems, [s.name for s in declared]
 
         return render
