@@ -113,6 +113,7 @@ SERVICE_SORTS = (
     ("healthy", "E", "healthy replicas"),
     ("hosts", "H", "host count"),
     ("unplaced", "U", "unplaced replicas"),
+    ("cpu", "C", "measured/target cpu of autoscaled services"),
 )
 
 ACTIONS: tuple[ConsoleAction, ...] = (
@@ -174,6 +175,14 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("sort_reverse", "O", "Reverse the sort order of services", "services"),
     ConsoleAction(
         "scale", "s", "Scale the service under the cursor (:scale NAME N)", "services", footer="Scale", changes=True
+    ),
+    ConsoleAction(
+        "load",
+        "l",
+        "Demo: set the load of the service under the cursor (:load NAME SHARE of its cpu request)",
+        "services",
+        footer="Load",
+        changes=True,
     ),
     *(_sort("services", "services", column, key, words) for column, key, words in SERVICE_SORTS),
     # plan

@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "uncordon": ("host", "let a cordoned or drained host take replicas again"),
     "scale": ("service count", "set a service's replicas in the cluster file"),
     "restart": ("replica", "stop and start one replica where it runs, e.g. web/3"),
+    "load": ("service share", "demo fleets: a service's replicas burn that share of their cpu request, e.g. web 0.9"),
     "help": ("", "the keys and commands"),
     "q": ("", "quit"),
 }
@@ -89,14 +90,23 @@ def parse(line: str, hosts: Sequence[str], services: Sequence[str]) -> Command:
             raise CommandError(
                 f":{verb}: {arg!r} is not a replica: write SERVICE/INDEX, e.g. {services[0] if services else 'web'}/0"
             )
+        elif kind == "share" and not _share(arg):
+            raise CommandError(f":{verb}: {arg!r} is not a share of the cpu request (a number, 0 = idle, e.g. 0.9)")
         elif kind == "count" and not (arg.isascii() and arg.isdigit()):
             raise CommandError(f":{verb}: {arg!r} is not a number of replicas (a whole number, 0 or more)")
     return Command(verb, args)
+
+
+def _share(text: str) -> bool:
+    try:
+        return 0 <= float(text) < float("inf")
+    except ValueError:
+        return False
 
 
 def _example(kinds: Sequence[str], hosts: Sequence[str], services: Sequence[str]) -> str:
     out = []
     for kind in kinds:
         names = _names(kind, hosts, services)
-        out.append(names[0] if names else kind.upper() if kind != "count" else "3")
+        out.append(names[0] if names else {"count": "3", "share": "0.9"}.get(kind, kind.upper()))
     return " ".join(out)

@@ -7,7 +7,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from console.formatting import clock
+from core.autoscale import TOLERANCE, last_decisions, measured_ratio
 from core.engine.api import Snapshot
+from core.engine.events import Event
 from core.model import (
     ActionKind,
     ClusterConfig,
@@ -162,6 +165,32 @@ def plan_utilization(snapshot: Snapshot, plan: Plan) -> tuple[Utilization, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class AutoscaleView:
+    min: int
+    max: int
+    target: float  # cpu_target: wanted ratio of measured to requested cpu
+    ratio: float | None  # measured now, across running replicas (the autoscaler averages it over its window)
+    last: Event | None  # its latest decision: autoscale.up, .down or .blocked
+
+    @property
+    def due(self) -> str:
+        """ "up" / "down" when the measured ratio is past the autoscaler's tolerance of the target, else ""."""
+        if self.ratio is None or abs(self.ratio / self.target - 1) <= TOLERANCE:
+            return ""
+        return "up" if self.ratio > self.target else "down"
+
+    def ratio_text(self) -> str:
+        return f"{'—' if self.ratio is None else f'{self.ratio:.2f}'}/{self.target:g}"
+
+    def last_text(self) -> str:
+        """`up 4→7 12:03:05`: the kind, the counts and when (the event says why)."""
+        if self.last is None:
+            return "—"
+        kind = self.last.kind.value.removeprefix("autoscale.")
+        return f"{kind} {self.last.data.get('from')}→{self.last.data.get('to')} {clock(self.last.at)}"
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceView:
     name: str
     desired: int
@@ -173,12 +202,15 @@ class ServiceView:
     by_zone: Mapping[str, int]
     constraints: tuple[str, ...]
     unplaced: Mapping[ReplicaId, str]
+    autoscale: AutoscaleView | None = None  # None: the service does not autoscale
 
 
 ZONE_LABEL = "zone"
 
 
-def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
+def service_views(snapshot: Snapshot, events: Iterable[Event] = ()) -> tuple[ServiceView, ...]:
+    """`events`: the console's recent events, oldest first (an autoscaled service's last decision)."""
+    decisions = last_decisions(events)
     running: dict[str, dict[ReplicaId, str]] = defaultdict(dict)  # service → replica → host
     health: dict[str, Counter[Health | None]] = defaultdict(Counter)  # service → replicas per check state
     for obs in snapshot.hosts.values():
@@ -216,6 +248,15 @@ def service_views(snapshot: Snapshot) -> tuple[ServiceView, ...]:
                 by_zone=dict(sorted(zones.items())),
                 constraints=constraint_lines(service),
                 unplaced={r: why for r, why in sorted(unplaced.items()) if r.service == service.name},
+                autoscale=None
+                if service.autoscale is None
+                else AutoscaleView(
+                    service.autoscale.min,
+                    service.autoscale.max,
+                    service.autoscale.cpu_target,
+                    measured_ratio(snapshot, service),
+                    decisions.get(service.name),
+                ),
             )
         )
     return tuple(views)

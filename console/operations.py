@@ -188,6 +188,8 @@ class Operations(App[None]):
             self.scale(args[0], int(args[1]))
         elif verb == "restart":
             self._restart(args[0])
+        elif verb == "load":
+            self.set_load(args[0], float(args[1]))
         else:  # drain, cordon, uncordon
             self._hold(args[0], verb)
 
@@ -219,6 +221,18 @@ class Operations(App[None]):
         except LoadmasterError as exc:
             self.notify(str(exc), title=verb, severity="error", markup=False)
 
+    @work(group="load")
+    async def set_load(self, service: str, share: float) -> None:
+        """Demo fleets: the service's replicas burn `share` of their cpu request (core.hostlink.demoload)."""
+        if self._refused(f"set the load of {service}"):
+            return
+        try:
+            said = await self.engine.set_demo_load(service, share)
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="load", severity="error", markup=False)
+            return
+        self.notify(said, title="load")
+
     @work(thread=True, group="scale")
     def scale(self, service: str, replicas: int) -> None:
         """Written to the cluster file (core.desired keeps its comments); the engine adopts the file at once."""
@@ -227,8 +241,8 @@ class Operations(App[None]):
             return
         path = self._config_path
         if path is None:
-            self.call_from_thread(self.notify, "the demo's services are started once from its file: edit it and "
-                                  "restart `loadmaster demo`", title="scale", severity="warning")  # fmt: skip
+            self.call_from_thread(self.notify, "a demo with --hosts beyond its file does not write the file: edit "
+                                  "it and restart `loadmaster demo`", title="scale", severity="warning")  # fmt: skip
             return
         try:
             before = desired.read(path)

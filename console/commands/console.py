@@ -53,8 +53,8 @@ async def run_console(
     engine: Engine, *, read_only: bool, api: ApiRequest | None = None, path: Path | None = None
 ) -> int:
     """`path`: the cluster file the engine's config came from: the console follows its edits (as the daemon does),
-    `:scale` writes it, and so does the autoscaler. None in the demo, whose fleet is started once from its file
-    (and may be larger than it): nothing is followed or written there."""
+    `:scale` writes it, and so does the autoscaler. None in a demo with `--hosts` beyond its file (the fleet is
+    larger than the file): nothing is followed or written there."""
     # Textual is imported here so that the other commands start without it.
     from console.app import LoadmasterApp
 

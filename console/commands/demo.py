@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     fleet = DemoFleet(cfg, workdir, extra_hosts=extra)
     if args.serve:
         return asyncio.run(_serve(fleet))
-    return asyncio.run(_console(fleet, workdir, read_only=args.read_only))
+    # the fleet is the file's (no --hosts beyond it): the console follows the file and the autoscaler writes it
+    path = Path(cfg.source) if extra == 0 else None
+    return asyncio.run(_console(fleet, workdir, read_only=args.read_only, path=path))
 
 
 def _set_load(cfg: ClusterConfig, workdir: Path, items: list[str]) -> int:
@@ -71,11 +73,11 @@ def _set_load(cfg: ClusterConfig, workdir: Path, items: list[str]) -> int:
     return 0
 
 
-async def _console(demo: DemoFleet, workdir: Path, *, read_only: bool) -> int:
+async def _console(demo: DemoFleet, workdir: Path, *, read_only: bool, path: Path | None) -> int:
     await demo.start()
     try:
         engine = make_engine(demo.config, read_only=read_only, demo=demo, demo_workdir=workdir)
-        return await run_console(engine, read_only=read_only)
+        return await run_console(engine, read_only=read_only, path=path)
     finally:
         await demo.stop()
 

@@ -71,7 +71,7 @@ class LiveScreen(Screen[None]):
         view = self.view
         if action in CHANGING_ACTIONS and view.read_only:
             return False
-        return not (action == "demo_toggle" and not view.snapshot.demo)
+        return not (action in ("demo_toggle", "load") and not view.snapshot.demo)
 
     def action_back(self) -> None:
         """Pop a pushed screen; from the top of another view, go back to the fleet."""

@@ -34,6 +34,7 @@ class CommandInput(Input):
             placeholder="command (Tab completes; Esc cancels)",
             suggester=CommandSuggester(hosts, services),
             id="command",
+            select_on_focus=False,  # a prefilled line (`s`: "scale web ") is continued, not replaced by the first key
         )
         self.hosts, self.services = hosts, services
 

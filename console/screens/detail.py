@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.actions import bindings
-from console.derive import ServiceView, joined
+from console.derive import AutoscaleView, ServiceView, joined
 from console.formatting import clock, literal
 from core.engine.api import ApplyProgress
 from core.engine.events import Event
@@ -121,6 +121,11 @@ def event_detail(event: Event) -> Text:
     return text
 
 
+def autoscale_line(scale: AutoscaleView) -> str:
+    ratio = "not measured yet" if scale.ratio is None else f"{scale.ratio:.2f} now"
+    return f"{scale.min}–{scale.max} replicas, cpu target {scale.target:g}, {ratio}"
+
+
 def service_detail(view: ServiceView, events: Sequence[Event]) -> Text:
     text = Text(f"{view.running}/{view.desired} running, {view.healthy} healthy")
     if view.starting or view.unhealthy:
@@ -131,6 +136,11 @@ def service_detail(view: ServiceView, events: Sequence[Event]) -> Text:
         _line(text, f"  {constraint}")
     text.append("By zone  ", style="bold")
     text.append(joined(f"{z} {n}" for z, n in view.by_zone.items()) + "\n")
+    if view.autoscale is not None:
+        text.append("Autoscale  ", style="bold")
+        _line(text, autoscale_line(view.autoscale))
+        last = view.autoscale.last
+        _line(text, "  no decision yet" if last is None else f"  last: {clock(last.at)} {last.message}")
     text.append("Replicas\n", style="bold")
     for host, replicas in view.by_host.items():
         _line(text, f"  {host:<12} {joined(replicas)}")

@@ -15,11 +15,11 @@ from textual.binding import BindingType
 from textual.widgets import DataTable, Input, Static
 
 from console.actions import bindings
-from console.derive import ServiceView, host_matcher, joined, service_views
+from console.derive import AutoscaleView, ServiceView, host_matcher, joined, service_views
 from console.formatting import cut
 from console.messages import CommandLineOpened, ServiceChosen
 from console.screens.base import FilteredScreen
-from console.screens.detail import DetailScreen, service_detail
+from console.screens.detail import DetailScreen, autoscale_line, service_detail
 from console.view import ConsoleView
 
 # label, key, width, priority (the highest go first when the terminal is narrow; 0 never), sort key
@@ -32,18 +32,32 @@ COLUMNS: tuple[tuple[str, str, int, int, Callable[[ServiceView], Any]], ...] = (
     ("BY ZONE", "zones", 24, 4, lambda v: joined(f"{z}:{n}" for z, n in v.by_zone.items())),
     ("UNPLACED", "unplaced", 8, 1, lambda v: len(v.unplaced)),
     ("CONSTRAINTS", "constraints", 30, 3, lambda v: joined(v.constraints)),
+    # only while a service autoscales: measured/target cpu, and the last decision (its words: Enter, or events)
+    ("CPU/TARGET", "cpu", 10, 2, lambda v: -1.0 if v.autoscale is None else (v.autoscale.ratio or 0.0)),
+    ("LAST SCALE", "scaled", 21, 5, lambda v: v.autoscale.last.at if v.autoscale and v.autoscale.last else 0.0),
 )
-NUMERIC = {"desired", "running", "healthy", "hosts", "unplaced"}
+NUMERIC = {"desired", "running", "healthy", "hosts", "unplaced", "cpu", "scaled"}
 
 
 def _count(value: int, desired: int) -> Text:
     return Text(str(value), style="green" if value >= desired else "bold red", justify="right")
 
 
-def fitting_columns(width: int) -> list[int]:
-    """Indexes of the columns that fit in `width`, dropping the least important first."""
-    keep = list(range(len(COLUMNS)))
-    total = sum(c[2] + 2 for c in COLUMNS) + 2
+def _ratio(scale: AutoscaleView | None) -> Text:
+    """Measured/target cpu: yellow above the target's tolerance (a scale-up is due), dim below it."""
+    if scale is None:
+        return Text("—", style="dim", justify="right")
+    return Text(scale.ratio_text(), style={"up": "yellow", "down": "dim"}.get(scale.due, ""), justify="right")
+
+
+AUTOSCALE_COLUMNS = frozenset({"cpu", "scaled"})
+
+
+def fitting_columns(width: int, autoscaled: bool = False) -> list[int]:
+    """Indexes of the columns that fit in `width`, dropping the least important first (the autoscale columns
+    only appear while a service autoscales)."""
+    keep = [i for i, c in enumerate(COLUMNS) if autoscaled or c[1] not in AUTOSCALE_COLUMNS]
+    total = sum(COLUMNS[i][2] + 2 for i in keep) + 2
     for i in sorted(keep, key=lambda i: (-COLUMNS[i][3], -i)):
         if total <= width or COLUMNS[i][3] == 0:
             break
@@ -63,6 +77,7 @@ class ServicesScreen(FilteredScreen):
         self._sort = ""  # "": the order of cluster.toml
         self._reverse = False
         self._chosen: str | None = None  # `:svc NAME` arrived: put the cursor there once its row exists
+        self._autoscaled = False  # some service autoscales: its columns are shown
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
@@ -81,7 +96,7 @@ class ServicesScreen(FilteredScreen):
             self.arrange_rows()
 
     def _fit(self) -> bool:
-        columns = fitting_columns(self.size.width or 80)
+        columns = fitting_columns(self.size.width or 80, self._autoscaled)
         if columns == self._columns:
             return False
         self._columns = columns
@@ -93,9 +108,11 @@ class ServicesScreen(FilteredScreen):
         return True
 
     def show(self, view: ConsoleView) -> None:
-        views = {v.name: v for v in service_views(view.snapshot)}
+        views = {v.name: v for v in service_views(view.snapshot, view.events)}
         if views != self._views:
             self._views = views
+            self._autoscaled = any(v.autoscale is not None for v in views.values())
+            self._fit()
             self.arrange_rows()
         self._go_to_chosen()
         self._show_detail()
@@ -131,6 +148,8 @@ class ServicesScreen(FilteredScreen):
             cut(joined(f"{z}:{n}" for z, n in view.by_zone.items()), COLUMNS[5][2]),
             Text(str(len(view.unplaced)), style="bold red" if view.unplaced else "dim", justify="right"),
             cut(joined(view.constraints), COLUMNS[7][2]),
+            _ratio(view.autoscale),
+            Text("—", style="dim") if view.autoscale is None else cut(view.autoscale.last_text(), COLUMNS[9][2]),
         )
 
     @property
@@ -163,6 +182,11 @@ class ServicesScreen(FilteredScreen):
         """k9s' `s`: the command line, filled in with the service and waiting for the count."""
         if (name := self.selected) is not None:
             self.post_message(CommandLineOpened(f"scale {name} "))
+
+    def action_load(self) -> None:
+        """Demo fleets: the command line, filled in with the service and waiting for the share of its request."""
+        if (name := self.selected) is not None:
+            self.post_message(CommandLineOpened(f"load {name} "))
 
     def on_service_chosen(self, message: ServiceChosen) -> None:
         self._chosen = message.service
@@ -204,6 +228,9 @@ class ServicesScreen(FilteredScreen):
         text.append(joined(view.constraints) + "\n")
         text.append("By zone: ", style="bold")
         text.append(joined(f"{z} {n}" for z, n in view.by_zone.items()) + "\n")
+        if view.autoscale is not None:
+            text.append("Autoscale: ", style="bold")
+            text.append(f"{autoscale_line(view.autoscale)}; last {view.autoscale.last_text()}\n")
         text.append("By host:\n", style="bold")
         for host, replicas in view.by_host.items():
             text.append(f"  {host:<12} {joined(replicas)}\n")

@@ -126,6 +126,10 @@ class EngineAPI(Protocol):
 
     async def restore_demo_host(self, host: str) -> None: ...
 
+    async def set_demo_load(self, service: str, share: float) -> str:
+        """Demo only: the service's replicas burn `share` of their cpu request (BadLoad says why not); in words."""
+        ...
+
     async def cordon(self, host: str) -> None:
         """No new replica goes to `host` (kept across restarts); UnknownHost, ReadOnly."""
         ...

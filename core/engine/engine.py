@@ -336,6 +336,13 @@ class Engine:
     async def restore_demo_host(self, host: str) -> None:
         await self._demo_for("restore", host).restore(host)
 
+    async def set_demo_load(self, service: str, share: float) -> str:
+        if self._demo is None:
+            raise LoadmasterError("not a demo fleet: there is no demo load to set")
+        if self.read_only:
+            raise ReadOnly(f"set the load of {service}")
+        return "; ".join(str(load) for load in self._demo.set_load(self._config, {service: share}))
+
     def _demo_for(self, what: str, host: str) -> DemoControl:
         if self._demo is None:
             raise LoadmasterError(f"not a demo fleet: there is no demo host to {what}")

@@ -37,6 +37,7 @@ class FakeFleet:
         self._frames: dict[str, tuple[HostObservation, float]] = {}  # host → its last observation, when built
         self.states = {h.name: HostState.UP for h in config.hosts}
         self.records: dict[str, dict[ReplicaId, ReplicaStatus]] = {h.name: {} for h in config.hosts}
+        self.loads: dict[str, float] = {}  # set_load: service → share (a demo fleet burns it; this one notes it)
         self.starts: list[tuple[str, ReplicaId]] = []  # every start that created a process
         self.stops: list[tuple[str, ReplicaId]] = []
         self.fail_starts_on: set[str] = set()
@@ -163,6 +164,11 @@ class FakeFleet:
     async def restore(self, host: str) -> None:
         self.states[host] = HostState.UP
         self.changed(host)
+
+    def set_load(self, config: ClusterConfig, shares: Mapping[str, float]) -> list[str]:
+        """Remembered only: an in-memory replica burns nothing."""
+        self.loads.update(shares)
+        return [f"{name}: {share:g} of its request" for name, share in shares.items()]
 
     def running(self) -> dict[ReplicaId, list[str]]:
         out: dict[ReplicaId, list[str]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from core.model import Claim, ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service, Token
@@ -40,3 +40,7 @@ class DemoControl(Protocol):
     async def crash(self, host: str) -> None: ...
 
     async def restore(self, host: str) -> None: ...
+
+    def set_load(self, config: ClusterConfig, shares: Mapping[str, float]) -> Sequence[object]:
+        """Each named service's replicas burn that share of their cpu request; what was set (core.hostlink.demoload)."""
+        ...

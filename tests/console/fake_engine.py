@@ -323,6 +323,13 @@ class FakeEngine:
             self.emit(EventKind.PLAN_COMPUTED, message, host=host)
             self.publish(replace(self._snapshot, pending=plan))
 
+    async def set_demo_load(self, service: str, share: float) -> str:
+        self.calls.append(("set_demo_load", service, share))
+        if not self._snapshot.demo:
+            raise LoadmasterError("not a demo fleet: there is no demo load to set")
+        self._refuse_if_read_only(f"set the load of {service}")
+        return f"{service}: each replica burns {share:g} of its request"
+
     async def restore_demo_host(self, host: str) -> None:
         self.calls.append(("restore_demo_host", host))
         self._refuse_outside_demo("restore", host)

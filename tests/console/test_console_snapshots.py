@@ -7,6 +7,7 @@ and look at the report before committing the new SVGs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -15,7 +16,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from console.app import LoadmasterApp
-from tests.console.fleet_data import small_events
+from core.engine.events import Event, EventKind
+from core.model import Autoscale
+from tests.console.fleet_data import T0, small_events
 
 TICKS = 6  # poll cycles before the picture, so sparklines have a history
 
@@ -80,3 +83,30 @@ def test_fleet_screen_read_only_filtered_and_sorted(fake: ModuleType, snap_compa
         await pilot.press("slash", *"ssd", "enter", "S", "O")
 
     assert snap_compare(app, terminal_size=SIZES["80x24"], run_before=prepare)
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_services_of_an_autoscaled_fleet(fake: ModuleType, snap_compare: Any, size: str) -> None:
+    """web autoscales: its measured/target cpu and last decision in the services table (CPU/TARGET, LAST SCALE,
+    dropped first at 80 columns) and the panel below it."""
+    snap = fake.small_snapshot(demo=True)  # a demo fleet: `l` sets a service's load
+    services = tuple(
+        replace(s, autoscale=Autoscale(4, 12, 0.6)) if s.name == "web" else s for s in snap.config.services
+    )
+    decision = Event(
+        T0 - 10, EventKind.AUTOSCALE_UP, "autoscale.up web 4→6: cpu 0.92 of requested, target 0.6",
+        data={"service": "web", "from": 4, "to": 6, "ratio": 0.92, "target": 0.6},
+    )  # fmt: skip
+    engine = fake.FakeEngine(replace(snap, config=replace(snap.config, services=services)), (*small_events(), decision))
+    app = LoadmasterApp(engine)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        for _ in range(TICKS):
+            engine.tick()
+            await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        for widget in app.screen.query(Input):
+            widget.cursor_blink = False
+
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=run_before)

@@ -183,6 +183,7 @@ async def test_read_only_computes_and_shows_plans_but_refuses_every_change(make:
         api.reject(plan),
         api.stop_demo_host("h1"),
         api.restore_demo_host("h1"),
+        api.set_demo_load("web", 0.5),
     ]
     for call in refused:
         with pytest.raises(ReadOnly):
@@ -281,7 +282,7 @@ async def test_without_auto_failover_a_lost_host_leaves_a_failover_plan_to_appro
 
 async def test_demo_controls_are_refused_outside_a_demo(make: Make) -> None:
     api = await make()
-    for call in (api.stop_demo_host("h1"), api.restore_demo_host("h1")):
+    for call in (api.stop_demo_host("h1"), api.restore_demo_host("h1"), api.set_demo_load("web", 0.5)):
         with pytest.raises(LoadmasterError, match="not a demo fleet"):
             await call
 
