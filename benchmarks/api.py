@@ -234,10 +234,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     renders: list[float] = []
     loads: list[float] = []
-    from core.api import routes
+    try:  # rendered in a thread (core/api/lists.py)
+        from core.api import lists
 
-    if hasattr(routes, "_dumps"):  # rendered in a thread (since the render left the loop)
-        dumps = routes._dumps
+        dumps = lists._dumps
 
         def timed_dumps(build: Any) -> bytes:
             t0 = time.perf_counter()
@@ -245,8 +245,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             renders.append(time.perf_counter() - t0)
             return body
 
-        routes._dumps = timed_dumps
-    else:  # rendered on the loop, inside the request
+        lists._dumps = timed_dumps
+    except ImportError:  # rendered on the loop, inside the request (before core/api/lists.py)
         cached = server.api._cached
 
         def timed_cached(name: str, key: str, render: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.api.routes import ROUTES, Route
+from core.api.table import ROUTES, Route
 
 OPENAPI_PATH = "/v1/openapi.json"
 _ERROR = {

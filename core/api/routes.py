@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import difflib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +16,8 @@ from core import desired
 from core.api import views
 from core.api.document import DesiredFile
 from core.api.http import ApiError, json_body, json_response, only_fields, whole_number
+from core.api.lists import RenderedLists
+from core.api.stream import follow
 from core.api.tokens import Token
 from core.autoscale import last_decisions
 from core.engine.api import EngineAPI
@@ -29,7 +29,6 @@ from core.model import Plan
 log = logging.getLogger("loadmaster.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLANS_KEPT = 50
-KEEPALIVE = 15.0  # seconds between SSE comments, so a proxy or a dead client is noticed
 SERVICE_EXAMPLE = '{"command": "python3 -m http.server {port}", "replicas": 2, "cpu": "500m", "mem": "256MiB"}'
 SCALE_EXAMPLE = '{"replicas": 3}'
 TOKEN = web.RequestKey("token", Token)  # who is asking: set by the server's guard before any handler runs
@@ -44,96 +43,6 @@ class ServedEngine(EngineAPI, Protocol):
     def check_stale(self, plan: Plan) -> list[str]: ...
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: str  # name of the Api method
-    summary: str
-    query: tuple[tuple[str, str], ...] = ()  # (name, description) of boolean flags
-    body: Mapping[str, Any] | None = None  # JSON schema of the request body
-    responses: Mapping[int, str] = field(default_factory=dict)
-
-    @property
-    def write(self) -> bool:
-        return self.method != "GET"
-
-
-_SERVICE_SCHEMA = {
-    "type": "object",
-    "description": "The service's keys as in a [[services]] table of cluster.toml; validated like the file.",
-    "properties": {
-        "command": {"type": "string"},
-        "replicas": {"type": "integer", "minimum": 0},
-        "cpu": {"oneOf": [{"type": "number"}, {"type": "string"}]},
-        "mem": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
-        "resources": {"type": "object"},
-        "max_per_host": {"type": "integer", "minimum": 1},
-        "spread_over": {"type": "string"},
-        "require": {"type": "object", "additionalProperties": {"type": "string"}},
-        "avoid": {"type": "array", "items": {"type": "string"}},
-        "priority": {"type": "integer"},
-        "min_healthy": {"type": "integer", "minimum": 0},
-        "autoscale": {
-            "type": "object",
-            "properties": {
-                "min": {"type": "integer"},
-                "max": {"type": "integer"},
-                "cpu_target": {"type": "number"},
-                "window": {},
-                "scale_down_window": {},
-            },
-        },
-    },
-}
-_WRITE = {400: "bad body", 401: "no or wrong token", 403: "read-only token or --read-only", 409: "revision changed"}
-_FILE_WRITE = {**_WRITE, 404: "no such service", 422: "the file would be invalid (every problem listed)"}
-
-ROUTES: tuple[Route, ...] = (
-    Route("GET", "/v1/hosts", "get_hosts", "Every host: state, capacity, usage, replicas"),
-    Route("GET", "/v1/hosts/{name}", "get_host", "One host", responses={404: "no such host"}),
-    Route(
-        "POST", "/v1/hosts/{name}/drain", "hold_host",
-        "Drain a host: it takes no new replicas and its replicas move off (202: the moves run on)",
-        responses={**_WRITE, 202: "draining", 404: "no such host"},
-    ),
-    Route("POST", "/v1/hosts/{name}/cordon", "hold_host", "Cordon a host: it takes no new replicas",
-          responses={**_WRITE, 404: "no such host"}),
-    Route("POST", "/v1/hosts/{name}/uncordon", "hold_host", "Lift a cordon or drain: the host takes replicas again",
-          responses={**_WRITE, 404: "no such host"}),
-    Route("GET", "/v1/services", "get_services", "Every service: desired replicas, where they run, health"),
-    Route("GET", "/v1/services/{name}", "get_service", "One service", responses={404: "no such service"}),
-    Route(
-        "PUT", "/v1/services/{name}", "put_service", "Create or replace a service definition",
-        body=_SERVICE_SCHEMA, responses={**_FILE_WRITE, 201: "created"},
-    ),
-    Route("DELETE", "/v1/services/{name}", "delete_service", "Remove a service", responses=_FILE_WRITE),
-    Route(
-        "POST", "/v1/services/{name}/scale", "scale_service", "Set a service's replicas",
-        body={"type": "object", "required": ["replicas"], "additionalProperties": False,
-              "properties": {"replicas": {"type": "integer", "minimum": 0}}},
-        responses=_FILE_WRITE,
-    ),
-    Route("GET", "/v1/plans/pending", "get_pending", "The plan waiting for approval", responses={404: "none"}),
-    Route("GET", "/v1/plans/{id}", "get_plan", "A plan by id, with its status", responses={404: "unknown id"}),
-    Route(
-        "POST", "/v1/plans", "post_plan", "Compute a plan and make it the pending one",
-        query=(("repack", "1: fewest hosts before fewest moves"),), responses={**_WRITE, 201: "computed"},
-    ),
-    Route(
-        "POST", "/v1/plans/{id}/approve", "approve_plan", "Approve and apply a plan",
-        responses={**_WRITE, 202: "applying", 404: "unknown id", 409: "stale or not pending (reasons listed)"},
-    ),
-    Route("POST", "/v1/plans/{id}/reject", "reject_plan", "Reject a plan", responses={**_WRITE, 404: "unknown id"}),
-    Route("GET", "/v1/failover", "get_failover", "The failover plan of every host and zone"),
-    Route(
-        "GET", "/v1/events", "get_events", "Recent events; with follow=1 a server-sent event stream",
-        query=(("follow", "1: stream events as server-sent events (text/event-stream)"),),
-    ),
-    Route("POST", "/v1/reload", "reload", "Re-read cluster.toml", responses={**_WRITE, 422: "the file is invalid"}),
-)  # fmt: skip
 
 
 def _flag(request: web.Request, allowed: tuple[str, ...]) -> dict[str, bool]:
@@ -173,10 +82,7 @@ class Api:
         self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
         self._background: set[asyncio.Task[None]] = set()
         self.followers: set[asyncio.Task[Any]] = set()
-        # list name → (key: the file revision it shows, the engine change it shows, its JSON body)
-        self._rendered: dict[str, tuple[str, int, bytes]] = {}
-        self._rendering: dict[str, tuple[str, asyncio.Future[bytes]]] = {}  # list name → (key, render under way)
-        self._changes = 0  # engine changes seen (events, a tick's state.updated at least)
+        self.lists = RenderedLists()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -186,47 +92,16 @@ class Api:
         try:
             while True:
                 await queue.get()
-                self._changes += 1
+                self.lists.changes += 1
         finally:
             self.engine.unsubscribe(queue)
-
-    async def _cached(self, name: str, key: str, gather: Callable[[], Callable[[], Any]]) -> bytes:
-        """A list document rendered once per engine change, in a thread: at 1,000 hosts a render costs tens of
-        ms, and on the event loop every request (and the engine's tick) waited behind it.
-
-        `gather` runs on the loop and takes what the document needs from the engine (snapshots are immutable,
-        the event deque is not); what it returns builds the document in the thread. While a render runs,
-        requests get the document of the engine change before (same `key`, the file revision, so the
-        revision and ETag stay exact): a snapshot one change older, never more.
-        """
-        changes = self._changes
-        hit = self._rendered.get(name)
-        if hit is not None and hit[0] == key and hit[1] == changes:
-            return hit[2]
-        running = self._rendering.get(name)
-        if running is None or running[0] != key:
-            build = gather()
-            future = asyncio.ensure_future(asyncio.to_thread(_dumps, build))
-            self._rendering[name] = running = (key, future)
-            future.add_done_callback(lambda done: self._rendered_(name, key, changes, done))
-        if hit is not None and hit[0] == key and hit[1] >= changes - 1:
-            return hit[2]
-        return await asyncio.shield(running[1])
-
-    def _rendered_(self, name: str, key: str, changes: int, done: asyncio.Future[bytes]) -> None:
-        if self._rendering.get(name, (None, None))[1] is done:
-            del self._rendering[name]
-        if not done.cancelled() and done.exception() is None:
-            hit = self._rendered.get(name)
-            if hit is None or hit[0] != key or hit[1] <= changes:
-                self._rendered[name] = (key, changes, done.result())
 
     async def get_hosts(self, request: web.Request) -> web.Response:
         def gather() -> Callable[[], Any]:
             snap = self.engine.snapshot()
             return lambda: {"at": snap.at, "hosts": views.hosts(snap)}
 
-        return web.Response(body=await self._cached("hosts", "", gather), content_type="application/json")
+        return web.Response(body=await self.lists.body("hosts", "", gather), content_type="application/json")
 
     async def get_host(self, request: web.Request) -> web.Response:
         snap, name = self.engine.snapshot(), request.match_info["name"]
@@ -271,7 +146,7 @@ class Api:
 
             return render
 
-        body = await self._cached("services", revision, gather)
+        body = await self.lists.body("services", revision, gather)
         return web.Response(body=body, content_type="application/json", headers=_etag(revision))
 
     async def get_service(self, request: web.Request) -> web.Response:
@@ -298,36 +173,8 @@ class Api:
 
     async def get_events(self, request: web.Request) -> web.StreamResponse:
         if _flag(request, ("follow",))["follow"]:
-            return await self._follow(request)
+            return await follow(self.engine, request, self.followers)
         return json_response({"events": [e.as_json() for e in self.engine.recent_events()]})
-
-    async def _follow(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: every event the headless log prints, as it happens."""
-        queue = self.engine.subscribe()
-        task = asyncio.current_task()
-        assert task is not None
-        self.followers.add(task)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
-        try:
-            await response.prepare(request)
-            await response.write(b": following loadmaster events\n\n")
-            while True:
-                try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE)
-                except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if event.kind is EventKind.STATE_UPDATED:
-                    continue
-                data = json.dumps(event.as_json(), separators=(",", ":"))
-                await response.write(f"event: {event.kind.value}\ndata: {data}\n\n".encode())
-        except (ConnectionError, asyncio.CancelledError):
-            return response  # the client left, or the server is closing
-        finally:
-            self.engine.unsubscribe(queue)
-            self.followers.discard(task)
 
     # -- writes of the desired-state document --------------------------------------------
 
@@ -528,7 +375,3 @@ class Api:
 def _near(name: str, known: Any) -> str:
     close = difflib.get_close_matches(name, list(known), n=3)
     return f"did you mean {', '.join(close)}?" if close else ""
-
-
-def _dumps(build: Callable[[], Any]) -> bytes:
-    return json.dumps(build(), separators=(",", ":")).encode()

@@ -13,7 +13,8 @@ from aiohttp import web
 from core.api import openapi
 from core.api.bind import Bind, BindError
 from core.api.http import MAX_BODY, ApiError, json_response
-from core.api.routes import ROUTES, TOKEN, Api, Handler, ServedEngine
+from core.api.routes import TOKEN, Api, Handler, ServedEngine
+from core.api.table import ROUTES
 from core.api.tokens import Access, TokenFileError, TokenStore
 from core.errors import LoadmasterError
 

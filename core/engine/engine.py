@@ -75,7 +75,9 @@ class Engine:
     ):
         """`take_over`: claim the hosts' fences even while another controller holds them live."""
         self._config = config
-        self._revision: str | None = None  # of the cluster file adopted last, when the reload said (see reload)
+        self.revision: str | None = (
+            None  # of the cluster file adopted last, when its reload said (file watches skip it)
+        )
         self._fleet = fleet
         self._journal = journal
         self.read_only = read_only
@@ -331,29 +333,21 @@ class Engine:
         await self._planner.wait_failover(lambda: self._view, timeout)
 
     async def stop_demo_host(self, host: str) -> None:
-        await self._demo_for("stop", host).crash(host)
+        await self._demo_for("stop", f"demo host {host}").crash(host)
 
     async def restore_demo_host(self, host: str) -> None:
-        await self._demo_for("restore", host).restore(host)
+        await self._demo_for("restore", f"demo host {host}").restore(host)
 
     async def set_demo_load(self, service: str, share: float) -> str:
-        if self._demo is None:
-            raise LoadmasterError("not a demo fleet: there is no demo load to set")
-        if self.read_only:
-            raise ReadOnly(f"set the load of {service}")
-        return "; ".join(str(load) for load in self._demo.set_load(self._config, {service: share}))
+        loads = self._demo_for("set the load of", service).set_load(self._config, {service: share})
+        return "; ".join(str(load) for load in loads)
 
-    def _demo_for(self, what: str, host: str) -> DemoControl:
+    def _demo_for(self, verb: str, what: str) -> DemoControl:
         if self._demo is None:
-            raise LoadmasterError(f"not a demo fleet: there is no demo host to {what}")
+            raise LoadmasterError(f"not a demo fleet: cannot {verb} {what}")
         if self.read_only:
-            raise ReadOnly(f"{what} demo host {host}")
+            raise ReadOnly(f"{verb} {what}")
         return self._demo
-
-    @property
-    def revision(self) -> str | None:
-        """The cluster file's revision adopted last, if the reload said (the file watch skips those bytes)."""
-        return self._revision
 
     def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.
@@ -365,9 +359,9 @@ class Engine:
         missing; an edit of the policy alone re-asks a held plan at the next tick.
 
         Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
-        `revision`: the file's (core.desired's), when the caller read or wrote it (see `revision`).
+        `revision`: the file's (core.desired's), when the caller read or wrote it.
         """
-        self._revision = revision
+        self.revision = revision
         before = self._config
         self._approval.reloaded(before, config, self._observer.states, guarded=guarded)
         self._autopilot.replan = self._autopilot.replan or placement_key(before) != placement_key(config)

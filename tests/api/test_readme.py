@@ -6,7 +6,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from core.api.routes import ROUTES
+from core.api.table import ROUTES
 from tests.sshd import require_tool
 
 from .conftest import CLUSTER, Served

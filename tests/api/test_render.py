@@ -57,11 +57,11 @@ async def test_a_document_is_at_most_one_engine_change_old(api: Served, slow_ren
     watch = api.server._watch  # the API's count of engine changes: here the test makes the changes
     assert watch is not None
     watch.cancel()
-    cached = api.server.api
+    cached = api.server.api.lists
     await timed_get(api, "/v1/services")  # rendered for the current state
 
     async def change(n: int = 1) -> None:
-        cached._changes += n
+        cached.changes += n
 
     await change()
     took, _ = await timed_get(api, "/v1/services")

@@ -326,7 +326,7 @@ class FakeEngine:
     async def set_demo_load(self, service: str, share: float) -> str:
         self.calls.append(("set_demo_load", service, share))
         if not self._snapshot.demo:
-            raise LoadmasterError("not a demo fleet: there is no demo load to set")
+            raise LoadmasterError(f"not a demo fleet: cannot set the load of {service}")
         self._refuse_if_read_only(f"set the load of {service}")
         return f"{service}: each replica burns {share:g} of its request"
 
@@ -338,7 +338,7 @@ class FakeEngine:
 
     def _refuse_outside_demo(self, verb: str, host: str) -> None:
         if not self._snapshot.demo:
-            raise LoadmasterError(f"not a demo fleet: there is no demo host to {verb}")
+            raise LoadmasterError(f"not a demo fleet: cannot {verb} demo host {host}")
         self._refuse_if_read_only(f"{verb} demo host {host}")
 
     # -- the desired state and holds (recorded; the real engine's behaviour is tested in tests/engine) ----------

@@ -55,7 +55,7 @@ async def test_outside_a_demo_there_is_no_load_key_and_the_command_says_why(fake
         assert isinstance(app.screen, ServicesScreen)  # the key does nothing on a real fleet
         await pilot.press("colon", *"load web 0", "full_stop", "5", "enter")
         await settle(app, pilot)
-        assert any("not a demo fleet: there is no demo load to set" in n for n in notes(app))
+        assert any("not a demo fleet: cannot set the load of web" in n for n in notes(app))
 
 
 async def test_read_only_refuses_the_load(fake: ModuleType) -> None:
