@@ -75,9 +75,7 @@ class Engine:
     ):
         """`take_over`: claim the hosts' fences even while another controller holds them live."""
         self._config = config
-        self.revision: str | None = (
-            None  # of the cluster file adopted last, when its reload said (file watches skip it)
-        )
+        self.revision: str | None = None  # of the cluster file adopted last, if said (file watches skip it)
         self._fleet = fleet
         self._journal = journal
         self.read_only = read_only
@@ -358,8 +356,8 @@ class Engine:
         An edit of constraints, resources, labels or the strategy is planned for even when nothing is
         missing; an edit of the policy alone re-asks a held plan at the next tick.
 
-        Returns what changed, in the words of the `config.reloaded` event (its `changes` field).
-        `revision`: the file's (core.desired's), when the caller read or wrote it.
+        Returns what changed, in the words of the `config.reloaded` event (its `changes` field). `revision`:
+        the file's (core.desired's), when the caller read or wrote it.
         """
         self.revision = revision
         before = self._config
