@@ -148,3 +148,26 @@ def test_cli_sets_the_load_of_a_demo_service(tmp_path: Path) -> None:
     bad = loadmaster("--load", "db=0.5")
     assert bad.returncode == 1 and "--load db=0.5: db's command does not run under `demo-load db -- ...`" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_the_demo_console_follows_its_file_so_the_autoscaler_runs_unless_hosts_go_beyond_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`loadmaster demo` hands the console its cluster file (followed, written by :scale and the autoscaler);
+    with --hosts beyond the file the fleet is larger than the file, so nothing is followed or written."""
+    from console import cli
+    from console.commands import demo as demo_command
+
+    cluster = tmp_path / "cluster.toml"
+    cluster.write_text((ROOT / "cluster.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    paths: list[Path | None] = []
+
+    async def console(fleet: DemoFleet, workdir: Path, *, read_only: bool, path: Path | None) -> int:
+        paths.append(path)
+        return 0
+
+    monkeypatch.setattr(demo_command, "_console", console)
+    common = ["demo", "-c", str(cluster), "--workdir", str(tmp_path / "demo")]
+    assert cli.main(common) == 0
+    assert cli.main([*common, "--hosts", "12"]) == 0  # the file has 7 demo hosts
+    assert paths == [cluster, None]
