@@ -75,6 +75,8 @@ fence "$1" "$2"; te=$1 th=$2; shift 2
 svc=$1 idx=$2 gen=$3 cmdhex=$4 cmd=$5 port=$6 wdx=$7 usx=$8 max=$9; shift 9; keep=$1 mc=$2 mb=$3; shift 3
 f=$d/replicas/$svc.$idx.rec
 if [ -f "$f" ]; then
+  # unread, a live replica would look gone and be started twice
+  [ -r "$f" ] || { echo "the record $f cannot be read by $(id -un); nothing started" >&2; exit 3; }
   read -r v s2 i2 g2 c2 pid st rest <"$f"
   if alive "$pid" "$st"; then echo "hz $hz"; rep "$f"; exit 0; fi
 fi
@@ -176,6 +178,8 @@ case $sg in TERM|INT|QUIT|HUP|USR1|USR2|KILL) ;; *) echo "stop signal '$sg' is n
 esac
 cgdirs "$1" "$2"
 [ -f "$f" ] || { cgrm; echo "absent"; exit 0; }
+# unread, its pid would be empty and the record go as if the replica were gone
+[ -r "$f" ] || { echo "the record $f cannot be read by $(id -un); record kept" >&2; exit 3; }
 read -r v svc idx gen cmd pid st rest <"$f"
 signal() {
   kill -s "$1" -- "-$pid" 2>/dev/null

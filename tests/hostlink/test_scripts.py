@@ -63,8 +63,19 @@ async def test_a_replica_that_outlives_sigkill_keeps_its_record_and_the_stop_fai
         shutil.chown(state / "replicas", NOBODY, NOBODY)  # nobody may remove the record, only not signal the process
         os.chmod(state, 0o755)  # and may take the lock the runtime made private (0600 in 0700)
         os.chmod(state / "fence.lock", 0o644)
-        os.chmod(state / "replicas" / f"{scripts.hexed('web')}.0.rec", 0o644)
         as_nobody = f"{setpriv} --reuid={NOBODY} --regid={NOBODY} --clear-groups "
+        # a record nobody cannot read (root's, 0600) is not taken for a replica that is gone: STOP keeps it,
+        # START runs no second copy (the logs are nobody's too, so that only the record stands in its way)
+        with pytest.raises(HostCommandFailed, match="cannot be read by nobody; record kept"):
+            await run(as_nobody + scripts.stop_command(str(state), NO_TOKEN, WEB, 0.1))
+        for path in (state / "logs", *(state / "logs").iterdir()):
+            shutil.chown(path, NOBODY, NOBODY)
+        with pytest.raises(HostCommandFailed, match="cannot be read by nobody; nothing started"):
+            await run(as_nobody + scripts.start_command(str(state), NO_TOKEN, WEB, "g2", "exec sleep 61", None))
+        second = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "61"]]
+        pids.extend(p.pid for p in second)
+        assert not second
+        os.chmod(state / "replicas" / f"{scripts.hexed('web')}.0.rec", 0o644)
 
         with pytest.raises(HostCommandFailed, match=f"pid {sample.pid} is still running after SIGKILL"):
             await run(as_nobody + scripts.stop_command(str(state), NO_TOKEN, WEB, 0.1))
