@@ -163,3 +163,13 @@ class BadLoad(LoadmasterError):
     def __init__(self, given: str, problem: str):
         self.given, self.problem = given, problem
         super().__init__(f"--load {given}: {problem}")
+
+
+class StoreError(LoadmasterError):
+    """The cluster's etcd store cannot be reached or refused a request: names the endpoints and the fix."""
+
+    exit_code = 7
+
+    def __init__(self, where: str, problem: str, fix: str):
+        self.where, self.problem, self.fix = where, problem, fix
+        super().__init__(f"store {where}: {problem}; {fix}")

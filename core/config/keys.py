@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 
 from core.model import CheckKind
+from core.store.settings import STORE_KEYS
 
 ENV_CONFIG = "LOADMASTER_CONFIG"
 DEFAULT_CONFIG = "cluster.toml"
 
 SECTIONS = ("cluster", "defaults", "hosts", "services", "policy", "api")
-CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo", "enforce_limits")
+CLUSTER_KEYS = ("name", "poll_interval", "failure_timeout", "state_dir", "demo", "enforce_limits", *STORE_KEYS)
 DEFAULTS_KEYS = ("user", "port", "identity_file", "known_hosts", "host_key_policy", "connect_timeout")
 HOST_KEYS = ("name", "address", "port", "user", "labels", "capacity", "reserve", "identity_file", "jump", "demo")
 SERVICE_KEYS = (

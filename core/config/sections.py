@@ -31,6 +31,7 @@ from core.model import (
     SshDefaults,
     Strategy,
 )
+from core.store.settings import SQLITE, STORE_KEYS, StoreSettings, parse_store
 from core.units import literal, parse_duration
 
 
@@ -42,6 +43,7 @@ def read(r: Reader, data: dict[str, Any]) -> ClusterConfig:
     cluster = r.table(data, "cluster")
     name, poll, timeout, state_dir, demo = read_cluster(r, cluster)
     enforce = bool(r.take(cluster, "enforce_limits", "cluster", conv.boolean, False))
+    store = read_store(r, cluster)
     defaults = read_defaults(r, r.table(data, "defaults"))
     policy = read_policy(r, r.table(data, "policy"))
     api = read_api(r, r.table(data, "api"))
@@ -66,8 +68,25 @@ def read(r: Reader, data: dict[str, Any]) -> ClusterConfig:
         defaults=defaults,
         policy=policy,
         api=api,
+        store=store,
         source=r.file,
     )
+
+
+def read_store(r: Reader, table: dict[str, Any]) -> StoreSettings:
+    """`store` and its TLS keys (core/store/settings.py says what each means)."""
+    raw = {k: table.get(k) for k in STORE_KEYS}
+    wrong = [k for k, v in raw.items() if v is not None and not isinstance(v, str)]
+    for k in wrong:
+        r.problem("cluster", k, f"must be a string, {conv.got(raw[k])}")
+    if wrong:
+        return SQLITE
+    try:
+        return parse_store(raw["store"] or "sqlite", raw["store_prefix"], raw["store_ca"], raw["store_cert"],
+                           raw["store_key"])  # fmt: skip
+    except ValueError as exc:
+        r.problem("cluster", "store", str(exc))
+        return SQLITE
 
 
 def read_cluster(r: Reader, table: dict[str, Any]) -> tuple[str, float, float, str | None, bool]:

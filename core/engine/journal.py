@@ -19,13 +19,15 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import JournalError
 from core.model import Action, ActionKind, ReplicaId
 from core.private import FILE_MODE, private_file
+from core.store.base import JournaledAction, Watcher
+
+__all__ = ["Journal", "JournaledAction", "diagnose"]
 
 EVENTS_KEPT = 100_000
 BACKLOG_EVENTS = 10_000  # events kept in memory while the file cannot be written; plans and actions always are
@@ -78,8 +80,6 @@ CREATE TABLE IF NOT EXISTS placed (
 
 # One write: statements run in one transaction; a list of parameter tuples means executemany.
 Statement = tuple[str, Sequence[Any] | list[Sequence[Any]]]
-# (problem, 0, 0) when writes start failing; (None, entries written late, events dropped) once they succeed.
-Watcher = Callable[[str | None, int, int], None]
 
 
 def diagnose(path: str, exc: BaseException) -> JournalError:
@@ -101,15 +101,6 @@ def diagnose(path: str, exc: BaseException) -> JournalError:
 
 def _connect(path: str, timeout: float) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class JournaledAction:
-    plan_id: str
-    seq: int
-    action: Action
-    state: str
-    error: str | None
 
 
 class Journal:
@@ -208,6 +199,12 @@ class Journal:
         self.trouble = f"{problem.problem}; {problem.fix}"
         if first and self._watch is not None:
             self._watch(str(problem), 0, 0)
+
+    async def flush(self) -> None:
+        """Nothing to wait for: a write is committed (or kept in the backlog) before it returns."""
+
+    async def refresh(self) -> None:
+        """Nothing to re-read: every reader reads the file itself."""
 
     def retry(self, *, force: bool = False) -> None:
         """Write the backlog in one transaction, at most once per RETRY_EVERY unless `force`."""

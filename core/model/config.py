@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from core.model.plans import ReplicaId
 from core.model.resources import Resources
+from core.store.settings import SQLITE, StoreSettings
 
 
 class HostKeyPolicy(enum.StrEnum):
@@ -155,6 +156,7 @@ class ClusterConfig:
     defaults: SshDefaults = SshDefaults()
     policy: Policy = Policy()
     api: ApiSettings = ApiSettings()
+    store: StoreSettings = SQLITE  # where plans, events and the desired state live (core/store)
     source: str = "cluster.toml"  # the file it came from, for messages
 
     def host(self, name: str) -> Host:

@@ -1,0 +1,126 @@
+"""The desired-state document in etcd (clustered mode): the `cluster.toml` text under `<prefix>desired`,
+its revision being the key's mod_revision.
+
+- `push` validates the text with the config reader first — an invalid document is refused with every
+  problem, as `validate` prints them, and never reaches the store — then writes it with a
+  compare-and-swap on the revision the writer based it on (0: only if there is none yet); a writer
+  that finds another revision gets RevisionConflict carrying the current one.
+- `DesiredWatch` follows the key from a daemon: every new revision is parsed and handed to `adopt`
+  (Engine.reload); one the reader rejects goes to `on_invalid` and the old desired state stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core import config as config_io
+from core.errors import ConfigError, ConfigProblem, RevisionConflict, StoreError
+from core.model import ClusterConfig
+from core.store.etcd import EtcdClient, modified_is, put_op, range_op
+
+log = logging.getLogger("loadmaster.desired")
+
+DESIRED = "desired"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    text: str
+    revision: int  # the key's mod_revision; every push makes a higher one
+
+
+def document_name(prefix: str) -> str:
+    """How messages name the stored document."""
+    return f"etcd:{prefix}{DESIRED}"
+
+
+async def pull(client: EtcdClient, prefix: str) -> StoredDocument | None:
+    kv = await client.get(prefix + DESIRED)
+    if kv is None:
+        return None
+    return StoredDocument(kv.value.decode("utf-8", errors="replace"), kv.mod_revision)
+
+
+async def push(client: EtcdClient, prefix: str, text: str, source: str, expect: int) -> StoredDocument:
+    """Store `text` if it is valid and the stored revision is still `expect` (0: none stored yet)."""
+    config_io.parse(text, source)  # ConfigError with every problem: nothing is written
+    key = prefix + DESIRED
+    # mod_revision 0 compares true only for a key that does not exist: the first push creates it.
+    result = await client.txn([modified_is(key, expect)], [put_op(key, text)], [range_op(key)])
+    if not result.succeeded:
+        found = result.kvs()
+        current = found[0].mod_revision if found else 0
+        raise RevisionConflict(document_name(prefix), str(expect), str(current))
+    return StoredDocument(text, result.revision)
+
+
+def parse(doc: StoredDocument, prefix: str) -> ClusterConfig:
+    return config_io.parse(doc.text, f"{document_name(prefix)}@{doc.revision}")
+
+
+class DesiredWatch:
+    """Follows the stored document and adopts each new revision; reconnects when the stream breaks."""
+
+    def __init__(
+        self,
+        client: EtcdClient,
+        prefix: str,
+        adopt: Callable[[ClusterConfig], object],
+        on_invalid: Callable[[ConfigError], None],
+        *,
+        seen: int = 0,
+        retry: float = 1.0,
+    ):
+        self.client, self.prefix = client, prefix
+        self._adopt, self._on_invalid = adopt, on_invalid
+        self.seen = seen  # the revision last adopted (or refused)
+        self._retry = retry
+        self._wanted = asyncio.Event()
+
+    def request(self) -> None:
+        """SIGHUP: read the stored document again now (safe from a signal handler)."""
+        self._wanted.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                current = await pull(self.client, self.prefix)  # what changed while the stream was down
+                if current is not None and (current.revision > self.seen or self._wanted.is_set()):
+                    self._take(current)
+                self._wanted.clear()
+                follow = asyncio.create_task(self._follow())
+                asked = asyncio.create_task(self._wanted.wait())
+                try:
+                    done, _ = await asyncio.wait((follow, asked), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (follow, asked):
+                        task.cancel()
+                    await asyncio.gather(follow, asked, return_exceptions=True)
+                if follow in done:
+                    follow.result()  # the stream broke (StoreError) or ended: pull, then follow again
+                    await asyncio.sleep(self._retry)
+            except StoreError as exc:
+                log.warning("watching the desired state: %s (retrying)", exc)
+                await asyncio.sleep(self._retry)
+
+    async def _follow(self) -> None:
+        async for event in self.client.watch(self.prefix + DESIRED, start_revision=self.seen + 1):
+            if not event.deleted and event.kv.mod_revision > self.seen:
+                self._take(StoredDocument(event.kv.value.decode("utf-8", "replace"), event.kv.mod_revision))
+
+    def _take(self, doc: StoredDocument) -> None:
+        self.seen = doc.revision
+        try:
+            config = parse(doc, self.prefix)
+        except ConfigError as exc:
+            self._on_invalid(exc)
+            return
+        try:
+            self._adopt(config)
+        except Exception as exc:  # an adoption bug must not end the watch: no push would be seen again
+            log.exception("adopting %s failed", document_name(self.prefix))
+            where = document_name(self.prefix)
+            self._on_invalid(ConfigError([ConfigProblem(where, "", "", f"could not be adopted ({exc})")]))
