@@ -14,11 +14,11 @@ from collections.abc import Callable
 from core.engine.api import ApplyProgress
 from core.engine.apply import Limits, apply_plan
 from core.engine.events import Emit, EventKind, action_fields
-from core.engine.journal import Journal
 from core.engine.observer import View
 from core.engine.planner import plan_id
 from core.engine.ports import ReplicaRuntime
 from core.model import Action, ClusterConfig, Plan, SolverStatus
+from core.store.base import StateStore
 
 # What a plan is applied against, read once the lock is held (a reload may land while a plan waits).
 Now = Callable[[], tuple[ClusterConfig, View]]
@@ -28,7 +28,7 @@ class Applier:
     def __init__(
         self,
         runtime: ReplicaRuntime,
-        journal: Journal,
+        journal: StateStore,
         limits: Limits,
         emit: Emit,
         now: Now,

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 
 from core.engine.api import ApplyProgress
 from core.engine.basis import generation
-from core.engine.journal import Journal
 from core.engine.ports import ReplicaRuntime
 from core.errors import LoadmasterError
 from core.model import Action, ActionKind, ClusterConfig, HostState, Plan
+from core.store.base import StateStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ async def apply_plan(
     config: ClusterConfig,
     states: Mapping[str, HostState],
     fleet: ReplicaRuntime,
-    journal: Journal,
+    journal: StateStore,
     notify: Callable[[ApplyProgress, Action, str, str | None], None],
     *,
     limits: Limits | None = None,

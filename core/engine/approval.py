@@ -34,6 +34,11 @@ class Approval:
     def drop(self) -> None:
         self.pending = self.hold = None
 
+    def stood_by(self) -> None:
+        """This controller acts now: what it planned while standing by waited for nobody; plan afresh."""
+        self.drop()
+        self.auto.forget()
+
     def settled(self, plan: Plan) -> None:
         """`plan` was applied or rejected: it waits no more."""
         if self.pending is not None and plan_id(self.pending) == plan_id(plan):

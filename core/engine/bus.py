@@ -11,12 +11,12 @@ import collections
 from collections.abc import Callable, Mapping
 
 from core.engine.events import Event, EventKind
-from core.engine.journal import Journal
 from core.model import ReplicaId
+from core.store.base import StateStore
 
 
 class Bus:
-    def __init__(self, journal: Journal, clock: Callable[[], float], *, keep: int = 2000, queue_size: int = 10_000):
+    def __init__(self, journal: StateStore, clock: Callable[[], float], *, keep: int = 2000, queue_size: int = 10_000):
         self._journal, self._clock, self._queue_size = journal, clock, queue_size
         self._events: collections.deque[Event] = collections.deque(maxlen=keep)
         self._queues: list[asyncio.Queue[Event]] = []

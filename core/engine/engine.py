@@ -31,9 +31,8 @@ from core.engine.basis import stale
 from core.engine.bus import Bus
 from core.engine.config_changes import config_changes
 from core.engine.events import Event, EventKind
-from core.engine.fencing import Fencing
+from core.engine.fencing import fencing_for
 from core.engine.holds import Holds, HostHold
-from core.engine.journal import Journal
 from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
@@ -50,6 +49,8 @@ from core.model import (
     Plan,
     ReplicaId,
 )
+from core.store.base import StateStore
+from core.store.election import Election
 
 __all__ = ["DemoControl", "Engine", "plan_id"]
 
@@ -61,7 +62,7 @@ class Engine:
         self,
         config: ClusterConfig,
         fleet: FleetPort,
-        journal: Journal,
+        journal: StateStore,
         *,
         read_only: bool = False,
         auto_apply: bool | None = None,
@@ -72,8 +73,9 @@ class Engine:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         take_over: bool = False,
+        election: Election | None = None,
     ):
-        """`take_over`: claim the hosts' fences even while another controller holds them live."""
+        """`take_over`: claim the hosts' fences even while another controller holds them live; `election`: clustered."""
         self._config = config
         self.revision: str | None = None  # of the cluster file adopted last, if said (file watches skip it)
         self._fleet = fleet
@@ -91,7 +93,7 @@ class Engine:
         self._emit = self._bus.emit
         self._ledger = Ledger(journal)
         self._observer = Observer(config, fleet, clock, self._emit, self._ledger)
-        self._fencing = Fencing(fleet, journal, config.failure_timeout, self._emit, clock)
+        self._fencing = fencing_for(election, fleet, journal, config.failure_timeout, self._emit, clock)
         self._take_over = take_over
         # Every start and stop goes through the observer (remembered until seen) and the fence guard
         # (a host that refuses it as fenced makes this controller stand by).
@@ -175,6 +177,7 @@ class Engine:
         if self._acting:
             self._ledger.reload()
             self._observe()
+            self._approval.stood_by()  # the plans made meanwhile were held for nobody: plan again
 
     def _moment(self) -> Moment:
         return Moment(self._config, self._view, self._clock(), self._acting, self.auto_apply, self.failover_auto)
@@ -196,6 +199,9 @@ class Engine:
             if self._acting and not was_acting:
                 self._took_over()
                 await self.roll_forward()
+                transitions += self._observer.down_besides(transitions)  # down while we stood by: ours now
+            elif not self._acting and await self._fencing.follow():
+                self._ledger.reload()  # what the acting controller journaled: its replicas are not foreign
         for host, _before, after in transitions:
             if after is HostState.DOWN:
                 await self._autopilot.host_down(host)
@@ -443,6 +449,9 @@ class Engine:
     def _note_drained(self) -> None:
         for host in self._holds.newly_drained(self._view.states, self._view.current):
             self._emit(EventKind.HOST_DRAINED, f"{host} drained: it runs no replica", host=host)
+
+    async def step_down(self) -> str:  # clustered mode: give up the lead (core.engine.elected)
+        return await self._fencing.step_down()
 
     def record(self, kind: EventKind, message: str, *, data: Mapping[str, object] | None = None) -> None:
         """An event a front end made happen (e.g. who changed the file through the API): journaled and

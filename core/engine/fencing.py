@@ -24,13 +24,17 @@ import asyncio
 import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.engine.events import Emit, EventKind
-from core.engine.journal import Journal
 from core.engine.ports import FencePort, ReplicaRuntime
 from core.errors import Fenced, LoadmasterError, NotHolder
 from core.identity import gone_here
 from core.model import Claim, ClaimOutcome, HostObservation, ReplicaId, ReplicaStatus, Service, Token
+from core.store.base import StateStore
+
+if TYPE_CHECKING:
+    from core.store.election import Election
 
 
 class Role(enum.StrEnum):
@@ -48,6 +52,7 @@ class ControllerStatus:
     token: Token | None  # ours, while acting
     holder: Token | None  # the highest token the reachable hosts show (ours when acting)
     holder_age: float | None  # seconds since that holder last renewed, the freshest host's
+    leader: str | None = None  # clustered mode (core.engine.elected): the elected leader's id, None while none
 
 
 def highest(observations: Iterable[HostObservation]) -> tuple[Token | None, float | None]:
@@ -67,7 +72,7 @@ def highest(observations: Iterable[HostObservation]) -> tuple[Token | None, floa
 
 class Fencing:
     def __init__(
-        self, fleet: FencePort, journal: Journal, failure_timeout: float, emit: Emit, clock: Callable[[], float]
+        self, fleet: FencePort, journal: StateStore, failure_timeout: float, emit: Emit, clock: Callable[[], float]
     ):
         self._fleet, self._journal, self._emit, self._clock = fleet, journal, emit, clock
         self.failure_timeout = failure_timeout
@@ -187,6 +192,16 @@ class Fencing:
         ):
             await self.take(observations, race=False)
 
+    async def step_down(self) -> str:
+        """Only an elected leader steps down (core.engine.elected); here another controller takes over."""
+        raise LoadmasterError("step-down needs clustered mode ([cluster] store = \"etcd://…\"); here, start "
+                              "another controller with --take-over")  # fmt: skip
+
+    async def follow(self) -> bool:
+        """Standing by, re-read what the acting controller journals when it is shared with us (clustered
+        mode, core.engine.elected); True when re-read. A journal of our own has nothing new to offer."""
+        return False
+
     def stand_down(self, holder: Token) -> None:
         """A host showed or answered a higher token: another controller took over; act no more."""
         if not self.acting:
@@ -227,3 +242,19 @@ class _Guarded:
         except Fenced as exc:
             self._fencing.stand_down(Token(exc.epoch, exc.holder))
             raise
+
+
+def fencing_for(
+    election: Election | None,
+    fleet: FencePort,
+    journal: StateStore,
+    failure_timeout: float,
+    emit: Emit,
+    clock: Callable[[], float],
+) -> Fencing:
+    """Fencing by the hosts' tokens alone, or, clustered (an etcd election), by the election's lead."""
+    if election is None:
+        return Fencing(fleet, journal, failure_timeout, emit, clock)
+    from core.engine.elected import ElectedFencing  # it builds on Fencing: imported once this module is
+
+    return ElectedFencing(election, fleet, journal, failure_timeout, emit, clock)

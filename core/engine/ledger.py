@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from core.engine.journal import Journal
 from core.engine.ports import ReplicaRuntime
 from core.model import ReplicaId, ReplicaStatus, Service
+from core.store.base import StateStore
 
 
 class Ledger:
-    def __init__(self, journal: Journal):
+    def __init__(self, journal: StateStore):
         self._journal = journal
         self.placed: set[tuple[ReplicaId, str]] = set()
         self.trusted: set[int] = set()

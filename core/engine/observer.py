@@ -147,6 +147,9 @@ class _Expecting:
         self._expect(host, replica, None)
 
 
+Transition = tuple[str, HostState, HostState]  # a host, its state before and now
+
+
 class Observer:
     def __init__(self, config: ClusterConfig, fleet: FleetPort, clock: Callable[[], float], emit: Emit, ledger: Ledger):
         self._fleet, self._clock, self._emit, self._ledger = fleet, clock, emit, ledger
@@ -186,13 +189,19 @@ class Observer:
             out[h.name] = o
         return out
 
+    def down_besides(
+        self, transitions: list[tuple[str, HostState, HostState]]
+    ) -> list[tuple[str, HostState, HostState]]:
+        """Hosts down now that are not among `transitions`, as transitions to DOWN (a controller that starts to act
+        fails over the hosts that went down while it stood by)."""
+        seen = {host for host, _, _ in transitions}
+        return [(h, s, s) for h, s in self.view.states.items() if s is HostState.DOWN and h not in seen]
+
     def intend(self, placement: Placement) -> None:
         """The engine applied a plan for `placement`: when a replica runs twice, keep the copy it chose."""
         self._intended = placement
 
-    def observe(
-        self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
-    ) -> list[tuple[str, HostState, HostState]]:
+    def observe(self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]) -> list[Transition]:
         """Pull the fleet's observations into a new `view`; returns the host state transitions."""
         transitions, pulled, news = self._pull(config, given_up)
         self._install(pulled.derive())
