@@ -1,6 +1,6 @@
 """Engine benchmark: the real Engine over an in-memory fleet of N hosts with 10 replicas each.
 
-    python benchmarks/engine.py --hosts 1000 [--seconds 20]
+    python benchmarks/engine.py --hosts 1000 [--seconds 20] [--store sqlite|etcd]
 
 The fleet is `core.engine.memfleet.FakeFleet` with a frame pace of the poll interval (a host's observation
 is rebuilt once per poll or when something on it changes, as a real link keeps its last probe frame), so
@@ -16,7 +16,9 @@ what is measured is the engine. Everything already runs where the file wants it:
 Prints a JSON summary on its last line: hosts, replicas, tick_p50_ms, tick_p99_ms (on the loop, steady
 and failover ticks), engine_cpu_core, worst_stall_ms (whole run after start), failover_applied_s, and
 details. Targets (issue 13): 1,000 hosts tick p99 < 20 ms, worst stall < 100 ms, cpu < 0.3 core;
-5,000 hosts tick p99 < 100 ms.
+5,000 hosts tick p99 < 100 ms. `--store etcd` runs the engine in clustered mode (issue 15: etcd may add
+at most 10 % to the leader's cpu against the SQLite journal): a local 3-member etcd, the EtcdStore and an
+election this engine wins; etcd_members_cpu_s is the members' own cpu over the whole run, for reference.
 """
 
 from __future__ import annotations
@@ -37,12 +39,19 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
+
 from core import config as config_io
 from core.engine.engine import Engine
 from core.engine.events import EventKind
 from core.engine.journal import Journal
 from core.engine.memfleet import FakeFleet
 from core.model import Placement
+from core.store.base import StateStore
+from core.store.election import Election
+from core.store.etcd import EtcdClient
+from core.store.etcd_store import EtcdStore
+from core.store.localetcd import LocalEtcd
 
 REPLICAS_PER_HOST = 10
 SERVICES = 50
@@ -124,9 +133,21 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     fleet.run(Placement({r: names[k % len(names)] for k, r in enumerate(replicas)}))
     for records in fleet.records.values():  # started under epoch 0, which this cluster's journal trusts
         records.update({r: dataclasses.replace(status, epoch=0) for r, status in records.items()})
-    journal = Journal(work / "journal.db")
-    journal.trust_epoch(0, "-")
-    engine = Engine(config, fleet, journal, auto_apply=False, failover_auto=True, workers=1)
+    etcd: LocalEtcd | None = None
+    election: Election | None = None
+    store: StateStore
+    if args.store == "etcd":  # clustered mode: the etcd store and a (won) election, etcd on this machine
+        etcd = LocalEtcd(3, root=work / "etcd")
+        etcd.start()
+        store = await EtcdStore(EtcdClient(etcd.endpoints), "/bench/", work / "etcd-local").open()
+        election = Election(EtcdClient(etcd.endpoints), "/bench/", "bench", config.failure_timeout)
+        await election.start()
+        while not election.leading:
+            await asyncio.sleep(0.05)
+    else:
+        store = Journal(work / "journal.db")
+    store.trust_epoch(0, "-")
+    engine = Engine(config, fleet, store, auto_apply=False, failover_auto=True, workers=1, election=election)
 
     ticks: list[float] = []
     tick = engine._tick
@@ -174,7 +195,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     stop.set()
     await beat
     await engine.close(grace=5)
+    etcd_cpu = None
+    if etcd is not None and election is not None and isinstance(store, EtcdStore):
+        etcd_cpu = sum(psutil.Process(m.process.pid).cpu_times().user + psutil.Process(m.process.pid).cpu_times().system
+                       for m in etcd.members if m.process is not None)  # fmt: skip
+        await election.close()
+        await election.client.close()
+        await store.aclose()
+        etcd.close()
     return {
+        "store": args.store,
+        "etcd_members_cpu_s": None if etcd_cpu is None else round(etcd_cpu, 2),
         "hosts": args.hosts,
         "replicas": len(replicas),
         "tick_p50_ms": round(1000 * statistics.median(ticks), 2),
@@ -198,6 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0, help="steady-state window")
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "etcd"),
+        default="sqlite",
+        help="the journal (default) or clustered mode: a local 3-member etcd and an election",
+    )
     parser.add_argument("--setup-timeout", type=float, default=600.0, help="for the plans made ahead and the failover")
     args = parser.parse_args(argv)
     if args.hosts < 3:

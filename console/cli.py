@@ -10,11 +10,13 @@ from importlib.metadata import PackageNotFoundError, version
 from console.commands import (
     api_token,
     apply,
+    cluster_config,
     console,
     demo,
     drain,
     hosts,
     journal,
+    leader,
     logs,
     plan,
     run,
@@ -26,7 +28,10 @@ from core.errors import LoadmasterError
 from core.sanitize import printable
 
 # Each module registers one sub-command; the list is the help's order.
-COMMANDS = (console, demo, hosts, status, logs, plan, apply, run, drain, scale, validate, journal, api_token)
+COMMANDS = (
+    console, demo, hosts, status, logs, plan, apply, run, drain, scale, validate, cluster_config, leader, journal,
+    api_token,
+)  # fmt: skip
 
 
 def _version() -> str:

@@ -27,7 +27,9 @@ from core.model import ClusterConfig
 from core.sanitize import PrintableFormatter
 
 if TYPE_CHECKING:
+    from console.clustered import Cluster
     from core.engine.engine import Engine
+    from core.store.desired_doc import DesiredWatch
 
 
 class JsonLog:
@@ -46,21 +48,37 @@ class JsonLog:
         self.write({"at": round(time.time(), 3), "event": event, "message": message, **fields})
 
 
+# The engine for a config; in clustered mode with the cluster's store and election.
+MakeEngine = Callable[[ClusterConfig, "Cluster | None"], "Engine"]
+
+
 async def run_daemon(
     path: Path,
     config: ClusterConfig,
-    make_engine: Callable[[ClusterConfig], Engine],
+    make_engine: MakeEngine,
     log: JsonLog,
     *,
     watch_interval: float = 1.0,
     api: ApiRequest | None = None,
+    state_dir: Path | None = None,
+    campaign: bool = True,
 ) -> int:
+    """`state_dir`: where a clustered daemon keeps what is local (holds); `campaign`: False for a read-only
+    daemon, which never leads."""
     # Warnings on stderr are for people and may quote hosts: sanitized (core.sanitize) like every front end.
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(PrintableFormatter("%(message)s"))
     logging.getLogger("loadmaster").addHandler(stderr)
     try:
-        return await _run_daemon(path, config, make_engine, log, watch_interval=watch_interval, api=api)
+        if not config.store.clustered:
+            return await _run_daemon(path, config, make_engine, log, watch_interval=watch_interval, api=api)
+        from console.clustered import clustered  # etcd's client only when the cluster uses it
+
+        async with clustered(config, path, state_dir or path.parent, campaign=campaign) as cluster:
+            log.line("store.connected", f"clustered: store {cluster.client.where}{cluster.prefix}, "
+                     f"desired state revision {cluster.revision}", controller=cluster.election.me)  # fmt: skip
+            return await _run_daemon(path, cluster.config, make_engine, log, watch_interval=watch_interval,
+                                     api=api, cluster=cluster)  # fmt: skip
     finally:
         logging.getLogger("loadmaster").removeHandler(stderr)
 
@@ -68,13 +86,14 @@ async def run_daemon(
 async def _run_daemon(
     path: Path,
     config: ClusterConfig,
-    make_engine: Callable[[ClusterConfig], Engine],
+    make_engine: MakeEngine,
     log: JsonLog,
     *,
     watch_interval: float,
     api: ApiRequest | None,
+    cluster: Cluster | None = None,
 ) -> int:
-    engine = make_engine(config)
+    engine = make_engine(config, cluster)
     queue = engine.subscribe()
     stop = asyncio.Event()
 
@@ -82,11 +101,23 @@ async def _run_daemon(
         log.line(EventKind.CONFIG_INVALID.value, f"{path} is invalid; keeping the previous configuration",
                  errors=[str(p) for p in exc.problems])  # fmt: skip
 
-    watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval, adopted=lambda: engine.revision)
+    # Clustered, the stored document is the desired state (`config push`); alone, the local file is.
+    watch: ConfigWatch | DesiredWatch
+    if cluster is None:
+        watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval, adopted=lambda: engine.revision)
+    else:
+        from core.store.desired_doc import DesiredWatch
+
+        watch = DesiredWatch(cluster.client, cluster.prefix, engine.reload, invalid, seen=cluster.revision)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, watch.request)
+    if cluster is not None:  # SIGUSR1: step down (another daemon takes the lead)
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: stepping.append(asyncio.create_task(cluster.election.step_down()))
+        )
+    stepping: list[asyncio.Task[bool]] = []
 
     def write(event: Event) -> None:
         if event.kind is not EventKind.STATE_UPDATED:  # a snapshot changed: nothing to log

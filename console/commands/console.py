@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from console.commands.api_server import ApiRequest, add_api, api_request, serving
 from console.commands.autoscaling import autoscaling
 from console.commands.options import add_config, add_read_only, add_take_over, load_config
-from console.commands.runtime import make_engine
+from console.commands.runtime import journal_path, make_engine
 from core import config as config_io
+from core.model import ClusterConfig
 
 if TYPE_CHECKING:
     from core.engine.engine import Engine
@@ -33,8 +34,20 @@ def run(args: argparse.Namespace) -> int:
     if args.take_over and not confirm_take_over(cfg.name):
         print("not taking over: nothing changed")
         return 1
+    if cfg.store.clustered:
+        return asyncio.run(_clustered_console(cfg, path, api))
     engine = make_engine(cfg, read_only=args.read_only, take_over=args.take_over)
     return asyncio.run(run_console(engine, read_only=args.read_only, api=api, path=path))
+
+
+async def _clustered_console(cfg: ClusterConfig, path: Path, api: ApiRequest | None) -> int:
+    """Clustered, the daemons act (the elected leader); the console follows the election without campaigning:
+    it is a standby, read-only, with a banner naming the leader. Changes go through `loadmaster config push`."""
+    from console.clustered import clustered
+
+    async with clustered(cfg, path, journal_path(cfg).parent, campaign=False) as cluster:
+        engine = make_engine(cluster.config, cluster=cluster)
+        return await run_console(engine, read_only=True, api=api, path=None)
 
 
 def confirm_take_over(cluster: str) -> bool:

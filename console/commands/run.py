@@ -8,7 +8,7 @@ import sys
 
 from console.commands.api_server import add_api, api_request
 from console.commands.options import add_config, add_read_only, add_take_over, load_config
-from console.commands.runtime import make_engine
+from console.commands.runtime import journal_path, make_engine
 from console.daemon import JsonLog, run_daemon
 from core import config as config_io
 from core.errors import LoadmasterError
@@ -38,11 +38,18 @@ def run(args: argparse.Namespace) -> int:
             run_daemon(
                 path,
                 cfg,
-                lambda c: make_engine(
-                    c, read_only=args.read_only, auto_apply=auto, failover_auto=True, take_over=args.take_over
+                lambda c, cluster: make_engine(
+                    c,
+                    read_only=args.read_only,
+                    auto_apply=auto,
+                    failover_auto=True,
+                    take_over=args.take_over,
+                    cluster=cluster,
                 ),
                 JsonLog(stream),
                 api=api,
+                state_dir=journal_path(cfg).parent,
+                campaign=not args.read_only,
             )
         )
     except OSError as exc:

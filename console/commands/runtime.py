@@ -18,6 +18,7 @@ from core.model import ClusterConfig
 from core.private import private_dir
 
 if TYPE_CHECKING:
+    from console.clustered import Cluster
     from core.engine.engine import Engine
     from core.engine.journal import Journal
     from core.engine.ports import DemoControl
@@ -70,18 +71,21 @@ def make_engine(
     demo: DemoControl | None = None,
     demo_workdir: Path | None = None,
     take_over: bool = False,
+    cluster: Cluster | None = None,
 ) -> Engine:
+    """`cluster`: clustered mode — the etcd store and election instead of the local journal."""
     from core.engine.engine import Engine
 
     return Engine(
         config,
         fleet_for(config, demo_workdir),
-        open_journal(config, read_only=read_only),
+        open_journal(config, read_only=read_only) if cluster is None else cluster.store,
         read_only=read_only,
         auto_apply=auto_apply,
         failover_auto=failover_auto,
         demo=demo,
         take_over=take_over,
+        election=None if cluster is None else cluster.election,
     )
 
 

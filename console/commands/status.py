@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from console.commands.controllers import controllers_document, render_controllers
 from console.commands.options import add_config, load_config
 from console.commands.runtime import demo_hint, open_engine
 from core.engine.api import Snapshot
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     snap = asyncio.run(_snapshot(args))
     doc = status_document(snap)
+    if snap.config.store.clustered:  # every daemon, leader and standbys, from the store
+        doc["cluster_controllers"] = asyncio.run(controllers_document(snap.config))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -139,6 +142,8 @@ def render(doc: dict[str, Any]) -> str:
         state = "" if held["live"] else " — gone (a controller that starts takes over)"
         holder = printable(held["holder"])  # read from the hosts' fence files
         lines.append(f"controller: {holder} holds the cluster (epoch {held['epoch']}, {when}){state}")
+    if "cluster_controllers" in doc:
+        lines += render_controllers(doc["cluster_controllers"])
     lines.append("")
     header = f"{'HOST':<14}{'STATE':<14}{'CPU req/cap':<16}{'MEM req/cap':<22}{'CPU%':>6}  REPLICAS"
     lines.append(header)

@@ -50,7 +50,11 @@ def summary_text(
         text.append("   " if wide else " ")
         text.append(" DEMO ", style="black on magenta")
     standby = snapshot.controller
-    if standby is not None and standby.role == "standby" and standby.holder is not None:
+    if standby is not None and standby.role == "standby" and standby.leader is not None:
+        # Clustered mode: the etcd election names the leader (an id from etcd: plain text, controls made visible).
+        text.append("   " if wide else " ")
+        text.append(f" STANDBY (leader: {printable(standby.leader[:80])}) ", style="bold white on red")
+    elif standby is not None and standby.role == "standby" and standby.holder is not None:
         # The holder's id is read from the hosts' fence files: plain text (never markup), controls made visible.
         holder = printable(standby.holder.holder[:80])
         text.append("   " if wide else " ")

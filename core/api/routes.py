@@ -16,11 +16,11 @@ from core import desired
 from core.api import views
 from core.api.document import DesiredFile
 from core.api.http import ApiError, json_body, json_response, only_fields, whole_number
+from core.api.leader import LeaderRoutes, Leading
 from core.api.lists import RenderedLists
 from core.api.stream import follow
 from core.api.tokens import Token
 from core.autoscale import last_decisions
-from core.engine.api import EngineAPI
 from core.engine.engine import plan_id
 from core.engine.events import EventKind
 from core.errors import ConfigError, LoadmasterError, RevisionConflict, UnknownService
@@ -35,7 +35,7 @@ TOKEN = web.RequestKey("token", Token)  # who is asking: set by the server's gua
 _FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
-class ServedEngine(EngineAPI, Protocol):
+class ServedEngine(Leading, Protocol):
     """What the API needs of the engine beyond the console's calls."""
 
     read_only: bool
@@ -73,7 +73,9 @@ def _if_match(request: web.Request) -> str | None:
     return header.removeprefix("W/").strip('"')
 
 
-class Api:
+class Api(LeaderRoutes):
+    engine: ServedEngine
+
     def __init__(self, engine: ServedEngine, config_path: Path):
         self.engine = engine
         self.file = DesiredFile(config_path)

@@ -94,4 +94,7 @@ ROUTES: tuple[Route, ...] = (
         query=(("follow", "1: stream events as server-sent events (text/event-stream)"),),
     ),
     Route("POST", "/v1/reload", "reload", "Re-read cluster.toml", responses={**_WRITE, 422: "the file is invalid"}),
+    Route("GET", "/v1/controller", "get_controller", "Who acts: leader, or standby (leader: <id>)"),
+    Route("POST", "/v1/leader/step-down", "step_down", "Clustered mode: this daemon gives up the lead",
+          responses={**_WRITE, 409: "not clustered, or not the leader"}),
 )  # fmt: skip

@@ -19,7 +19,7 @@ async def test_openapi_validates_and_lists_every_route(api: Served) -> None:
         if r.method != "HEAD" and r.resource is not None
     }
     assert served == listed
-    assert len(served) == 19
+    assert len(served) == 21  # with GET /v1/controller and POST /v1/leader/step-down (clustered mode)
     assert all(p.startswith("/v1/") for _, p in served)
     for method, path in served:
         op = doc["paths"][path][method.lower()]
