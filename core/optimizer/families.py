@@ -8,12 +8,13 @@ incumbent; the CP-SAT search then starts from a packing no worse than any family
 
 * item-centric first fit decreasing (FFD): items sorted by a size measure, each to the first
   host with room; measures sum, max, product and L2 norm of the item's share of a host, each
-  unweighted and weighted by the mean demand per dimension (a scarce dimension counts more);
+  unweighted, weighted by the mean demand per dimension (a scarce dimension counts more) and by
+  its reciprocal (the Vectorpack library's "ReciprocAvg");
 * item-centric best fit decreasing (BFD): same orders, each item to the used host it leaves
   the least room on (the same measure applied to the room left);
 * bin-centric (BC): one host at a time, filled with the item that fits best, by the largest dot
   product of item and room left, or by the smallest L2 distance between them; weights none,
-  the mean demand, or the demand still to place (recomputed at each new host).
+  the mean demand, its reciprocal, or the demand still to place (recomputed at each new host).
 
 Sizes are shares of the mean host capacity per dimension, as in `greedy.size_key`. They apply
 to "fewest hosts" problems where no rule links hosts and nothing runs (`hosts_independent`):
@@ -84,35 +85,46 @@ def _fits(demand: Ints, residual: Ints) -> Ints:
 
 
 def item_centric(p: _Shape, measure: str, w: Floats, *, best_fit: bool) -> Counts:
-    """FFD (`best_fit` False) or BFD by `measure` under weights `w`."""
+    """FFD (`best_fit` False) or BFD by `measure` under weights `w`.
+
+    Hosts are taken in host order, so the used ones lie before `reach`; only that window is
+    searched unless nothing in it fits (then the first host after it that fits opens).
+    """
     c = p.c
-    x = np.zeros((c.n_services, c.n_hosts), dtype=np.int64)
-    residual = p.cap.copy()
-    used = np.zeros(c.n_hosts, dtype=bool)
     order = np.array(p.host_order, dtype=np.int64)
+    residual = p.cap[order].copy()  # by position in host order
+    ub = p.ub[:, order]
+    x = np.zeros((c.n_services, c.n_hosts), dtype=np.int64)
+    used = np.zeros(c.n_hosts, dtype=bool)
+    reach = 1
     size = _size(p.share, w, measure)
     for s in sorted(range(c.n_services), key=lambda s: (-size[s], s)):
         left = int(p.replicas[s])
         while left:
-            room = np.minimum(_fits(p.demand[s], residual[order]), p.ub[s, order] - x[s, order])
+            room = np.minimum(_fits(p.demand[s], residual[:reach]), ub[s, :reach] - x[s, :reach])
             ok = room > 0
-            if not ok.any():
-                break
-            if best_fit and (ok & used[order]).any():
-                ok &= used[order]
-                after = residual[order] - p.demand[s]  # room left by one more replica
+            if best_fit and (ok & used[:reach]).any():
+                ok &= used[:reach]
+                after = residual[:reach] - p.demand[s]  # room left by one more replica
                 slack = np.where(ok, _size(after / p.mean_cap, w, measure), np.inf)
-                i = int(np.argmin(slack))
-                n = 1
-            else:
+                i, n = int(np.argmin(slack)), 1
+            elif ok.any():
                 i = int(np.argmax(ok))
                 n = min(left, int(room[i]))
-            h = int(order[i])
-            x[s, h] += n
-            residual[h] -= p.demand[s] * n
-            used[h] = True
+            else:
+                beyond = np.minimum(_fits(p.demand[s], residual[reach:]), ub[s, reach:] - x[s, reach:])
+                if not (beyond > 0).any():
+                    break
+                i = reach + int(np.argmax(beyond > 0))
+                n = min(left, int(beyond[i - reach]))
+            x[s, i] += n
+            residual[i] -= p.demand[s] * n
+            used[i] = True
+            reach = max(reach, min(c.n_hosts, i + 2))
             left -= n
-    return x.tolist()
+    out = np.zeros_like(x)
+    out[:, order] = x
+    return out.tolist()
 
 
 def bin_centric(p: _Shape, score: str, weights: str) -> Counts:
@@ -126,6 +138,8 @@ def bin_centric(p: _Shape, score: str, weights: str) -> Counts:
         residual = p.cap[h].copy()
         if weights == "left":
             w = (p.share * left[:, None]).sum(axis=0) / max(1, int(left.sum()))
+        elif weights == "recip":
+            w = np.where(p.avg > 0, 1.0 / np.maximum(p.avg, 1e-12), 0.0)
         else:
             w = p.avg if weights == "avg" else np.ones(len(c.dims))
         while True:
@@ -155,16 +169,17 @@ def heuristics(c: Compiled) -> list[tuple[str, Callable[[], Counts]]]:
         return []
     p = _Shape(c)
     ones = np.ones(len(c.dims))
+    recip = np.where(p.avg > 0, 1.0 / np.maximum(p.avg, 1e-12), 0.0)
     out: list[tuple[str, Callable[[], Counts]]] = []
     for fit in (False, True):
         for measure in MEASURES:
-            for wname, w in (("1", ones), ("avg", p.avg)):
+            for wname, w in (("1", ones), ("avg", p.avg), ("recip", recip)):
                 if measure == "prod" and wname != "1":
                     continue  # weights scale a product by a constant: the same order
                 name = f"{'bfd' if fit else 'ffd'}-{measure}-{wname}"
                 out.append((name, partial(item_centric, p, measure, w, best_fit=fit)))
     for score in ("dot", "l2"):
-        for wname in ("1", "avg", "left"):
+        for wname in ("1", "avg", "recip", "left"):
             out.append((f"bc-{score}-{wname}", partial(bin_centric, p, score, wname)))
     return out
 
