@@ -50,6 +50,7 @@ from core.optimizer.families import family_starts
 from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
 from core.optimizer.repack import Neighbourhood, repack
+from core.optimizer.vectorlp import lp_bound
 
 
 def greedy(problem: PlacementProblem) -> PlacementResult:
@@ -163,9 +164,12 @@ def _solve(
                 c, x, flow, hosts_bound or 0, budget, seed, workers, progress
             )
         else:
-            if independent and repack:
-                x = _repack_hosts(c, x, lb=int(hosts_bound or 0), budget=budget.share(REPACK_SHARE), seed=seed)
-            m = get_model(only_fewer_hosts=binpack)
+            if independent and repack:  # the pattern LP may prove x optimal (few services), else repack
+                hosts_bound = max(hosts_bound or 0, lp_bound(c, x, budget=budget.share(LP_SHARE), seed=seed))
+                if hosts_used(c, x) > hosts_bound:
+                    x = _repack_hosts(c, x, lb=int(hosts_bound), budget=budget.share(REPACK_SHARE), seed=seed)
+            proven[Stage.HOSTS] = binpack and hosts_used(c, x) <= (hosts_bound or 0)
+            m = None if proven[Stage.HOSTS] else get_model(only_fewer_hosts=binpack)
             if m is not None:
                 m.fix_to(x, Stage.PLACE)
                 if moves_first:
@@ -189,6 +193,7 @@ def _solve(
 
 MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
+LP_SHARE = 0.3  # of the fewest-hosts budget for the pattern-LP bound (vectorlp), before repacking
 # A round re-runs this whole pipeline on a dozen hosts (greedy, bounds, up to three CP-SAT stages),
 # so rounds are smaller and shorter than arc-flow's, whose round is a single model.
 REPACK = Neighbourhood(rounds=80, loose=4, others=8, seconds=0.3)

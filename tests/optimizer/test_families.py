@@ -13,8 +13,10 @@ from core.model import HostState, Resources, Service, SolverStatus, Strategy
 from core.optimizer import HostSpec, PlacementProblem, greedy, solve
 from core.optimizer.bounds import clique_bound, lower_bound
 from core.optimizer.compiled import Compiled, Counts, compile_problem, hosts_used
+from core.optimizer.cpsat import Budget
 from core.optimizer.families import applies, family_starts, heuristics
 from core.optimizer.greedy import ORDERS, greedy_counts
+from core.optimizer.vectorlp import lp_bound, vector_bound
 from tests.optimizer.checks import violations
 
 
@@ -170,3 +172,33 @@ def fewest_bins(items: list[tuple[int, int]], cap: tuple[int, int]) -> int:
 def test_clique_bound_never_exceeds_the_optimum(items: list[tuple[int, int]]) -> None:
     counted = Counter(items)
     assert clique_bound(list(counted.items()), (10, 10)) <= fewest_bins(items, (10, 10))
+
+
+# Sums (20, 20) fit two bins only if both are exactly full, which needs (5, 3) next to (5, 7): no
+# subset of the others makes it, so 3 bins; the per-dimension and clique bounds say 2.
+LP_THREE = [(4, 2), (4, 3), (3, 4), (5, 7), (4, 4)]
+
+
+def test_pattern_lp_bound_proves_what_the_simple_bounds_miss() -> None:
+    problem = vector_problem(LP_THREE)
+    assert lower_bound(problem) == 2
+    c = compile_problem(problem)
+    x = greedy_counts(c)
+    assert hosts_used(c, x) == 3
+    assert lp_bound(c, x, budget=Budget.of(5), seed=0) == 3
+    # not for one dimension (onedim's job), nor when a rule links hosts
+    flat = vector_problem([(a, 0) for a, _ in LP_THREE])
+    assert lp_bound(compile_problem(flat), greedy_counts(compile_problem(flat)), budget=Budget.of(5), seed=0) == 0
+    result = solve(problem, time_limit=5, workers=1)
+    assert result.status is SolverStatus.OPTIMAL and result.lower_bound == result.hosts_used == 3
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10), st.integers(1, 10)), min_size=1, max_size=7))
+def test_pattern_lp_bound_never_exceeds_the_optimum(items: list[tuple[int, int]]) -> None:
+    counted = Counter(items)
+    types = list(counted)
+    most = [min(10 // a, 10 // b) for a, b in types]
+    opt = fewest_bins(items, (10, 10))
+    bound = vector_bound(types, [counted[t] for t in types], most, (10, 10), target=opt, budget=Budget.of(5), seed=0)
+    assert bound <= opt
