@@ -106,7 +106,8 @@ def status_document(snap: Snapshot) -> dict[str, Any]:
     foreign = [{"replica": str(r.replica), "host": r.host, "pid": r.pid} for r in snap.foreign]
     return {"cluster": cfg.name, "at": round(snap.at, 3), "controller": _controller(snap), "hosts": hosts,
             "services": services, "foreign": foreign,
-            "retrying": [{"replica": str(r), "state": why} for r, why in sorted(snap.retrying.items())]}  # fmt: skip
+            "retrying": [{"replica": str(r), "state": why} for r, why in sorted(snap.retrying.items())],
+            "rollouts_halted": [{"service": n, "why": w} for n, w in sorted(snap.rollouts_halted.items())]}  # fmt: skip
 
 
 def _controller(snap: Snapshot) -> dict[str, Any] | None:
@@ -160,6 +161,9 @@ def render(doc: dict[str, Any]) -> str:
     if doc.get("foreign"):
         lines += ["", "foreign (running, but never started by this cluster's controllers; left alone):"]
         lines += [f"  {printable(f['replica'])} on {f['host']} (pid {f['pid']})" for f in doc["foreign"]]
+    if doc.get("rollouts_halted"):
+        lines += ["", "rolling updates stopped (fix the service's definition and reload to go on):"]
+        lines += [f"  {r['service']}: {printable(r['why'])}" for r in doc["rollouts_halted"]]
     if doc.get("retrying"):
         lines += ["", "failed actions:"]
         lines += [f"  {printable(r['replica'])} {printable(r['state'])}" for r in doc["retrying"]]

@@ -72,6 +72,7 @@ class Snapshot:
     foreign: tuple[ReplicaStatus, ...] = ()  # live copies the journal never started: reported, left alone
     retrying: Mapping[ReplicaId, str] = field(default_factory=dict)  # failed actions: "retrying (n): reason"
     holds: Mapping[str, str] = field(default_factory=dict)  # host → "cordoned" | "draining" | "drained"
+    rollouts_halted: Mapping[str, str] = field(default_factory=dict)  # service → why its rolling update stopped
 
     def running(self) -> dict[ReplicaId, list[str]]:
         """Replica → the reachable hosts that report it running (more than one only in a move or a split)."""

@@ -1,15 +1,17 @@
 """Applying plans one at a time: the journal first, then the actions (`apply.apply_plan`), each step said
 as an `action.*` event; and rolling forward the plans the journal says were left half-applied.
 
-Owns: the apply lock (one plan at a time, and no repair while one runs) and the progress of the plan
-being (or last) applied.
+Owns: the apply lock (one plan at a time, and no repair while one runs), the progress of the plan
+being (or last) applied, and the rolling updates stopped by a new copy that failed its check (`rollouts`,
+read by the observer's view so that no plan restarts those replicas again).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from core.engine.api import ApplyProgress
 from core.engine.apply import Limits, apply_plan
@@ -17,7 +19,8 @@ from core.engine.events import Emit, EventKind, action_fields
 from core.engine.observer import View
 from core.engine.planner import plan_id
 from core.engine.ports import ReplicaRuntime
-from core.model import Action, ClusterConfig, Plan, SolverStatus
+from core.engine.rollout import Rollouts
+from core.model import Action, ClusterConfig, HostObservation, Plan, SolverStatus
 from core.store.base import StateStore
 
 # What a plan is applied against, read once the lock is held (a reload may land while a plan waits).
@@ -33,9 +36,16 @@ class Applier:
         emit: Emit,
         now: Now,
         stopping: Callable[[], bool],
+        *,
+        frames: Callable[[], Mapping[str, HostObservation]] | None = None,
     ):
+        """`frames`: the fleet's latest observations, which new copies must pass their checks in (apply.apply_plan)."""
         self._runtime, self._journal, self._limits, self._emit = runtime, journal, limits, emit
         self._now, self._stopping = now, stopping
+        self._frames = frames
+        # Rolling updates a failing new copy stopped, kept beside the journal (core.engine.rollout).
+        kept = None if journal.path == ":memory:" else Path(journal.path).with_suffix(".rollouts.json")  # as the holds
+        self.rollouts = Rollouts(kept, emit)
         self._lock = asyncio.Lock()
         self.progress: ApplyProgress | None = None
 
@@ -79,6 +89,7 @@ class Applier:
             functools.partial(self._on_progress, pid), limits=self._limits, already_done=already_done,
             stopping=self._stopping,
             running=view.rec.running,  # a resumed plan keeps min_healthy like a fresh one
+            frames=self._frames, rollouts=self.rollouts,
         )  # fmt: skip
         self.progress = progress
         return progress

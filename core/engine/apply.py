@@ -3,19 +3,24 @@
 Each step is journaled before it runs. Steps are idempotent on the hosts
 (starting a running replica and stopping a stopped one are no-ops), which is
 what makes rolling a half-applied plan forward after a crash safe.
+
+Given the fleet's frames (`frames`), a new copy must pass its service's check before the apply goes on
+(core.engine.rollout): a restart before the next replica of its service, a move before its source stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from core.engine.api import ApplyProgress
 from core.engine.basis import generation
 from core.engine.ports import ReplicaRuntime
+from core.engine.rollout import HealthGate, Rollouts
 from core.errors import LoadmasterError
-from core.model import Action, ActionKind, ClusterConfig, HostState, Plan
+from core.model import Action, ActionKind, ClusterConfig, HostObservation, HostState, Plan, ReplicaStatus
 from core.store.base import StateStore
 
 
@@ -59,12 +64,16 @@ async def apply_plan(
     already_done: frozenset[int] = frozenset(),
     stopping: Callable[[], bool] = lambda: False,
     running: Mapping[str, int] | None = None,
+    frames: Callable[[], Mapping[str, HostObservation]] | None = None,
+    rollouts: Rollouts | None = None,
 ) -> ApplyProgress:
     """Apply `plan`; returns the final progress (failures are recorded in it, never raised).
 
     Once `stopping()` is true no further action begins; those left pending keep the plan
-    open in the journal, and the next start rolls it forward. `running` (service → live
-    replicas now) lets a plain stop refuse to take a service below its min_healthy.
+    open in the journal, and the next start rolls it forward. `running` (service → healthy
+    replicas now) lets a plain stop or a restart refuse to take a service below its min_healthy.
+    `frames` (the fleet's latest observations) gates restarts and moves on the new copy's health;
+    a rollout that stops is recorded in `rollouts`, and a service halted there is not restarted.
     """
     limits = limits or Limits()
     services = {s.name: s for s in config.services}
@@ -75,17 +84,24 @@ async def apply_plan(
     def host_slot(host: str) -> asyncio.Semaphore:
         return per_host.setdefault(host, asyncio.Semaphore(limits.per_host))
 
-    async def start(action: Action) -> None:
+    gate = HealthGate(frames, config.poll_interval) if frames is not None else None
+
+    async def start(action: Action, *, must_run: bool = True) -> ReplicaStatus:
         assert action.to_host is not None
         service = services.get(action.replica.service)
         if service is None:
             raise LoadmasterError(f"{action.replica.service} is not in the cluster file any more")
         async with total, host_slot(action.to_host):
             status = await fleet.start_replica(action.to_host, service, action.replica.index, generation(service))
-        if not status.running:
+        if not status.running and must_run:
             raise LoadmasterError(f"{action.replica} did not stay up on {action.to_host}")
         if action.kind is ActionKind.START:
             live[service.name] = live.get(service.name, 0) + 1
+        return status
+
+    async def healthy(action: Action, status: ReplicaStatus) -> str | None:
+        service = services.get(action.replica.service)
+        return await gate.wait(service, status) if gate is not None and service is not None else None
 
     live = dict(running or {})
 
@@ -114,21 +130,68 @@ async def apply_plan(
     restart_locks: dict[str, asyncio.Lock] = {}
 
     async def restart(action: Action) -> None:
-        # One replica of a service at a time, and only while the others keep min_healthy.
-        async with restart_locks.setdefault(action.replica.service, asyncio.Lock()):
-            service = services.get(action.replica.service)
-            if service is not None and running is not None and live.get(service.name, 0) - 1 < service.min_healthy:
-                raise LoadmasterError(
-                    f"refused: restarting {action.replica} would leave {service.name} with "
-                    f"{live.get(service.name, 0) - 1} running, below min_healthy = {service.min_healthy}"
-                )
-            await stop(action)
-            await start(action)
+        # Called holding its service's lock (`one`): one replica of a service at a time, each new copy
+        # healthy before the next, and only while the others keep min_healthy.
+        service = services.get(action.replica.service)
+        if service is not None and rollouts is not None and rollouts.is_halted(service):
+            raise LoadmasterError(f"not restarted: {rollouts.why().get(service.name, 'the rollout stopped')}")
+        assert action.from_host is not None
+        counted = gate is None or gate.healthy_now(action.from_host, action.replica)
+        if (
+            service is not None
+            and running is not None
+            and counted
+            and live.get(service.name, 0) - 1 < service.min_healthy
+        ):
+            raise LoadmasterError(
+                f"refused: restarting {action.replica} would leave {service.name} with "
+                f"{live.get(service.name, 0) - 1} healthy, below min_healthy = {service.min_healthy}"
+            )
+        await stop(action)
+        status = await start(action, must_run=False)
+        if service is None:
+            return
+        # A new definition that exits at once halts the rollout like one that fails its check.
+        why = (
+            await healthy(action, status) if status.running else f"{action.replica} did not stay up on {action.to_host}"
+        )
+        if why is not None:
+            if counted:
+                live[service.name] = live.get(service.name, 0) - 1
+            if rollouts is not None:
+                rollouts.halt(service, action.replica, action.to_host, why)
+            raise LoadmasterError(f"rollout of {service.name} stopped: {why}")
+        if not counted:  # an unhealthy or starting copy replaced by a healthy one
+            live[service.name] = live.get(service.name, 0) + 1
+
+    async def move(action: Action) -> None:
+        # The source copy is stopped only once the target copy is healthy.
+        assert action.from_host is not None and action.to_host is not None
+        status = await start(action)
+        why = await healthy(action, status)
+        if why is not None:
+            if not states.get(action.from_host, HostState.UNKNOWN).reachable:
+                # Failover: the new copy is the only one; it stays (the repairer treats it as any unhealthy
+                # replica), and the replica is not counted back.
+                raise LoadmasterError(f"{why}; {action.from_host} is lost, so that copy stays")
+            async with total, host_slot(action.to_host):
+                await fleet.stop_replica(action.to_host, action.replica, limits.stop_grace)
+            raise LoadmasterError(f"{why}: stopped it there, {action.replica} keeps running on {action.from_host}")
+        await stop(action)
 
     async def one(seq: int, action: Action) -> None:
         if seq in already_done:
             run.update(action, "done")
             return
+        # A restart waits for the one before it of its service, so it asks whether to begin only then.
+        async with (
+            restart_locks.setdefault(action.replica.service, asyncio.Lock())
+            if action.kind is ActionKind.RESTART
+            else contextlib.nullcontext()
+        ):
+            await act(seq, action)
+
+    async def act(seq: int, action: Action) -> None:
         if stopping():
             skipped.append(seq)
             return
@@ -137,9 +200,11 @@ async def apply_plan(
         try:
             if action.kind is ActionKind.RESTART:
                 await restart(action)
-            if action.kind in (ActionKind.START, ActionKind.MOVE):
+            elif action.kind is ActionKind.MOVE:
+                await move(action)
+            elif action.kind is ActionKind.START:
                 await start(action)
-            if action.kind in (ActionKind.STOP, ActionKind.MOVE):
+            else:
                 await stop(action)
         except (TimeoutError, LoadmasterError, OSError) as exc:
             journal.set_action(plan_id, seq, "failed", str(exc))

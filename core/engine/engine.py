@@ -107,8 +107,9 @@ class Engine:
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._approval = Approval()
         self._auto = self._approval.auto
-        self._applier = Applier(self._runtime, journal, self._limits, self._emit,
-                                lambda: (self._config, self._view), lambda: self._closing)  # fmt: skip
+        self._applier = Applier(self._runtime, journal, self._limits, self._emit, lambda: (self._config, self._view),
+                                lambda: self._closing, frames=fleet.observations)  # fmt: skip
+        self._rollouts = self._observer.rollouts = self._applier.rollouts  # rolling updates a failing copy stopped
         self._autopilot = Autopilot(self._planner, self._approval, self._emit, self._moment, self._apply)
         self._retries = self._autopilot.retries
         self._tasks: list[asyncio.Task[None]] = []
@@ -246,7 +247,7 @@ class Engine:
         pid = plan_id(plan)
         self._observer.intend(plan.target)
         self._approval.settled(plan)
-        self._retries.record(progress, self._clock())
+        self._retries.record(progress, self._clock(), halted=self._rollouts.halted)
         failed = len(progress.failed)
         self._emit(EventKind.APPLY_FINISHED, f"applied {plan.reason} plan: {len(progress.done)} done, {failed} failed",
                    data={"plan": pid, "done": len(progress.done), "failed": failed})  # fmt: skip
@@ -288,6 +289,7 @@ class Engine:
             solve_progress=self._planner.solve_progress(),
             retrying={r: str(retry) for r, retry in self._retries.pending.items()},
             holds=self._holds.words(),
+            rollouts_halted=self._rollouts.why(),
         )
 
     def subscribe(self) -> asyncio.Queue[Event]:
@@ -378,6 +380,7 @@ class Engine:
         self._fleet.update_config(config)
         self._auto.forget()
         self._retries.forget()  # a new desired state: its own plan supersedes what was being retried
+        self._rollouts.forget(config.services)  # a service defined anew rolls out again
         self._observe()  # the view (basis, drift, problems) now speaks of the new file
         if self._approval.pending is not None and self.check_stale(self._approval.pending):
             self._approval.drop()  # planned from the old file: the next tick plans from the new one

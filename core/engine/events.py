@@ -29,6 +29,7 @@ class EventKind(enum.StrEnum):
     REPLICA_HEALTHY = "replica.healthy"  # its check passes (healthy_after in a row)
     REPLICA_UNHEALTHY = "replica.unhealthy"  # its check fails (unhealthy_after in a row, after grace)
     HOST_WARNING = "host.warning"  # something its probe cannot do (e.g. no tool for http checks), once
+    ROLLOUT_HALTED = "rollout.halted"  # a new copy failed its check: the service's rolling update stopped there
     PLAN_COMPUTED = "plan.computed"
     PLAN_APPROVED = "plan.approved"
     PLAN_REJECTED = "plan.rejected"

@@ -8,6 +8,7 @@ like a real link that keeps its last probe frame: the engine benchmark then meas
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 
@@ -19,6 +20,7 @@ from core.model import (
     ClaimOutcome,
     ClusterConfig,
     Fence,
+    Health,
     HostObservation,
     HostState,
     Placement,
@@ -41,6 +43,7 @@ class FakeFleet:
         self.starts: list[tuple[str, ReplicaId]] = []  # every start that created a process
         self.stops: list[tuple[str, ReplicaId]] = []
         self.fail_starts_on: set[str] = set()
+        self.new_health: dict[str, Health] = {}  # service → the health its copies started from now report
         self.closed = False
         # Each host's fence as the runtime keeps it: the highest token seen, when its holder renewed.
         self.controller = "fake-controller"
@@ -123,7 +126,8 @@ class FakeFleet:
         if host in self.fail_starts_on:
             raise HostUnreachable(host, "start failed")
         status = ReplicaStatus(replica, host, pid=1000 + len(self.starts), running=True, generation=generation,
-                               started_at=time.time(), epoch=self.token.epoch)  # fmt: skip
+                               started_at=time.time(), epoch=self.token.epoch,
+                               health=self.new_health.get(service.name))  # fmt: skip
         self.records[host][replica] = status
         self.starts.append((host, replica))
         self.changed(host)
@@ -147,6 +151,11 @@ class FakeFleet:
                 generation=generation(services[replica.service]), started_at=time.time(),
             )  # fmt: skip
             self.changed(host)
+
+    def set_health(self, host: str, replica: ReplicaId, health: Health | None) -> None:
+        """What the check of `replica` on `host` says from now on."""
+        self.records[host][replica] = dataclasses.replace(self.records[host][replica], health=health)
+        self.changed(host)
 
     def crash_replica(self, host: str, replica: ReplicaId, *, oom_killed: bool = False) -> None:
         r = self.records[host][replica]

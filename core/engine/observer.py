@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
@@ -27,6 +27,7 @@ from core.engine.holds import HostHold
 from core.engine.ledger import Ledger
 from core.engine.ports import FleetPort, ReplicaRuntime
 from core.engine.reconcile import Reconciliation, reconcile
+from core.engine.rollout import Rollouts
 from core.model import (
     Action,
     ActionKind,
@@ -67,6 +68,7 @@ class View:
     planning: Mapping[str, HostState]  # as the optimizer sees them: a host back from the dead settles first
     records: Mapping[str, tuple[ReplicaStatus, ...]]  # per host, our own unseen starts/stops included
     rec: Reconciliation
+    halted: Mapping[str, str] = field(default_factory=dict)  # service → generation whose rollout stopped
 
     @property
     def current(self) -> Placement:
@@ -87,8 +89,10 @@ class View:
         return fingerprint(self.basis)
 
     def restarts_needed(self, target: Placement) -> list[Action]:
-        """Replicas that stay where they run but were started from an older definition of their service."""
+        """Replicas that stay where they run but were started from an older definition of their service
+        (not those of a service whose rollout to its current definition stopped: core.engine.rollout)."""
         gens = {s.name: generation(s) for s in self.config.services}
+        gens = {name: g for name, g in gens.items() if self.halted.get(name) != g}
         out = []
         for host, records in self.records.items():
             if not self.states.get(host, HostState.UNKNOWN).reachable:
@@ -123,10 +127,21 @@ class _Pulled:
     records: Mapping[str, tuple[ReplicaStatus, ...]]
     intended: Placement | None
     given_up: frozenset[tuple[ReplicaId, str]]
+    halted: Mapping[str, str]
 
     def derive(self) -> View:
         rec = reconcile(self.config, self.planning, self.records, self.intended, self.given_up)
-        view = View(self.seq, self.at, self.config, self.observations, self.states, self.planning, self.records, rec)
+        view = View(
+            self.seq,
+            self.at,
+            self.config,
+            self.observations,
+            self.states,
+            self.planning,
+            self.records,
+            rec,
+            self.halted,
+        )
         _ = view.fingerprint  # every tick compares it (stale plans, failover refresh): computed here, once
         return view
 
@@ -169,6 +184,8 @@ class Observer:
         # host → the operator's hold (core.engine.holds), set by the engine: planned as taking no new replicas
         # (cordon) or keeping none (drain)
         self.holds: Mapping[str, HostHold] = {}
+        # the rolling updates a failing new copy stopped (core.engine.rollout), set by the engine: not restarted
+        self.rollouts = Rollouts()
         self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
 
     async def first_contact(self, timeout: float) -> None:
@@ -271,7 +288,7 @@ class Observer:
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
-            ours, self._intended, given_up,
+            ours, self._intended, given_up, self.rollouts.halted,
         )  # fmt: skip
         return transitions, pulled, news
 

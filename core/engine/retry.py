@@ -10,11 +10,11 @@ again: the drift it left looked already planned for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from core.engine.api import ApplyProgress
-from core.model import ReplicaId
+from core.model import ActionKind, ReplicaId
 
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)  # seconds before retry n (the last one repeats)
 
@@ -38,11 +38,15 @@ class Retries:
     def pending(self) -> Mapping[ReplicaId, Retry]:
         return dict(self._by_replica)
 
-    def record(self, progress: ApplyProgress, now: float) -> None:
-        """A plan was applied: its failed actions wait their backoff, its done ones are settled."""
+    def record(self, progress: ApplyProgress, now: float, halted: Collection[str] = ()) -> None:
+        """A plan was applied: its failed actions wait their backoff, its done ones are settled. The restarts
+        of services whose rollout stopped (`halted`) are not retried: that stop is the answer until the file changes."""
         for action in progress.done:
             self._by_replica.pop(action.replica, None)
         for action, error in progress.failed.items():
+            if action.kind is ActionKind.RESTART and action.replica.service in halted:
+                self._by_replica.pop(action.replica, None)
+                continue
             before = self._by_replica.get(action.replica)
             attempts = before.attempts + 1 if before else 1
             delay = BACKOFF[min(attempts, len(BACKOFF)) - 1]
