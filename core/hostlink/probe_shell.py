@@ -92,8 +92,22 @@ chk() {
   k=${svc}_$idx
   eval "hi=\${hi_$k-} hs=\${hs_$k-s} hp=\${hp_$k-0} hf=\${hf_$k-0} hn=\${hn_$k-0}"
   eval "hj=\${hj_$k-} hq=\${hq_$k-} hg=\${hg_$k-0} hd=\${hd_$k--}"
-  # a new process (restarted, or a new copy) starts over
-  [ "$hi" = "$pid.$st" ] || { hi=$pid.$st hs=s hp=0 hf=0 hn=0 hd=-; }
+  # a new process (restarted, or a new copy) starts over; a check still running against the process before
+  # it is ended unheard: its pass must not count for the new one (a rolling update would trust it)
+  if [ "$hi" != "$pid.$st" ]; then
+    if [ -n "$hj" ]; then
+      ps=
+      read -r ps 2>/dev/null </proc/$hj/stat
+      set -- ${ps##*) }
+      if [ -n "$ps" ] && [ "$1" != Z ] && [ "${20}" = "$hq" ]; then
+        kids=
+        read -r kids 2>/dev/null </proc/$hj/task/$hj/children
+        kill -s KILL $kids "$hj" 2>/dev/null
+      fi
+      wait "$hj"
+    fi
+    hi=$pid.$st hs=s hp=0 hf=0 hn=0 hd=- hj= hq=
+  fi
   sc=$((st * 100 / hz))
   [ "$cp" != - ] || cp=$port
   if [ -n "$hj" ]; then
