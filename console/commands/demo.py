@@ -12,7 +12,7 @@ from console.commands.console import run_console
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from core.errors import LoadmasterError
-from core.model import ClusterConfig
+from core.model import ClusterConfig, ReplicaId
 
 if TYPE_CHECKING:
     from core.hostlink.demo import DemoFleet
@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="set a demo service's load and exit: its replicas (running, or started later) burn SHARE of "
         "their cpu request, e.g. --load web=0.9; repeatable",
     )
+    p.add_argument(
+        "--wedge",
+        metavar="SERVICE/INDEX",
+        help="in a demo running already (the console or --serve, same file and workdir): make that replica's "
+        "server answer 503, so its http check fails and the controller restarts it; then exit",
+    )
     p.set_defaults(run=run)
 
 
@@ -56,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir) if args.workdir else default_workdir(cfg.name)
     if args.load:
         return _set_load(cfg, workdir, args.load)
+    if args.wedge is not None:
+        return _wedge(cfg, workdir, args.wedge)
     fleet = DemoFleet(cfg, workdir, extra_hosts=extra)
     if args.serve:
         return asyncio.run(_serve(fleet))
@@ -70,6 +78,18 @@ def _set_load(cfg: ClusterConfig, workdir: Path, items: list[str]) -> int:
     for load in demoload.write(workdir, cfg, demoload.parse(items)):
         print(load)
     print(f"set in {demoload.path(workdir)}: replicas read it within a second")
+    return 0
+
+
+def _wedge(cfg: ClusterConfig, workdir: Path, replica: str) -> int:
+    from core.hostlink.demo_wedge import wedge
+
+    try:
+        which = ReplicaId.parse(replica)
+    except ValueError as exc:
+        raise LoadmasterError(f"--wedge: {exc}") from None
+    host, pid = wedge(cfg, workdir, which)
+    print(f"{which} wedged on {host} (pid {pid}): it answers 503 until the controller restarts it")
     return 0
 
 

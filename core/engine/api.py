@@ -131,6 +131,11 @@ class EngineAPI(Protocol):
         """Demo only: the service's replicas burn `share` of their cpu request (BadLoad says why not); in words."""
         ...
 
+    async def wedge_demo_replica(self, replica: ReplicaId) -> str:
+        """Demo only: the replica's demo server answers 503 from now on, so its http check fails (the engine
+        then restarts it); returns the host it runs on. LoadmasterError when it does not run the demo server."""
+        ...
+
     async def cordon(self, host: str) -> None:
         """No new replica goes to `host` (kept across restarts); UnknownHost, ReadOnly."""
         ...

@@ -355,6 +355,12 @@ class Engine:
             raise ReadOnly(f"{verb} {what}")
         return self._demo
 
+    async def wedge_demo_replica(self, replica: ReplicaId) -> str:
+        host, pid = await self._demo_for("wedge", f"demo replica {replica}").wedge(replica)
+        self._emit(EventKind.DEMO_WEDGED, f"{replica} wedged on {host} (pid {pid}): it answers 503 until restarted",
+                   host=host, replica=replica)  # fmt: skip
+        return host
+
     def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.
 

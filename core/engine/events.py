@@ -50,6 +50,7 @@ class EventKind(enum.StrEnum):
     JOURNAL_UNWRITABLE = "journal.unwritable"  # writes fail (disk full, locked): kept in memory meanwhile
     JOURNAL_RECOVERED = "journal.recovered"  # what was kept in memory is written
     API_WRITE = "api.write"  # a change made through the HTTP API, with the name of the token that made it
+    DEMO_WEDGED = "demo.wedged"  # demo only: a replica's server made to fail its check (core.hostlink.demo_wedge)
     STATE_UPDATED = "state.updated"  # a poll cycle changed the snapshot; no message for people
 
 

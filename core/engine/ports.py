@@ -44,3 +44,7 @@ class DemoControl(Protocol):
     def set_load(self, config: ClusterConfig, shares: Mapping[str, float]) -> Sequence[object]:
         """Each named service's replicas burn that share of their cpu request; what was set (core.hostlink.demoload)."""
         ...
+
+    async def wedge(self, replica: ReplicaId) -> tuple[str, int]:
+        """The replica's demo server fails its check from now on (core.hostlink.demo_wedge): (host, pid)."""
+        ...

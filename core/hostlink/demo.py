@@ -12,7 +12,8 @@ Faults, for tests, benchmarks and the console's demo keys:
            and keepalive, and new connections hang in the handshake;
   power_off  silent as in cut_off, and its replicas' processes end, as when a machine
            loses power: clients only notice by silence;
-  restore  the host is back on the same port, host key and state directory.
+  restore  the host is back on the same port, host key and state directory;
+  wedge    a replica running the demo replica server answers 503 from then on (core.hostlink.demo_wedge).
 """
 
 from __future__ import annotations
@@ -32,10 +33,10 @@ import psutil
 
 from core.config import is_demo_address
 from core.errors import ConfigError, ConfigProblem, LoadmasterError
-from core.hostlink import demoload, limits, probe_shell, records, scripts
+from core.hostlink import demo_wedge, demoload, limits, probe_shell, records, scripts
 from core.hostlink.health import CheckRunner
 from core.hostlink.keys import host_pattern
-from core.model import ClusterConfig, HealthCheck, Host, Resources
+from core.model import ClusterConfig, HealthCheck, Host, ReplicaId, Resources
 
 DEFAULT_CAPACITY = Resources(4000, 8 << 30)
 HOME_MARK = "LOADMASTER_DEMO_HOME"  # in the environment of every process a demo host starts
@@ -142,6 +143,7 @@ class _DemoHost:
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "SHELL": "/bin/sh",
             HOME_MARK: str(self.home),
+            "LOADMASTER_DEMO_REPLICA": str(demo_wedge.DEMO_REPLICA),
             **env,  # `demo-load` on the PATH, and where its load file is
         }
 
@@ -229,9 +231,7 @@ class _DemoHost:
 
     def path(self, directory: str) -> Path:
         """A directory as this host's shell sees it (`~` is its home)."""
-        if directory == "~" or directory.startswith("~/"):
-            return self.home / directory[2:]
-        return Path(directory)
+        return demo_wedge.on_host(self.home, directory)
 
     async def _stream_frames(
         self,
@@ -398,6 +398,9 @@ class DemoFleet:
     def set_load(self, config: ClusterConfig, shares: Mapping[str, float]) -> list[demoload.Load]:
         """Replicas of each named service burn that share of their cpu request (see core.hostlink.demoload)."""
         return demoload.write(self.workdir, config, shares)
+
+    async def wedge(self, replica: ReplicaId) -> tuple[str, int]:
+        return demo_wedge.wedge(self.config, self.workdir, replica)
 
     async def cut_off(self, host: str) -> None:
         self._host(host).set_cut(True)

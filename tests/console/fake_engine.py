@@ -330,6 +330,13 @@ class FakeEngine:
         self._refuse_if_read_only(f"set the load of {service}")
         return f"{service}: each replica burns {share:g} of its request"
 
+    async def wedge_demo_replica(self, replica: ReplicaId) -> str:
+        self.calls.append(("wedge_demo_replica", str(replica)))
+        host = self._snapshot.placement.assignments.get(replica, "")
+        self._refuse_outside_demo("wedge", str(replica))
+        self.emit(EventKind.DEMO_WEDGED, f"{replica} wedged on {host}", host=host, replica=replica)
+        return host
+
     async def restore_demo_host(self, host: str) -> None:
         self.calls.append(("restore_demo_host", host))
         self._refuse_outside_demo("restore", host)
