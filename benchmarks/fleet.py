@@ -14,6 +14,15 @@ mem_per_host_mib, detect_dead_s, detect_hung_s, cpu_s_per_100_polls, detect_cras
 detect_cut_off_s, and context.
 Targets (issue 4): p99 staleness <= 2 s, cpu < 0.5 core, < 2 MiB per host,
 dead and hung hosts noticed within failure_timeout + one poll.
+
+Health checks' cost (issue 11: at most +10% client cpu at 500 hosts × 4 replicas, interval 5 s):
+
+    python benchmarks/fleet.py --hosts 500 --replicas 4 --checks both --check-interval 5
+
+starts 4 replicas (`sleep` processes) on every host of the main fleet, then measures the same window twice
+with the same replicas: without checks, then with a tcp check on every replica (the hosts run the checks;
+their results travel in the frames the client parses). The JSON line then holds both summaries and
+check_cpu_increase_pct.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import psutil
 from core import config as config_file
 from core.hostlink.demo import DemoFleet, demo_config
 from core.hostlink.fleet import Fleet
-from core.model import ClusterConfig, Host, HostObservation, HostState, Resources
+from core.model import CheckKind, ClusterConfig, HealthCheck, Host, HostObservation, HostState, Resources, Service
 
 ROOT = Path(__file__).resolve().parent.parent
 VICTIMS = ("victim-dead", "victim-hung")  # served by processes of their own: killed, SIGSTOPped
@@ -89,7 +98,34 @@ async def _wait_for(fleet: Fleet, names: list[str], states: set[HostState], time
     return None
 
 
-async def _measure(cfg: ClusterConfig, work: Path, seconds: float, procs: dict) -> dict:
+async def _start_replicas(cfg: ClusterConfig, work: Path, per_host: int, hosts: list[str]) -> float:
+    """`per_host` replicas of the service `r` on each of `hosts`; returns the seconds it took."""
+    service = cfg.services[0]
+    keys = [str(work / "fleet" / "client_key")]
+    fleet = Fleet(cfg, known_hosts=str(work / "fleet" / "known_hosts"), client_keys=keys)
+    await fleet.start()
+    started = time.monotonic()
+    try:
+        if await _wait_for(fleet, hosts, {HostState.UP}, 120.0) is None:
+            raise SystemExit("the main fleet did not come up to start replicas")
+        gate = asyncio.Semaphore(64)
+
+        async def one(host: str, index: int) -> None:
+            async with gate:
+                await fleet.start_replica(host, service, index, "bench")
+
+        await asyncio.gather(*(one(h, i * per_host + k) for i, h in enumerate(hosts) for k in range(per_host)))
+        return time.monotonic() - started
+    finally:
+        await fleet.close()
+
+
+def _with_replicas(cfg: ClusterConfig, count: int, check: HealthCheck | None) -> ClusterConfig:
+    service = Service("r", "exec sleep 1000000", count, Resources(10, 1 << 20), check=check)
+    return dataclasses.replace(cfg, services=(service,))
+
+
+async def _measure(cfg: ClusterConfig, work: Path, seconds: float, procs: dict, *, fault: bool = True) -> dict:
     me = psutil.Process()
     frames = 0
     # Two hosts served in this process, faulted through DemoFleet's own API (what tests and the
@@ -129,6 +165,13 @@ async def _measure(cfg: ClusterConfig, work: Path, seconds: float, procs: dict) 
     rss_after = me.memory_info().rss
     cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
     polls = frames1 - frames0
+    checked = sum(1 for o in fleet.observations().values() for r in o.replicas if r.health is not None)
+    if not fault:  # another measurement follows on the same hosts
+        await fleet.close()
+        await in_process.stop()
+        return {"hosts": len(names), "seconds": round(wall1 - wall0, 1), "polls": polls,
+                "replicas_with_health": checked, "cpu_core_fraction": round(cpu / (wall1 - wall0), 3),
+                "cpu_s_per_100_polls": round(100 * cpu / polls, 4) if polls else None}  # fmt: skip
 
     os.kill(procs["victim-dead"].pid, signal.SIGKILL)
     os.kill(procs["victim-hung"].pid, signal.SIGSTOP)
@@ -143,6 +186,7 @@ async def _measure(cfg: ClusterConfig, work: Path, seconds: float, procs: dict) 
     return {
         "hosts": len(names),
         "seconds": round(wall1 - wall0, 1),
+        "replicas_with_health": checked,
         "poll_interval_s": cfg.poll_interval,
         "failure_timeout_s": cfg.failure_timeout,
         "connect_all_s": round(connect_s, 2),
@@ -177,7 +221,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the measurement window")
     parser.add_argument("--base-port", type=int, default=15000, help="first host port (below replica ports)")
     parser.add_argument("-c", "--config", default=str(ROOT / "cluster.toml"), help="poll and failure timing from here")
+    parser.add_argument("--replicas", type=int, default=0, help="replicas (sleep processes) per host of the main fleet")
+    parser.add_argument(
+        "--checks", choices=("off", "on", "both"), default="off",
+        help="a tcp check on every replica; both: measure without, then with (needs --replicas)",
+    )  # fmt: skip
+    parser.add_argument("--check-interval", type=float, default=5.0, help="the check's interval in seconds")
     args = parser.parse_args()
+    if args.checks != "off" and args.replicas < 1:
+        raise SystemExit("--checks needs --replicas N (checks run on replicas)")
     least = 1 + len(VICTIMS) + len(IN_PROCESS)
     if args.hosts < least:
         raise SystemExit(f"--hosts must be at least {least} (the fleet and {least - 1} hosts to fault)")
@@ -202,7 +254,29 @@ def main() -> None:
             served = demo_config(config_file.load(files["fleet"]), main_hosts - 1)
             victims = [config_file.load(files[n]).hosts[0] for n in VICTIMS]
             cfg = dataclasses.replace(served, hosts=(*served.hosts, *victims))
-            result = asyncio.run(_measure(cfg, work, args.seconds, procs))
+            if args.replicas < 1:
+                result = asyncio.run(_measure(cfg, work, args.seconds, procs))
+            else:
+                main_names = [h.name for h in served.hosts]
+                count = args.replicas * len(main_names)
+                # tcp on a port every demo host sees listening (they share this machine's sockets): healthy
+                check = HealthCheck(CheckKind.TCP, port=args.base_port, interval=args.check_interval,
+                                    timeout=min(2.0, args.check_interval), grace=0.0)  # fmt: skip
+                plain = _with_replicas(cfg, count, None)
+                took = asyncio.run(_start_replicas(plain, work, args.replicas, main_names))
+                modes = {"off": [None], "on": [check], "both": [None, check]}[args.checks]
+                runs = [
+                    asyncio.run(
+                        _measure(_with_replicas(cfg, count, c), work, args.seconds, procs, fault=i == len(modes) - 1)
+                    )
+                    for i, c in enumerate(modes)
+                ]
+                result = {"replicas": count, "replicas_started_s": round(took, 1),
+                          "check_interval_s": args.check_interval, **runs[-1]}  # fmt: skip
+                if len(runs) == 2:
+                    without, with_ = runs[0]["cpu_core_fraction"], runs[1]["cpu_core_fraction"]
+                    result["without_checks"] = runs[0]
+                    result["check_cpu_increase_pct"] = round(100 * (with_ - without) / without, 1) if without else None
         finally:
             for proc in procs.values():
                 with contextlib.suppress(ProcessLookupError):
