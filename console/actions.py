@@ -169,6 +169,13 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction(
         "demo_toggle", "x", "Stop (asks first) or restart this demo host", "host", footer="Demo stop", changes=True
     ),
+    ConsoleAction(
+        "demo_wedge",
+        "w",
+        "Wedge the replica under the cursor (demo: its check fails, it is restarted)",
+        "host",
+        changes=True,
+    ),
     # services
     ConsoleAction("filter", "slash", "Filter services by name", "services", footer="Filter"),
     ConsoleAction("details", "enter", "Open the service: replicas, events, constraints", "services", palette=False),

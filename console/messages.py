@@ -121,6 +121,14 @@ class ServiceChosen(Message):
         self.service = service
 
 
+class ReplicaWedgeAsked(Message):
+    """Demo only: the operator wedged one replica's demo server (`w` in host detail): its check fails."""
+
+    def __init__(self, replica: str) -> None:
+        super().__init__()
+        self.replica = replica
+
+
 class ReplicaRestartAsked(Message):
     """The operator asked to restart one replica where it runs (`r` in host detail, `:restart web/3`)."""
 

@@ -111,6 +111,19 @@ class Operations(App[None]):
     def on_host_hold_asked(self, message: messages.HostHoldAsked) -> None:
         self._hold(message.host, message.verb)
 
+    def on_replica_wedge_asked(self, message: messages.ReplicaWedgeAsked) -> None:
+        if not self._refused(f"wedge {message.replica}"):
+            self.wedge_replica(message.replica)
+
+    @work(group="demo")
+    async def wedge_replica(self, replica: str) -> None:
+        try:
+            host = await self.engine.wedge_demo_replica(ReplicaId.parse(replica))
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="wedge", severity="error", markup=False)
+            return
+        self.notify(f"{replica} wedged on {host}: its check fails until it is restarted", title="demo", markup=False)
+
     def on_replica_restart_asked(self, message: messages.ReplicaRestartAsked) -> None:
         self._restart(message.replica)
 

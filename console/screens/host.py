@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from console.actions import bindings
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, HostHoldAsked, ReplicaRestartAsked, WhatIfAsked
+from console.messages import DemoHostToggled, HostHoldAsked, ReplicaRestartAsked, ReplicaWedgeAsked, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
 from console.view import ConsoleView
@@ -168,7 +168,15 @@ class HostScreen(LiveScreen):
         self.post_message(HostHoldAsked(self.host, verb))
 
     def action_restart_replica(self) -> None:
+        if (replica := self._replica_under_cursor()) is not None:
+            self.post_message(ReplicaRestartAsked(replica))
+
+    def action_demo_wedge(self) -> None:
+        if (replica := self._replica_under_cursor()) is not None:
+            self.post_message(ReplicaWedgeAsked(replica))
+
+    def _replica_under_cursor(self) -> str | None:
         table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
-        if table.row_count:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-            self.post_message(ReplicaRestartAsked(str(key)))
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
