@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from core.engine.api import ApplyProgress
 from core.engine.basis import generation
 from core.engine.ports import ReplicaRuntime
-from core.engine.rollout import HealthGate, Rollouts
+from core.engine.rollout import HealthGate, Interrupted, Rollouts
 from core.errors import LoadmasterError
 from core.model import Action, ActionKind, ClusterConfig, HostObservation, HostState, Plan, ReplicaStatus
 from core.store.base import StateStore
@@ -132,6 +132,8 @@ async def apply_plan(
     async def restart(action: Action) -> None:
         # Called holding its service's lock (`one`): one replica of a service at a time, each new copy
         # healthy before the next, and only while the others keep min_healthy.
+        if gate is not None and (lost := gate.lost()):
+            raise Interrupted(f"not begun: {', '.join(lost)} went down; the failover comes first, the rollout after")
         service = services.get(action.replica.service)
         if service is not None and rollouts is not None and rollouts.is_halted(service):
             raise LoadmasterError(f"not restarted: {rollouts.why().get(service.name, 'the rollout stopped')}")
@@ -151,7 +153,8 @@ async def apply_plan(
         status = await start(action, must_run=False)
         if service is None:
             return
-        # A new definition that exits at once halts the rollout like one that fails its check.
+        # A new definition that exits at once halts the rollout like one that fails its check (an Interrupted
+        # wait goes up as it is: not the definition's failure, so no halt; the rollout is planned again).
         why = (
             await healthy(action, status) if status.running else f"{action.replica} did not stay up on {action.to_host}"
         )
@@ -165,15 +168,17 @@ async def apply_plan(
             live[service.name] = live.get(service.name, 0) + 1
 
     async def move(action: Action) -> None:
-        # The source copy is stopped only once the target copy is healthy.
+        # The source copy is stopped only once the target copy is healthy. A failover (the source is lost)
+        # does not wait: the new copy is the only one, and the wait would hold up the tick (core.engine.rollout).
         assert action.from_host is not None and action.to_host is not None
         status = await start(action)
-        why = await healthy(action, status)
+        if not states.get(action.from_host, HostState.UNKNOWN).reachable:
+            return
+        try:
+            why = await healthy(action, status)
+        except Interrupted as exc:
+            why = str(exc)
         if why is not None:
-            if not states.get(action.from_host, HostState.UNKNOWN).reachable:
-                # Failover: the new copy is the only one; it stays (the repairer treats it as any unhealthy
-                # replica), and the replica is not counted back.
-                raise LoadmasterError(f"{why}; {action.from_host} is lost, so that copy stays")
             async with total, host_slot(action.to_host):
                 await fleet.stop_replica(action.to_host, action.replica, limits.stop_grace)
             raise LoadmasterError(f"{why}: stopped it there, {action.replica} keeps running on {action.from_host}")

@@ -8,8 +8,12 @@ goes on only once the hosts' frames say that copy passes its service's check:
   and no plan restarts them for that definition again (`Rollouts.halted`, read by the planner's view)
   until the file defines the service differently;
 - a move stops its source copy only once the target copy is healthy; a target copy that fails is
-  stopped and the source copy kept. A failover move (the source is lost) is done only once the new
-  copy is healthy: the replica counts as back only then.
+  stopped and the source copy kept. A failover move (its source host is lost) does not wait: the wait
+  would hold up the engine's tick, which notices the next host to fail; the replica counts as back
+  (towards min_healthy, `healthy` in status) only once its check passes, as every replica does.
+- a wait ends early when a host that was reachable goes down (`Interrupted`): the plan stops beginning
+  gated steps, so that the failover it needs is not held up behind a rollout; the rollout is planned
+  again afterwards (it did not fail).
 
 State owned here: the halted rollouts (`Rollouts`), changed only by `halt`, called by the apply, and
 `forget`, called by the engine after a reload. They are kept beside the journal
@@ -128,11 +132,21 @@ class Rollouts:
         write_private(self.path, json.dumps(doc, indent=1))
 
 
+class Interrupted(LoadmasterError):
+    """A host went down while a new copy was being waited for: the failover comes first."""
+
+
 class HealthGate:
     """Waits, reading the fleet's latest frames, until a copy just started passes its service's check."""
 
     def __init__(self, observations: Callable[[], Mapping[str, HostObservation]], poll_interval: float):
         self._observations, self._poll = observations, poll_interval
+        self._reachable = {n for n, o in observations().items() if o.state.reachable}
+
+    def lost(self) -> list[str]:
+        """Hosts reachable when the plan began that are not any more."""
+        now = self._observations()
+        return sorted(n for n in self._reachable if (o := now.get(n)) is not None and not o.state.reachable)
 
     def record(self, host: str, replica: ReplicaId) -> ReplicaStatus | None:
         obs = self._observations().get(host)
@@ -147,7 +161,8 @@ class HealthGate:
 
     async def wait(self, service: Service, started: ReplicaStatus) -> str | None:
         """None once the copy `started` reported is healthy; otherwise why it is not (it failed its check,
-        exited, or its budget passed). A service without a check is healthy once running."""
+        exited, or its budget passed). A service without a check is healthy once running. Raises `Interrupted`
+        when a host goes down meanwhile."""
         if service.check is None:
             return None
         loop = asyncio.get_running_loop()
@@ -155,6 +170,8 @@ class HealthGate:
         deadline = loop.time() + allowed
         detail = "no frame showed it yet"
         while True:
+            if lost := self.lost():
+                raise Interrupted(f"{', '.join(lost)} went down while {started.replica} on {started.host} started")
             r = self.record(started.host, started.replica)
             if r is not None and _same_copy(r, started):
                 if not r.running:

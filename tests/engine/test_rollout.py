@@ -192,21 +192,42 @@ async def test_a_move_whose_new_copy_fails_keeps_the_old_copy(tmp_path, small_co
     assert fleet.stops == [("b", W[0])]
 
 
-async def test_a_failover_move_counts_the_replica_back_only_when_healthy(tmp_path, small_config):
+async def test_a_failover_move_does_not_wait_for_the_new_copy(tmp_path, small_config):
+    # its source is lost: the new copy is the only one, and waiting would hold up the engine's tick
     config = checked(small_config)
     fleet = FakeFleet(config)
     web = config.service("web")
     await fleet.start_replica("a", web, 0, generation(web))
     fleet.states["a"] = HostState.DOWN
-    fleet.new_health["web"] = Health.UNHEALTHY
+    fleet.new_health["web"] = Health.STARTING  # never passes
+    t0 = asyncio.get_running_loop().time()
     progress, _ = await apply(config, fleet, plan_of(Action(ActionKind.MOVE, W[0], "a", "b")), tmp_path)
-    [error] = progress.failed.values()
-    assert "a is lost, so that copy stays" in error
-    assert fleet.running() == {W[0]: ["a", "b"]}  # the new copy stays: it is the only one that can serve
-    fleet.new_health["web"] = Health.HEALTHY
-    fleet.records["c"].clear()
-    progress, _ = await apply(config, fleet, plan_of(Action(ActionKind.MOVE, ReplicaId("web", 1), "a", "c")), tmp_path)
-    assert not progress.failed
+    assert asyncio.get_running_loop().time() - t0 < 0.5
+    assert not progress.failed and fleet.running() == {W[0]: ["a", "b"]}
+
+
+async def test_a_host_going_down_interrupts_a_rollout_without_halting_it(tmp_path, small_config):
+    config = checked(small_config)
+    fleet = FakeFleet(config)
+    await old_web(fleet, config)
+    fleet.new_health["web"] = Health.STARTING
+
+    async def fail_c():
+        await until(lambda: len(fleet.starts) == 4)  # web/0's new copy is being waited for
+        fleet.states["c"] = HostState.DOWN
+        fleet.changed("c")
+
+    task = asyncio.create_task(fail_c())
+    rollouts = Rollouts()
+    t0 = asyncio.get_running_loop().time()
+    progress, _ = await apply(config, fleet, restarts(), tmp_path, rollouts=rollouts)
+    await task
+    assert asyncio.get_running_loop().time() - t0 < 1.0  # well within web/0's budget: the failover comes first
+    errors = sorted(progress.failed.values())
+    assert len(errors) == 3 and all("c went down" in e for e in errors), errors
+    assert errors[0] == "c went down while web/0 on a started" and errors[1].startswith("not begun: c went down")
+    assert not rollouts.halted  # the new definition did not fail: the next plan rolls it out
+    assert len(fleet.starts) == 4  # web/1 and web/2 were not touched
 
 
 async def test_the_engine_halts_a_failing_rollout_and_resumes_on_a_new_definition(engine_of, small_config, tmp_path):
