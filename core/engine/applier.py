@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from core.engine.api import ApplyProgress
@@ -53,7 +53,7 @@ class Applier:
     def busy(self) -> bool:
         return self._lock.locked()
 
-    async def apply(self, plan: Plan, applied: Callable[[ApplyProgress], None]) -> ApplyProgress:
+    async def apply(self, plan: Plan, applied: Callable[[ApplyProgress], Awaitable[None]]) -> ApplyProgress:
         """Journal `plan`, run it, then `applied(progress)` while still holding the lock (so the next plan
         is computed from what this one left)."""
         async with self._lock:
@@ -61,7 +61,7 @@ class Applier:
             self._journal.begin_plan(pid, plan.reason, plan.basis, plan.actions)
             self.progress = ApplyProgress(plan=plan, total=len(plan.actions))
             progress = await self._run(pid, plan)
-            applied(progress)
+            await applied(progress)
             return progress
 
     async def roll_forward(self, cluster: str, at: float, after: Callable[[], object]) -> int:

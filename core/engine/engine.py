@@ -243,7 +243,7 @@ class Engine:
     async def _apply(self, plan: Plan) -> ApplyProgress:
         return await self._applier.apply(plan, functools.partial(self._applied, plan))
 
-    def _applied(self, plan: Plan, progress: ApplyProgress) -> None:
+    async def _applied(self, plan: Plan, progress: ApplyProgress) -> None:
         pid = plan_id(plan)
         self._observer.intend(plan.target)
         self._approval.settled(plan)
@@ -251,7 +251,7 @@ class Engine:
         failed = len(progress.failed)
         self._emit(EventKind.APPLY_FINISHED, f"applied {plan.reason} plan: {len(progress.done)} done, {failed} failed",
                    data={"plan": pid, "done": len(progress.done), "failed": failed})  # fmt: skip
-        self._observe()
+        await self._observer.observe_off_loop(self._config, self._repairer.given_up)
 
     async def roll_forward(self) -> int:
         """Finish the plans the journal says were being applied (only while this controller acts);

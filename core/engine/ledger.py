@@ -33,29 +33,6 @@ class Ledger:
         self.placed = self._journal.placed()
         self.trusted = self._journal.epochs()
 
-    def split(
-        self, records: Mapping[str, tuple[ReplicaStatus, ...]], holding: frozenset[int] = frozenset()
-    ) -> tuple[dict[str, tuple[ReplicaStatus, ...]], list[ReplicaStatus]]:
-        """Per host, the records that are ours; and the live ones that are foreign. `holding`: the epochs
-        the hosts' fences show (a standby counts what the controller holding the cluster started)."""
-        trusted = self.trusted | holding
-        placed_live = {
-            r.replica for host, rs in records.items() for r in rs if r.running and (r.replica, host) in self.placed
-        }
-        ours: dict[str, tuple[ReplicaStatus, ...]] = {}
-        foreign: list[ReplicaStatus] = []
-        for host, rs in records.items():
-            kept = []
-            for r in rs:
-                if (r.replica, host) in self.placed or (
-                    r.epoch is not None and r.epoch in trusted and r.replica not in placed_live
-                ):
-                    kept.append(r)
-                elif r.running:
-                    foreign.append(r)
-            ours[host] = tuple(kept) if len(kept) != len(rs) else rs
-        return ours, foreign
-
     def recording(self, runtime: ReplicaRuntime, epoch: Callable[[], int]) -> ReplicaRuntime:
         """`runtime`, journaling each start before it runs and each stop once it is done."""
         return _Recording(runtime, self, epoch)
@@ -80,3 +57,26 @@ class _Recording:
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None:
         await self._runtime.stop_replica(host, replica, grace)
         self._ledger._removed(replica, host)
+
+
+def split(
+    records: Mapping[str, tuple[ReplicaStatus, ...]],
+    placed: frozenset[tuple[ReplicaId, str]],
+    trusted: frozenset[int],
+) -> tuple[dict[str, tuple[ReplicaStatus, ...]], list[ReplicaStatus]]:
+    """`Ledger.split` on a copy of the ledger (`placed`, and the `trusted` epochs with those the fences
+    show): pure, so the observer runs it in a thread with the rest of a view's derivation."""
+    placed_live = {r.replica for host, rs in records.items() for r in rs if r.running and (r.replica, host) in placed}
+    ours: dict[str, tuple[ReplicaStatus, ...]] = {}
+    foreign: list[ReplicaStatus] = []
+    for host, rs in records.items():
+        kept = []
+        for r in rs:
+            if (r.replica, host) in placed or (
+                r.epoch is not None and r.epoch in trusted and r.replica not in placed_live
+            ):
+                kept.append(r)
+            elif r.running:
+                foreign.append(r)
+        ours[host] = tuple(kept) if len(kept) != len(rs) else rs
+    return ours, foreign

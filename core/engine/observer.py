@@ -24,7 +24,7 @@ from functools import cached_property
 from core.engine.basis import basis_of, fingerprint, generation
 from core.engine.events import Emit, EventKind
 from core.engine.holds import HostHold
-from core.engine.ledger import Ledger
+from core.engine.ledger import Ledger, split
 from core.engine.ports import FleetPort, ReplicaRuntime
 from core.engine.reconcile import Reconciliation, reconcile
 from core.engine.rollout import Rollouts
@@ -124,13 +124,17 @@ class _Pulled:
     observations: Mapping[str, HostObservation]
     states: Mapping[str, HostState]
     planning: Mapping[str, HostState]
-    records: Mapping[str, tuple[ReplicaStatus, ...]]
+    records: Mapping[str, tuple[ReplicaStatus, ...]]  # every record the hosts report
+    placed: frozenset[tuple[ReplicaId, str]]  # the ledger's, copied: which records are ours (`ledger.split`)
+    trusted: frozenset[int]
     intended: Placement | None
     given_up: frozenset[tuple[ReplicaId, str]]
     halted: Mapping[str, str]
 
-    def derive(self) -> View:
-        rec = reconcile(self.config, self.planning, self.records, self.intended, self.given_up)
+    def derive(self) -> tuple[View, list[ReplicaStatus]]:
+        """The view, and the live records that are foreign (the journal never started them)."""
+        ours, foreign = split(self.records, self.placed, self.trusted)
+        rec = reconcile(self.config, self.planning, ours, self.intended, self.given_up)
         view = View(
             self.seq,
             self.at,
@@ -138,12 +142,12 @@ class _Pulled:
             self.observations,
             self.states,
             self.planning,
-            self.records,
+            ours,
             rec,
             self.halted,
         )
         _ = view.fingerprint  # every tick compares it (stale plans, failover refresh): computed here, once
-        return view
+        return view, foreign
 
 
 class _Expecting:
@@ -221,7 +225,7 @@ class Observer:
     def observe(self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]) -> list[Transition]:
         """Pull the fleet's observations into a new `view`; returns the host state transitions."""
         transitions, pulled, news = self._pull(config, given_up)
-        self._install(pulled.derive())
+        self._install(*pulled.derive(), news)
         self._announce(news)
         return transitions
 
@@ -234,15 +238,16 @@ class Observer:
         which the event loop, serving every host's connection, must not spend in one piece.
         """
         transitions, pulled, news = self._pull(config, given_up)
-        self._install(await asyncio.to_thread(pulled.derive))
+        self._install(*await asyncio.to_thread(pulled.derive), news)
         self._announce(news)
         return transitions
 
-    def _install(self, view: View) -> None:
+    def _install(self, view: View, foreign: list[ReplicaStatus], news: list[_News]) -> None:
         # An observation pulled later may have been derived first (a plan or an apply observes
         # while the tick's thread runs): the newest pull wins.
         if view.seq > self.view.seq:
             self.view = view
+            news.extend(self._foreign(foreign))
 
     def _announce(self, news: list[_News]) -> None:
         # After the view is installed: whoever hears "host.down" and looks finds it down.
@@ -282,13 +287,13 @@ class Observer:
                     news.extend((EventKind.HOST_WARNING, f"{name}: {w}", name, None) for w in obs.warnings)
                 self._records[name] = replicas
         news.extend(self._exclusions(config, observations))
+        # The epochs the fences show: a standby counts what the controller holding the cluster started.
         holding = frozenset(o.fence.token.epoch for o in observations.values() if o.fence and o.state.reachable)
-        ours, foreign = self._ledger.split(self._records, holding)
-        news.extend(self._foreign(foreign))
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
-            ours, self._intended, given_up, self.rollouts.halted,
+            dict(self._records), frozenset(self._ledger.placed), frozenset(self._ledger.trusted | holding),
+            self._intended, given_up, self.rollouts.halted,
         )  # fmt: skip
         return transitions, pulled, news
 
@@ -358,6 +363,8 @@ class Observer:
 
     def _health_changes(self, host: str, replicas: tuple[ReplicaStatus, ...]) -> list[_News]:
         """replica.healthy / replica.unhealthy when a running replica's check turns (not for `starting`)."""
+        if not any(r.health is Health.HEALTHY or r.health is Health.UNHEALTHY for r in replicas):
+            return []  # no checked replica here (most services have no check): no dict of the old frame
         before = {r.replica: r for r in self._records.get(host, ())}
         news: list[_News] = []
         for r in replicas:

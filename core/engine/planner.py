@@ -77,6 +77,7 @@ class Planner:
         self._solve_progress: tuple[int | None, int | None, int] = (None, None, 0)  # best, bound, reports
         self.failover: tuple[FailoverPlan, ...] = ()
         self._failover_basis = ""
+        self._failover_book: optimizer.FailoverBook | None = None  # what the next refresh may keep
         # Fewest hosts that could hold the desired state: the quick bound, raised by a solve's proven
         # bound for the same hosts and config.
         self._quick_bound: int | None = None
@@ -163,29 +164,35 @@ class Planner:
         )
 
     async def failover_plan(self, view: View, host: str) -> Plan:
-        """Where `host`'s replicas go now that it is lost: the plan made ahead if it still fits, else a new one."""
+        """Where `host`'s replicas go now that it is lost: the plan made ahead if it still fits, else a new one.
+        Built in a thread: the target and its actions read every replica."""
         current = view.current
         ready = self.ready_for(view, host)
-        if ready is None:
-            ready = await asyncio.to_thread(lambda: optimizer.failover_for(problem_of(view), current, [host]))
-        self.unplaced = {**self.unplaced, **ready.unplaced}
-        # Replicas with nowhere to go stay assigned to the lost host: stopping them there is moot.
-        target = Placement({**current.assignments, **ready.moves})
-        return Plan(
-            cluster=view.config.name,
-            basis=view.fingerprint,
-            created_at=self._clock(),
-            current=current,
-            target=target,
-            actions=diff_actions(current, target),
-            status=ready.status,
-            hosts_used=len(target.hosts_used()),
-            lower_bound=self.fits_on(view) or 0,
-            gap=0.0,
-            unplaced=ready.unplaced,
-            reason=f"failover:{host}",
-            assumed=view.basis,
-        )
+        lower_bound, now = self.fits_on(view) or 0, self._clock()
+
+        def build() -> tuple[FailoverPlan, Plan]:
+            made = ready or optimizer.failover_for(problem_of(view), current, [host])
+            # Replicas with nowhere to go stay assigned to the lost host: stopping them there is moot.
+            target = Placement({**current.assignments, **made.moves})
+            return made, Plan(
+                cluster=view.config.name,
+                basis=view.fingerprint,
+                created_at=now,
+                current=current,
+                target=target,
+                actions=diff_actions(current, target),
+                status=made.status,
+                hosts_used=len(target.hosts_used()),
+                lower_bound=lower_bound,
+                gap=0.0,
+                unplaced=made.unplaced,
+                reason=f"failover:{host}",
+                assumed=view.basis,
+            )
+
+        made, plan = await asyncio.to_thread(build)
+        self.unplaced = {**self.unplaced, **made.unplaced}
+        return plan
 
     def ready_for(self, view: View, host: str) -> FailoverPlan | None:
         """The failover plan made ahead for `host`, if it still covers what runs there and its targets take work."""
@@ -205,18 +212,22 @@ class Planner:
         return ready or optimizer.failover_for(problem_of(view), view.current, [host])
 
     def refresh_failover(self, view: View) -> None:
-        """Recompute every failover plan when the placement or host states moved (in the background)."""
+        """Bring the failover plans up to date when the placement or host states moved (in the background):
+        only the plans whose hosts or targets changed are made again (`optimizer.refresh_failover`)."""
         if view.fingerprint == self._failover_basis or self.busy:
             return
         self._failover_basis = view.fingerprint
+        book = self._failover_book
 
-        def work() -> tuple[tuple[FailoverPlan, ...], int]:
+        def work() -> tuple[optimizer.FailoverBook, int]:
             problem = problem_of(view)
             labels = optimizer.spread_labels(view.config.services)  # a plan per zone, rack, … a service spreads over
-            return optimizer.failover_plans(problem, view.current, labels=labels), optimizer.lower_bound(problem)
+            made = optimizer.refresh_failover(book, problem, view.current, labels=labels)
+            return made, optimizer.lower_bound(problem)
 
         async def run() -> None:
-            self.failover, self._quick_bound = await asyncio.to_thread(work)
+            made, self._quick_bound = await asyncio.to_thread(work)
+            self._failover_book, self.failover = made, made.plans
             self._emit(EventKind.STATE_UPDATED, "")
 
         self._spawn(run(), "failover")

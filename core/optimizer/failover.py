@@ -10,23 +10,22 @@ cluster is small enough to re-solve quickly, are other replicas allowed to move,
 for replicas of higher priority. Such a plan counts them in `others_moved`, and lists the
 stopped ones in `unplaced` with the reason.
 
-Which labels get a plan per value: every label a service spreads over (`spread_labels`),
-since spreading over a label is how a service asks to survive losing one of its values.
+The plans for every host and label value, and their refresh, are `failover_book`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+import heapq
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from ortools.sat.python import cp_model
 
 from core.errors import InvalidProblem
-from core.model import FailoverPlan, HostState, Placement, ReplicaId, Service, SolverStatus
-from core.optimizer.compiled import compile_problem, used_hosts, weights
+from core.model import FailoverPlan, HostState, Placement, ReplicaId, SolverStatus
+from core.optimizer.compiled import compile_problem, weights
 from core.optimizer.cpsat import Budget, run
 from core.optimizer.explain import amount
-from core.optimizer.greedy import first_fit, place_spread
+from core.optimizer.greedy import Put, Room, first_fit, place_spread
 from core.optimizer.problem import HostSpec, PlacementProblem
 from core.optimizer.solve import solve
 
@@ -34,18 +33,13 @@ FULL_RESOLVE_MAX_REPLICAS = 2000  # above this a re-solve that moves others is t
 EXACT_SECONDS = 0.4  # of search for the displaced replicas greedy left over (0.1 deterministic units)
 
 
-@dataclass(frozen=True, slots=True)
-class FailoverSummary:
-    """Can the cluster lose any one host (N+1)? any one value of each label (e.g. a zone, a rack)?"""
+class FailoverContext:
+    """The placement's loads and counts, computed once and shared by every plan.
 
-    n_plus_one: bool
-    label_safe: bool | None  # None when no plan per label value was made
-    hosts_at_risk: tuple[str, ...]  # hosts whose loss leaves replicas unplaced
-    values_at_risk: tuple[str, ...]  # "label=value" (e.g. "zone=z1") whose loss leaves replicas unplaced
-
-
-class _Context:
-    """The placement's loads and counts, computed once and shared by every plan."""
+    A plan reads them sparsely: its own puts go to small overlays, and its candidate hosts come from
+    one order sorted here, merged lazily with the few hosts the plan itself touched, so that a plan
+    costs about what it moves rather than the fleet's size (5,000 host plans over 5,000 hosts would
+    otherwise sort 5,000 hosts per displaced service each)."""
 
     def __init__(self, problem: PlacementProblem, placement: Placement):
         self.problem = problem
@@ -57,16 +51,19 @@ class _Context:
         self.count = [[0] * n_h for _ in range(c.n_services)]
         self.residual = [list(row) for row in c.cap]
         self.on_host: list[list[ReplicaId]] = [[] for _ in range(n_h)]
+        present: list[set[int]] = [set() for _ in range(n_h)]
         for replica, host in placement.assignments.items():
             s, h = self.service_index.get(replica.service), self.host_index.get(host)
             if s is None or h is None or replica.index >= c.replicas[s]:
                 continue
             self.count[s][h] += 1
             self.on_host[h].append(replica)
+            present[h].add(s)
             for d, need in enumerate(c.demand[s]):
                 self.residual[h][d] -= need
+        self.present = [frozenset(p) for p in present]
         self.placement = placement
-        self.used = set(used_hosts(c, self.count))
+        self.used = {h for h in range(n_h) if present[h]}
         # per spread service and group: every host with the group's label value, so that replicas
         # running on a host s could not be placed on now (e.g. a SUSPECT one) count towards evenness
         with_value: dict[tuple[str, str], list[int]] = {}
@@ -77,8 +74,17 @@ class _Context:
             [with_value[label, problem.hosts[g[0]].labels[label]] for g in groups] if groups and label else []
             for label, groups in zip((s.spread_over for s in problem.services), c.zones, strict=True)
         ]
+        self.value_total = [[sum(self.count[s][h] for h in hosts) for hosts in values]
+                            for s, values in enumerate(self.same_value)]  # fmt: skip
         # hosts each service may go to at all (labels, state, one replica fits an empty host)
         self.eligible = [[h for h in range(n_h) if c.ub[s][h] > 0] for s in range(c.n_services)]
+        # every host in the order plans try them (in use first, then fullest), before any plan's own puts
+        self.key = [(h not in self.used, self._slack(self.residual[h], h), h) for h in range(n_h)]
+        self.order = sorted(range(n_h), key=self.key.__getitem__)
+        self._group_order: dict[int, tuple[dict[int, int], list[list[int]]]] = {}
+        self.degraded = frozenset(
+            c.problem.services[s].name for s in range(c.n_services) if sum(self.count[s]) < c.replicas[s]
+        )
 
     def plan(self, lost: Sequence[int], scope: str, target: str) -> FailoverPlan:
         c = self.c
@@ -87,12 +93,13 @@ class _Context:
         for h in lost:
             for r in self.on_host[h]:
                 displaced.setdefault(self.service_index[r.service], []).append(r)
-        count = {s: list(self.count[s]) for s in displaced}
+        added: dict[tuple[int, int], int] = {}  # (service, host) → replicas this plan puts there
+        added_on: dict[int, set[int]] = {}
         residual: dict[int, list[int]] = {}
         moves: dict[ReplicaId, str] = {}
-        for h in lost:
-            for s in displaced:
-                count[s][h] = 0
+
+        def count_of(s: int, h: int) -> int:
+            return 0 if h in lost_set else self.count[s][h] + added.get((s, h), 0)
 
         def res(h: int) -> list[int]:
             if h not in residual:
@@ -100,12 +107,12 @@ class _Context:
             return residual[h]
 
         def present(h: int) -> set[int]:
-            return {t for t in range(c.n_services) if (count[t][h] if t in count else self.count[t][h])}
+            return (set() if h in lost_set else set(self.present[h])) | added_on.get(h, set())
 
         def room(s: int, h: int) -> int:
             if c.conflicts[s] and c.conflicts[s] & present(h):
                 return 0
-            return min(c.max_per_host[s] - count[s][h], c.fits_count(s, res(h)))
+            return min(c.max_per_host[s] - count_of(s, h), c.fits_count(s, res(h)))
 
         waiting = {s: sorted(replicas) for s, replicas in displaced.items()}
 
@@ -113,19 +120,19 @@ class _Context:
             for replica in waiting[s][:n]:
                 moves[replica] = c.problem.hosts[h].name
             del waiting[s][:n]
-            count[s][h] += n
+            added[s, h] = added.get((s, h), 0) + n
+            added_on.setdefault(h, set()).add(s)
+            row = res(h)
             for d, need in enumerate(c.demand[s]):
-                res(h)[d] -= need * n
+                row[d] -= need * n
 
         for s in sorted(displaced, key=lambda s: (-c.problem.services[s].priority, -sum(c.demand[s]), s)):
-            candidates = [h for h in self.eligible[s] if h not in lost_set]
-            candidates.sort(key=lambda h: (h not in self.used, self._slack(res(h), h), h))
-            self._place(s, len(waiting[s]), candidates, count, room, put)
+            self._place(s, len(waiting[s]), lost_set, residual, room, put)
         left = {s: rs for s, rs in waiting.items() if rs}
 
         status, others_moved = SolverStatus.OPTIMAL, 0
         if left:
-            extra = self._exact(left, lost_set, count, res, present)
+            extra = self._exact(left, lost_set, count_of, res, present)
             for replica, h in extra.items():
                 moves[replica] = c.problem.hosts[h].name
                 left[self.service_index[replica.service]].remove(replica)
@@ -149,19 +156,13 @@ class _Context:
             unplaced[r] = f"stopped to make room for higher-priority replicas from {lost_names}"
         if unplaced:
             status = SolverStatus.INFEASIBLE
-        degraded = tuple(
-            sorted(
-                {c.problem.services[s].name for s in range(c.n_services) if sum(self.count[s]) < c.replicas[s]}
-                | {r.service for r in unplaced}
-            )
-        )
         return FailoverPlan(
             scope=scope,
             target=target,
             lost_hosts=tuple(c.problem.hosts[h].name for h in lost),
             moves=moves,
             unplaced=unplaced,
-            degraded=degraded,
+            degraded=tuple(sorted(self.degraded | {r.service for r in unplaced})),
             status=status,
             others_moved=others_moved,
         )
@@ -169,37 +170,53 @@ class _Context:
     def _slack(self, residual: list[int], h: int) -> float:
         return sum(r / cap for r, cap in zip(residual, self.c.cap[h], strict=True) if cap)
 
-    def _place(
-        self,
-        s: int,
-        n: int,
-        candidates: list[int],
-        count: dict[int, list[int]],
-        room: Callable[[int, int], int],
-        put: Callable[[int, int, int], None],
-    ) -> None:
-        """Greedy's placement of n displaced replicas of s over `candidates` (in this order); a spread
-        service one replica at a time into the group that has the fewest of it."""
+    def _place(self, s: int, n: int, lost: set[int], touched: dict[int, list[int]], room: Room, put: Put) -> None:
+        """Greedy's placement of n displaced replicas of s over the hosts that may take them, in the order
+        (in use first, fullest first) as of now: `order` for the hosts this plan has not `touched`, merged
+        with the touched ones sorted by their residual now. A spread service one replica at a time into
+        the group that has the fewest of it."""
         c = self.c
+        skip = lost | touched.keys()
+        fresh = sorted(((h not in self.used, self._slack(row, h), h), h) for h, row in touched.items() if h not in lost)
+        ub = c.ub[s]
         groups = c.zones[s]
+        group_of, group_order = self._groups(s) if groups else ({}, [])
+
+        def candidates(static: Iterable[int], gi: int | None = None) -> Iterator[int]:
+            ahead = ((self.key[h], h) for h in static if ub[h] > 0 and h not in skip)
+            own = [(k, h) for k, h in fresh if ub[h] > 0 and (gi is None or group_of.get(h) == gi)]
+            return (h for _, h in heapq.merge(ahead, own))
+
         if not groups:
-            first_fit(s, n, candidates, room, put)
+            first_fit(s, n, candidates(self.order), room, put)
             return
-        rank = {h: i for i, h in enumerate(candidates)}
-        place_spread(
-            s,
-            n,
-            [sorted((h for h in g if h in rank), key=rank.__getitem__) for g in groups],
-            [sum(count[s][h] for h in self.same_value[s][gi]) for gi in range(len(groups))],
-            room,
-            put,
-        )
+        label = c.problem.services[s].spread_over
+        assert label is not None
+        per_group = list(self.value_total[s])
+        value_index = {c.problem.hosts[g[0]].labels[label]: gi for gi, g in enumerate(groups)}
+        for h in lost:  # the lost hosts' replicas no longer count where they ran
+            gi = value_index.get(c.problem.hosts[h].labels.get(label, ""))
+            if gi is not None:
+                per_group[gi] -= self.count[s][h]
+        place_spread(s, n, [candidates(order, gi) for gi, order in enumerate(group_order)], per_group, room, put)
+
+    def _groups(self, s: int) -> tuple[dict[int, int], list[list[int]]]:
+        """For a spread service: host → its group, and each group's hosts in `order` (made once per service)."""
+        if s not in self._group_order:
+            groups = self.c.zones[s] or ()
+            group_of = {h: gi for gi, g in enumerate(groups) for h in g}
+            ordered: list[list[int]] = [[] for _ in groups]
+            for h in self.order:
+                if h in group_of:
+                    ordered[group_of[h]].append(h)
+            self._group_order[s] = (group_of, ordered)
+        return self._group_order[s]
 
     def _exact(
         self,
         left: dict[int, list[ReplicaId]],
         lost: set[int],
-        count: dict[int, list[int]],
+        count_of: Callable[[int, int], int],
         res: Callable[[int], list[int]],
         present: Callable[[int], set[int]],
     ) -> dict[ReplicaId, int]:
@@ -211,7 +228,7 @@ class _Context:
             for h in self.eligible[s]:
                 if h in lost or c.conflicts[s] & present(h):
                     continue
-                k = min(len(replicas), c.max_per_host[s] - count[s][h], c.fits_count(s, res(h)))
+                k = min(len(replicas), c.max_per_host[s] - count_of(s, h), c.fits_count(s, res(h)))
                 if k > 0:
                     x[s, h] = m.new_int_var(0, k, f"x{s}_{h}")
         if not x:
@@ -311,40 +328,9 @@ def failover_for(
     target: str | None = None,
 ) -> FailoverPlan:
     """The plan if `lost_hosts` died now (an unknown host name is an error)."""
-    ctx = _Context(problem, placement)
+    ctx = FailoverContext(problem, placement)
     unknown = sorted(set(lost_hosts) - ctx.host_index.keys())
     if unknown:
         raise InvalidProblem([f'failover for unknown host "{h}"' for h in unknown])
     lost = sorted(ctx.host_index[h] for h in set(lost_hosts))
     return ctx.plan(lost, scope, target if target is not None else ",".join(problem.hosts[h].name for h in lost))
-
-
-def spread_labels(services: Iterable[Service]) -> tuple[str, ...]:
-    """Every label some service spreads over, sorted: the labels a failover plan per value is made for."""
-    return tuple(sorted({s.spread_over for s in services if s.spread_over is not None}))
-
-
-def failover_plans(
-    problem: PlacementProblem, placement: Placement, *, labels: Iterable[str] | None = None
-) -> tuple[FailoverPlan, ...]:
-    """One plan per host (in problem order), then for each of `labels` (in order; by default
-    `spread_labels` of the problem's services) one plan per value of it (sorted)."""
-    ctx = _Context(problem, placement)
-    plans = [ctx.plan([h], "host", spec.name) for h, spec in enumerate(problem.hosts)]
-    for label in spread_labels(problem.services) if labels is None else labels:
-        values = sorted({spec.labels[label] for spec in problem.hosts if label in spec.labels})
-        for value in values:
-            lost = [h for h, spec in enumerate(problem.hosts) if spec.labels.get(label) == value]
-            plans.append(ctx.plan(lost, label, value))
-    return tuple(plans)
-
-
-def summarize(plans: Sequence[FailoverPlan]) -> FailoverSummary:
-    hosts = [p for p in plans if p.scope == "host"]
-    values = [p for p in plans if p.scope != "host"]
-    return FailoverSummary(
-        n_plus_one=all(p.survives for p in hosts),
-        label_safe=all(p.survives for p in values) if values else None,
-        hosts_at_risk=tuple(p.target for p in hosts if not p.survives),
-        values_at_risk=tuple(f"{p.scope}={p.target}" for p in values if not p.survives),
-    )

@@ -10,7 +10,7 @@ which keeps it fast at thousands of replicas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from core.optimizer.compiled import Compiled, Counts, used_hosts
 
@@ -106,8 +106,8 @@ Room = Callable[[int, int], int]  # (service, host) → replicas of it the host 
 Put = Callable[[int, int, int], None]  # (service, host, replicas): place them and update the room
 
 
-def first_fit(s: int, left: int, hosts: Sequence[int], room: Room, put: Put) -> None:
-    """Up to `left` replicas of s, as many as fit on each host in `hosts` order."""
+def first_fit(s: int, left: int, hosts: Iterable[int], room: Room, put: Put) -> None:
+    """Up to `left` replicas of s, as many as fit on each host in `hosts` order (read only as far as needed)."""
     for h in hosts:
         n = min(left, room(s, h))
         if n > 0:
@@ -118,23 +118,25 @@ def first_fit(s: int, left: int, hosts: Sequence[int], room: Room, put: Put) -> 
 
 
 def place_spread(
-    s: int, left: int, groups: Sequence[Sequence[int]], per_group: list[int], room: Room, put: Put
+    s: int, left: int, groups: Sequence[Iterable[int]], per_group: list[int], room: Room, put: Put
 ) -> None:
     """One replica at a time into the group that has the fewest so far (`per_group`, counted by
     the caller, ties to the lower group), first fit inside it.
 
     A host that cannot take a replica of s now never can later (its room only shrinks while
-    s is placed), so each group keeps a cursor instead of rescanning from its first host.
+    s is placed), so each group is read once, in order, and only as far as needed (a failover
+    plan passes lazily merged orders over thousands of hosts).
     """
     per_group = list(per_group)
-    cursor = [0] * len(groups)
+    rest = [iter(g) for g in groups]
+    head: list[int | None] = [next(it, None) for it in rest]
     for _ in range(left):
         for gi in sorted(range(len(groups)), key=lambda g: (per_group[g], g)):
-            g = groups[gi]
-            while cursor[gi] < len(g) and room(s, g[cursor[gi]]) <= 0:
-                cursor[gi] += 1
-            if cursor[gi] < len(g):
-                put(s, g[cursor[gi]], 1)
+            h = head[gi]
+            while h is not None and room(s, h) <= 0:
+                h = head[gi] = next(rest[gi], None)
+            if h is not None:
+                put(s, h, 1)
                 per_group[gi] += 1
                 break
         else:
