@@ -95,6 +95,6 @@ def test_a_new_definition_makes_every_plan_again() -> None:
     problem = fleet()
     placement = solve(problem, time_limit=1.0, workers=1).placement
     book = refresh_failover(None, problem, placement, labels=("zone",))
-    bigger = tuple(dataclasses.replace(s, replicas=s.replicas + 1) if s.name == "batch" else s for s in problem.services)
+    bigger = tuple(dataclasses.replace(s, replicas=s.replicas + (s.name == "batch")) for s in problem.services)
     edited = PlacementProblem(problem.hosts, bigger, problem.current, problem.strategy)
     assert refresh_failover(book, edited, placement, labels=("zone",)).remade == len(book.plans)
