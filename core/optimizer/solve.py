@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -33,7 +32,6 @@ from core.optimizer.compiled import (
     objective_terms,
     spread_excess,
     to_placement,
-    used_hosts,
     weights,
 )
 from core.optimizer.cpsat import (
@@ -49,7 +47,7 @@ from core.optimizer.explain import explain
 from core.optimizer.families import family_starts
 from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
-from core.optimizer.repack import Neighbourhood, repack
+from core.optimizer.repack_hosts import repack_hosts, separable
 from core.optimizer.vectorlp import lp_bound
 
 
@@ -166,8 +164,14 @@ def _solve(
         else:
             if independent and repack:  # the pattern LP may prove x optimal (few services), else repack
                 hosts_bound = max(hosts_bound or 0, lp_bound(c, x, budget=budget.share(LP_SHARE), seed=seed))
-                if hosts_used(c, x) > hosts_bound:
-                    x = _repack_hosts(c, x, lb=int(hosts_bound), budget=budget.share(REPACK_SHARE), seed=seed)
+            # Rounds on constrained fleets only where the counts model cannot be exact (1,000 hosts): on a
+            # smaller fleet CP-SAT over every host proves more in the same time than rounds find.
+            large = not independent and model_size(c, hosts_worth_modelling(c, x)) > MAX_EXACT_VARS
+            rounds = binpack and repack and (independent or (large and separable(c)))
+            if rounds and hosts_used(c, x) > (hosts_bound or 0):
+                x = repack_hosts(
+                    c, x, lb=int(hosts_bound or 0), budget=budget.share(REPACK_SHARE), seed=seed, solve=_solve_round
+                )
             proven[Stage.HOSTS] = binpack and hosts_used(c, x) <= (hosts_bound or 0)
             m = None if proven[Stage.HOSTS] else get_model(only_fewer_hosts=binpack)
             if m is not None:
@@ -194,53 +198,11 @@ def _solve(
 MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
 LP_SHARE = 0.3  # of the fewest-hosts budget for the pattern-LP bound (vectorlp), before repacking
-# A round re-runs this whole pipeline on a dozen hosts (greedy, bounds, up to three CP-SAT stages),
-# so rounds are smaller and shorter than arc-flow's, whose round is a single model.
-REPACK = Neighbourhood(rounds=80, loose=4, others=8, seconds=0.3)
-
-HostBin = tuple[int, tuple[int, ...]]  # (host, replicas of each service on it)
 
 
-def _repack_hosts(c: Compiled, x: Counts, *, lb: int, budget: Budget, seed: int) -> Counts:
-    """Large-neighbourhood search (see `repack`): the least filled hosts plus a few random used ones
-    are solved again as a problem of their own (this same pipeline, on a dozen hosts); when their
-    replicas fit on fewer of them, that packing replaces theirs. Needs `hosts_independent(c)`.
-    """
-    problem = c.problem
-    index = {svc.name: s for s, svc in enumerate(problem.services)}
-
-    def fill(b: HostBin) -> float:
-        h, contents = b
-        shares = [
-            sum(c.demand[s][d] * n for s, n in enumerate(contents)) / c.cap[h][d]
-            for d in range(len(c.dims))
-            if c.cap[h][d]
-        ]
-        return sum(shares) / len(shares) if shares else 1.0
-
-    def resolve(chosen: list[HostBin], part: Budget, round_seed: int) -> list[HostBin] | None:
-        hosts = sorted(h for h, _ in chosen)
-        services = [
-            dataclasses.replace(svc, replicas=sum(contents[s] for _, contents in chosen))
-            for s, svc in enumerate(problem.services)
-        ]
-        sub = PlacementProblem(tuple(problem.hosts[h] for h in hosts), tuple(services), strategy=Strategy.BINPACK)
-        found = _solve(sub, part, seed=round_seed, workers=1, repack=False)
-        if found.unplaced or found.hosts_used >= len(chosen):
-            return None
-        names = {problem.hosts[h].name: h for h in hosts}
-        packed: dict[int, list[int]] = {}
-        for replica, name in found.placement.assignments.items():
-            packed.setdefault(names[name], [0] * c.n_services)[index[replica.service]] += 1
-        return [(h, tuple(packed[h])) for h in sorted(packed)]
-
-    bins = [(h, tuple(x[s][h] for s in range(c.n_services))) for h in used_hosts(c, x)]
-    bins = repack(bins, fill=fill, resolve=resolve, size=REPACK, lb=lb, budget=budget, seed=seed)
-    out = [[0] * c.n_hosts for _ in range(c.n_services)]
-    for h, contents in bins:
-        for s, n in enumerate(contents):
-            out[s][h] = n
-    return out
+def _solve_round(sub: PlacementProblem, budget: Budget, seed: int) -> PlacementResult:
+    """One round of `repack_hosts`: this pipeline on a dozen hosts, one worker, no repacking inside."""
+    return _solve(sub, budget, seed=seed, workers=1, repack=False)
 
 
 def _rank(c: Compiled, x: Counts, binpack: bool) -> tuple[int, int, int, int]:
