@@ -9,6 +9,8 @@ Members can be stopped and started again one by one (member loss: 1 of 3 keeps q
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -126,6 +128,7 @@ class LocalEtcd:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a test's Ctrl-C does not reach it; close() does
+                preexec_fn=_die_with_parent,  # and a test run killed by a timeout leaves no member behind
             )
         finally:
             log.close()
@@ -179,3 +182,9 @@ class LocalEtcd:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the process that started it ends (Linux prctl PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
