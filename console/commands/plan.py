@@ -7,8 +7,8 @@ import asyncio
 
 from console.commands.options import add_config, load_config
 from console.commands.runtime import demo_hint, open_engine
+from console.plan_words import solver_words
 from core.engine.planfile import FORMATS
-from core.model import SolverStatus
 from core.sanitize import printable
 
 
@@ -45,15 +45,9 @@ async def _run(args: argparse.Namespace) -> int:
             print(printable(action))  # replica names come from the hosts' records
         for replica, why in sorted(plan.unplaced.items()):
             print(f"unplaced {printable(replica)}: {printable(why)}")
-        above = plan.hosts_used - plan.lower_bound
-        if plan.status in (SolverStatus.OPTIMAL, SolverStatus.FEASIBLE):
-            quality = "optimal" if above == 0 else f"at most {above} above optimal"
-        else:
-            quality = f"not every replica can be placed: {len(plan.unplaced)} unplaced"
-        print(
-            f"{len(plan.actions)} actions; {plan.hosts_used} hosts ({quality}); "
-            f"solver {plan.status.value}, lower bound {plan.lower_bound}, gap {plan.gap:.1%}"
-        )
+        for replica, why in sorted(plan.waiting.items()):
+            print(f"waits {printable(replica)}: {printable(why)}")
+        print(f"{len(plan.actions)} actions; solver {plan.status.value}{solver_words(plan, 'plan --repack repacks')}")
         hint = demo_hint(engine.snapshot())
         if hint:
             print(hint)

@@ -14,13 +14,14 @@ from console.actions import bindings
 from console.derive import Utilization, action_counts, hosts_freed, plan_utilization, services_touched
 from console.formatting import age, cut, literal
 from console.messages import PlanActionOpened, PlanApproved, PlanExportChosen, PlanRejected, ReplanRequested
+from console.plan_words import solver_words
 from console.screens.base import LiveScreen
 from console.screens.confirm import ConfirmScreen
 from console.screens.export import ExportScreen, export_name
 from console.view import ConsoleView
 from console.widgets.spinner import Spinner
 from core.engine.api import ApplyProgress, Snapshot
-from core.model import Action, Plan
+from core.model import Action, Plan, SolverStatus
 
 
 def confirm_text(plan: Plan) -> str:
@@ -62,6 +63,24 @@ def utilization_cells(row: Utilization, freed: bool) -> tuple[object, ...]:
         Text(f"{row.before.replicas:>2} → {row.after.replicas:>2}", style=style),
         Text("freed" if freed else "", style="bold green"),
     )
+
+
+def plan_line(plan: Plan) -> Text:
+    """The plan's second line: what it does, or why it does nothing — never "nothing to change" next to a
+    solver that could not place everything, and never silent about replicas waiting for their host."""
+    text = Text()
+    if plan.actions:
+        text.append(f"{action_counts(plan)} · services: ")
+        text.append_text(literal(", ".join(services_touched(plan))))  # names from the hosts' records
+    elif plan.unplaced:
+        text.append(f"no action can help: {len(plan.unplaced)} unplaced have nowhere to go (listed below)", "bold red")
+    elif not plan.waiting:
+        text.append("nothing to change: the fleet already runs this placement", style="green")
+    if plan.waiting:
+        hosts = sorted({plan.current.host_of(r) or "?" for r in plan.waiting})
+        text.append(" · " if plan.actions or plan.unplaced else "", style="yellow")
+        text.append(f"{len(plan.waiting)} wait for unreachable {', '.join(hosts)}", style="yellow")
+    return text
 
 
 class PlanScreen(LiveScreen):
@@ -146,6 +165,12 @@ class PlanScreen(LiveScreen):
             text.append(f"{count} replica{'s' if count != 1 else ''} stay unplaced (all listed):\n", style="bold red")
             for replica, why in sorted(plan.unplaced.items()):
                 text.append(f"  {replica}: {why}\n", style="red")
+        if plan.waiting:
+            count = len(plan.waiting)
+            text.append(f"{count} replica{'s' if count != 1 else ''} wait for their host (no action touches them):\n",
+                        style="bold yellow")  # fmt: skip
+            for replica, why in sorted(plan.waiting.items()):
+                text.append(f"  {replica}: {why}\n", style="yellow")
         unplaced.update(text)
 
     def _show_summary(self, snapshot: Snapshot, plan: Plan | None) -> None:
@@ -158,16 +183,12 @@ class PlanScreen(LiveScreen):
             pending = snapshot.pending is plan
             text.append(f"{'Pending plan' if pending else 'Last applied plan'} ({plan.reason})", style="bold")
             text.append(f"  computed {age(snapshot.at - plan.created_at)} ago\n", style="dim")
-            if plan.actions:
-                text.append(f"{action_counts(plan)} · services: ")
-                text.append_text(literal(", ".join(services_touched(plan))))  # names from the hosts' records
-                text.append("\n")
-            else:
-                text.append("nothing to change: the fleet already runs this placement\n", style="green")
-            style = "green" if plan.status.value == "OPTIMAL" else "yellow"
+            text.append_text(plan_line(plan))
+            text.append("\n")
+            style = {SolverStatus.OPTIMAL: "green", SolverStatus.FEASIBLE: "yellow"}.get(plan.status, "red")
             text.append("solver ")
             text.append(plan.status.value, style=f"bold {style}")
-            text.append(f" · uses {plan.hosts_used} hosts · bound {plan.lower_bound} · gap {plan.gap:.0%}")
+            text.append(solver_words(plan, "Shift+R repacks"))
             text.append(f" · frees {len(freed)} hosts", style="bold green" if freed else "")
             if freed:
                 text.append(f" ({', '.join(freed)})", style="green")

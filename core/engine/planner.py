@@ -69,6 +69,37 @@ def _bound_key(view: View) -> object:
     return (id(view.config), tuple(sorted(view.planning.items())))
 
 
+# Observed states of a host nothing can be done on now, and that is not (yet) declared lost either: what
+# runs there stays in a plan until the host answers again or goes DOWN (then failover moves it).
+WAITS_FOR = {
+    HostState.SUSPECT: "missed its polls",
+    HostState.UNKNOWN: "not contacted yet",
+}
+
+
+def wait_for_unreachable(view: View, target: Placement) -> tuple[Placement, dict[ReplicaId, str]]:
+    """`target` with every replica on a host that cannot be reached now left where it runs, and why each waits.
+
+    A stop or a move off such a host would fail (its sshd does not answer), and a restart there too; the
+    solver only knows the host takes nothing new. Leaving the replica where it is never overfills a host
+    that can be reached: the replica stays on a host that takes no new work."""
+    states, current = view.states, view.current
+    unreachable = {h: s for h, s in states.items() if s in WAITS_FOR}
+    unreachable.update((h.name, HostState.UNKNOWN) for h in view.config.hosts if h.name not in states)
+    waiting: dict[ReplicaId, str] = {}
+    if not unreachable:
+        return target, waiting
+    outdated = {a.replica for a in view.restarts_needed(current)}
+    kept = dict(target.assignments)
+    for replica, host in current.assignments.items():
+        state = unreachable.get(host)
+        if state is not None and (kept.get(replica) != host or replica in outdated):
+            kept[replica] = host
+            why = f"{host} is {state.value} ({WAITS_FOR[state]})"
+            waiting[replica] = f"{why}: waits until it answers or is declared down"
+    return (Placement(kept) if waiting else target), waiting
+
+
 class Planner:
     def __init__(self, clock: Callable[[], float], emit: Emit, *, seed: int, workers: int | None):
         """`workers`: CP-SAT workers per solve; None follows `[policy] solver_workers`."""
@@ -131,13 +162,16 @@ class Planner:
         self._solved_bound = (_bound_key(view), result.lower_bound)
         self.unplaced = result.unplaced
         current = view.current
+        target, waiting = wait_for_unreachable(view, result.placement)
+        restarts = [a for a in view.restarts_needed(target) if a.replica not in waiting]
         plan = Plan(
             cluster=view.config.name,
             basis=view.fingerprint,
             created_at=self._clock(),
             current=current,
-            target=result.placement,
-            actions=diff_actions(current, result.placement) + tuple(view.restarts_needed(result.placement)),
+            target=target,
+            actions=diff_actions(current, target) + tuple(restarts),
+            waiting=waiting,
             status=result.status,
             hosts_used=result.hosts_used,
             lower_bound=result.lower_bound,
@@ -156,6 +190,9 @@ class Planner:
         data: dict[str, object] = {"plan": plan_id(plan), "actions": len(plan.actions), "status": plan.status.value}
         if pending:
             data["pending"] = pending
+        if plan.waiting:  # replicas on hosts that cannot be reached: no action touches them yet
+            data["waiting"] = {str(r): why for r, why in plan.waiting.items()}
+            waits += f"; {len(plan.waiting)} replicas wait for unreachable hosts"
         self._emit(
             EventKind.PLAN_COMPUTED,
             f"plan ({plan.reason}): {len(plan.actions)} actions, {plan.hosts_used} hosts, "

@@ -112,6 +112,8 @@ class Plan:
     unplaced: Mapping[ReplicaId, str] = field(default_factory=dict)  # replica → why
     reason: str = "rebalance"  # rebalance | failover:<host> | drift
     assumed: Basis | None = None  # what `basis` fingerprints, to say what changed when stale
+    # replica → why no action touches it now: its host cannot be reached and is not declared down yet
+    waiting: Mapping[ReplicaId, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

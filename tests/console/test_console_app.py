@@ -321,7 +321,7 @@ async def test_approve_asks_first_and_cancel_changes_nothing(fake: ModuleType) -
         util: DataTable[Any] = app.screen.query_one("#plan-util", DataTable)
         assert cell(util, "node-b", "cpu") == " 56% →   0%" and cell(util, "node-b", "freed") == "freed"
         summary = text_of(app.screen.query_one("#plan-summary", Static))
-        assert "INFEASIBLE · uses 5 hosts · bound 5 · gap 0% · frees 2 hosts (node-b, node-g)" in summary
+        assert "INFEASIBLE: 1 replica cannot be placed · uses 5 hosts · frees 2 hosts (node-b, node-g)" in summary
         await pilot.press("a")
         assert isinstance(app.screen, ConfirmScreen)
         assert "9 moves, 0 starts, 0 stops" in app.screen.question

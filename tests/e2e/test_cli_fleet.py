@@ -13,6 +13,7 @@ def test_plan_apply_runs_every_replica_where_the_plan_says(tmp_path):
     with ServedFleet(tmp_path) as fleet:
         out = fleet.run("plan", "-o", str(tmp_path / "plan.json"))
         assert out.returncode == 0, out.stderr
+        assert "6 actions; solver OPTIMAL" in out.stdout and "gap" not in out.stdout  # issue 12 item 12's words
         plan = json.loads((tmp_path / "plan.json").read_text())
         assert len(plan["actions"]) == 6 and plan["solver"]["status"] == "OPTIMAL"
         applied = fleet.run("apply", str(tmp_path / "plan.json"))
