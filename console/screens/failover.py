@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 
 from console.actions import bindings
 from console.derive import joined
+from console.formatting import cut
 from console.messages import HostOpened, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.view import ConsoleView
@@ -26,13 +27,21 @@ COLUMNS = (
     ("OTHERS MOVED", "others", 12),
     ("DEGRADED SERVICES", "degraded", 30),
 )
+DEGRADED_MIN = 10
+
+
+def degraded_width(width: int) -> int:
+    """The last column takes what the others leave (each cell pads 1 either side; 2 for the scrollbar),
+    at least DEGRADED_MIN: at 80 columns it is cut, with a visible `…`; wide terminals show more of it."""
+    others = sum(w + 2 for _, _, w in COLUMNS[:-1]) + 2 + 2
+    return max(DEGRADED_MIN, width - others)
 
 
 def plan_key(plan: FailoverPlan) -> str:
     return f"{plan.scope}:{plan.target}"
 
 
-def _cells(plan: FailoverPlan) -> tuple[object, ...]:
+def _cells(plan: FailoverPlan, degraded: int) -> tuple[object, ...]:
     style = "" if plan.survives else "bold red"
     return (
         Text(plan.scope, style=style),
@@ -41,7 +50,7 @@ def _cells(plan: FailoverPlan) -> tuple[object, ...]:
         Text(str(len(plan.moves)), justify="right", style=style),
         Text(str(len(plan.unplaced)), justify="right", style=style),
         Text(str(plan.others_moved), justify="right", style=style),
-        Text(joined(plan.degraded, empty=""), style=style),
+        cut(joined(plan.degraded, empty=""), degraded, style=style),
     )
 
 
@@ -52,6 +61,7 @@ class FailoverScreen(LiveScreen):
     def __init__(self) -> None:
         super().__init__()
         self._plans: dict[str, FailoverPlan] = {}
+        self._degraded = 0  # the last column's width, fitted to the terminal
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="failover-headline")
@@ -59,9 +69,25 @@ class FailoverScreen(LiveScreen):
         yield Static(id="failover-detail", classes="panel")
 
     def on_mount(self) -> None:
+        self._fit()
+
+    def on_resize(self) -> None:
+        if self._fit():
+            self.show(self.view)
+
+    def _fit(self) -> bool:
+        degraded = degraded_width(self.size.width or 80)
+        if degraded == self._degraded:
+            return False
+        self._degraded = degraded
         table: DataTable[Any] = self.query_one("#failover", DataTable)
-        for label, key, width in COLUMNS:
+        table.clear(columns=True)
+        self._plans = {}  # every row again, cut to the new width
+        for label, key, width in COLUMNS[:-1]:
             table.add_column(label, key=key, width=width)
+        label, key, _ = COLUMNS[-1]
+        table.add_column(cut(label, degraded), key=key, width=degraded)
+        return True
 
     def show(self, view: ConsoleView) -> None:
         plans = {plan_key(p): p for p in view.snapshot.failover}
@@ -69,11 +95,11 @@ class FailoverScreen(LiveScreen):
         if list(plans) != list(self._plans):
             table.clear()
             for key, plan in plans.items():
-                table.add_row(*_cells(plan), key=key)
+                table.add_row(*_cells(plan, self._degraded), key=key)
         else:
             for key, plan in plans.items():
                 if plan != self._plans[key]:
-                    for (_, column, _), cell in zip(COLUMNS, _cells(plan), strict=True):
+                    for (_, column, _), cell in zip(COLUMNS, _cells(plan, self._degraded), strict=True):
                         table.update_cell(key, column, cell)
         self._plans = plans
         lost = [p.target for p in plans.values() if p.scope == "host" and not p.survives]
