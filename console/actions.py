@@ -159,11 +159,18 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("what_if", "s", "What if this host died now", "host", footer="What if"),
     *_holds("host", "this host"),
     ConsoleAction(
-        "restart_replica",
+        "replica('restart')",
         "r",
         "Restart the replica under the cursor (asks first)",
         "host",
         footer="Restart",
+        changes=True,
+    ),
+    ConsoleAction(
+        "replica('stop')",
+        "ctrl+k",
+        "Stop the replica under the cursor (asks first; the next plan places it again)",
+        "host",
         changes=True,
     ),
     ConsoleAction(

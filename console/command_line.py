@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "uncordon": ("host", "let a cordoned or drained host take replicas again"),
     "scale": ("service count", "set a service's replicas in the cluster file"),
     "restart": ("replica", "stop and start one replica where it runs, e.g. web/3"),
+    "stop": ("replica", "stop one replica (the next plan places it again), e.g. web/3"),
     "load": ("service share", "demo fleets: a service's replicas burn that share of their cpu request, e.g. web 0.9"),
     "help": ("", "the keys and commands"),
     "q": ("", "quit"),

@@ -129,9 +129,10 @@ class ReplicaWedgeAsked(Message):
         self.replica = replica
 
 
-class ReplicaRestartAsked(Message):
-    """The operator asked to restart one replica where it runs (`r` in host detail, `:restart web/3`)."""
+class ReplicaActionAsked(Message):
+    """The operator asked to restart one replica where it runs (`r` in host detail, `:restart web/3`) or to stop
+    it (Ctrl+K, `:stop web/3`); `verb` is "restart" or "stop"."""
 
-    def __init__(self, replica: str) -> None:
+    def __init__(self, replica: str, verb: str) -> None:
         super().__init__()
-        self.replica = replica
+        self.replica, self.verb = replica, verb

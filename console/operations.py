@@ -1,5 +1,5 @@
 """What the operator does to the fleet from the console: the `:` command line, following the cluster file,
-drain/cordon/uncordon, scale and restarting one replica.
+drain/cordon/uncordon, scale, and restarting or stopping one replica.
 
 `Operations` is the base of `LoadmasterApp` (console/app.py), which owns the view, the engine follower and
 the screens; this half owns the calls that change the fleet. Each is refused under --read-only before it
@@ -106,7 +106,7 @@ class Operations(App[None]):
         self._reload_asked = True
         self._watch.reload()
 
-    # --- drain, cordon, uncordon; restart one replica
+    # --- drain, cordon, uncordon; restart or stop one replica
 
     def on_host_hold_asked(self, message: messages.HostHoldAsked) -> None:
         self._hold(message.host, message.verb)
@@ -124,29 +124,35 @@ class Operations(App[None]):
             return
         self.notify(f"{replica} wedged on {host}: its check fails until it is restarted", title="demo", markup=False)
 
-    def on_replica_restart_asked(self, message: messages.ReplicaRestartAsked) -> None:
-        self._restart(message.replica)
+    def on_replica_action_asked(self, message: messages.ReplicaActionAsked) -> None:
+        self._replica_action(message.replica, message.verb)
 
-    def _restart(self, replica: str) -> None:
-        if self._refused(f"restart {replica}"):
+    def _replica_action(self, replica: str, verb: str) -> None:
+        """`restart` or `stop` one replica, after asking: both end a running process."""
+        if self._refused(f"{verb} {replica}"):
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.restart_replica(replica)
+                self.act_on_replica(replica, verb)
 
-        question = f"Restart {replica}? It is stopped and started again where it runs (min_healthy kept)."
-        self.push_screen(ConfirmScreen(question, confirm="Restart"), answered)
+        question = {
+            "restart": f"Restart {replica}? It is stopped and started again where it runs (min_healthy kept).",
+            "stop": f"Stop {replica}? The cluster file still wants it, so the next plan places it again "
+            "(min_healthy kept).",
+        }[verb]
+        self.push_screen(ConfirmScreen(question, confirm=verb.capitalize()), answered)
 
-    @work(group="restart")
-    async def restart_replica(self, replica: str) -> None:
+    @work(group="replica")
+    async def act_on_replica(self, replica: str, verb: str) -> None:
+        call = self.engine.restart_replica if verb == "restart" else self.engine.stop_replica
         try:
-            progress = await self.engine.restart_replica(ReplicaId.parse(replica))
+            progress = await call(ReplicaId.parse(replica))
         except LoadmasterError as exc:
-            self.notify(str(exc), title="restart", severity="error", markup=False)
+            self.notify(str(exc), title=verb, severity="error", markup=False)
             return
         for error in progress.failed.values():
-            self.notify(f"restart {replica}: {error}", title="restart", severity="error", markup=False)
+            self.notify(f"{verb} {replica}: {error}", title=verb, severity="error", markup=False)
 
     # --- the `:` command line, scale, vim keys
 
@@ -199,8 +205,8 @@ class Operations(App[None]):
             self.action_help()
         elif verb == "scale":
             self.scale(args[0], int(args[1]))
-        elif verb == "restart":
-            self._restart(args[0])
+        elif verb in ("restart", "stop"):
+            self._replica_action(args[0], verb)
         elif verb == "load":
             self.set_load(args[0], float(args[1]))
         else:  # drain, cordon, uncordon

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from console.actions import bindings
 from console.derive import HostLoad, capacity, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, HostHoldAsked, ReplicaRestartAsked, ReplicaWedgeAsked, WhatIfAsked
+from console.messages import DemoHostToggled, HostHoldAsked, ReplicaActionAsked, ReplicaWedgeAsked, WhatIfAsked
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
 from console.view import ConsoleView
@@ -167,9 +167,9 @@ class HostScreen(LiveScreen):
     def action_hold(self, verb: str) -> None:
         self.post_message(HostHoldAsked(self.host, verb))
 
-    def action_restart_replica(self) -> None:
+    def action_replica(self, verb: str) -> None:
         if (replica := self._replica_under_cursor()) is not None:
-            self.post_message(ReplicaRestartAsked(replica))
+            self.post_message(ReplicaActionAsked(replica, verb))
 
     def action_demo_wedge(self) -> None:
         if (replica := self._replica_under_cursor()) is not None:

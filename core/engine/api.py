@@ -160,3 +160,7 @@ class EngineAPI(Protocol):
     async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
         """Stop and start one replica where it runs (journaled; refused below min_healthy or under read-only)."""
         ...
+
+    async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
+        """Stop one replica; the next plan places it again (journaled; refused below min_healthy or read-only)."""
+        ...

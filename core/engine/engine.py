@@ -401,6 +401,11 @@ class Engine:
         """Stop and start one replica in place, asked by the operator."""
         return await self._one_replica(replica, ActionKind.RESTART)
 
+    async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
+        """Stop one replica, asked by the operator; the file still wants it, so the next plan places it again
+        (on any host, as Nomad's `alloc stop` reschedules)."""
+        return await self._one_replica(replica, ActionKind.STOP)
+
     async def _one_replica(self, replica: ReplicaId, kind: ActionKind) -> ApplyProgress:
         self._refuse_unless_acting(f"{kind.value} {replica}")
         self._observe()  # where it runs now, not as of the last tick

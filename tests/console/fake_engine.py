@@ -377,6 +377,14 @@ class FakeEngine:
     async def uncordon(self, host: str) -> None:
         self._hold("uncordon", host, None)
 
+    async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
+        self.calls.append(("stop_replica", str(replica)))
+        self._refuse_if_read_only(f"stop {replica}")
+        action = Action(ActionKind.STOP, replica, self._snapshot.placement.host_of(replica))
+        plan = replace(self._snapshot.pending, actions=(action,)) if self._snapshot.pending else None
+        assert plan is not None, "the small snapshot has a pending plan to borrow the fields of"
+        return ApplyProgress(plan, total=1, done=(action,))
+
     async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
         self.calls.append(("restart_replica", str(replica)))
         self._refuse_if_read_only(f"restart {replica}")

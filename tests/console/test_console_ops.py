@@ -234,3 +234,30 @@ async def test_restart_one_replica_asks_first(fake: ModuleType) -> None:
         await settle(app, pilot)
         assert any("'wbe/0' is not a replica: write SERVICE/INDEX" in m for m in notes(app))
         assert len(engine.calls) == 1
+
+
+async def test_stop_one_replica_asks_first_and_is_refused_under_read_only(fake: ModuleType) -> None:
+    """Issue 12, item 10: stop one replica (Ctrl+K in host detail, `:stop web/0`), after a confirmation."""
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"host node-c", "enter")
+        await settle(app, pilot)
+        first = engine.snapshot().placement.on_host("node-c")[0]
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, ConfirmScreen) and f"Stop {first}?" in app.screen.question
+        await pilot.press("escape")  # cancelled: nothing stopped
+        await settle(app, pilot)
+        assert engine.calls == []
+        await pilot.press("colon", *f"stop {first}", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(app, pilot)
+        assert engine.calls == [("stop_replica", str(first))]
+    ro = LoadmasterApp(fake.FakeEngine(fake.small_snapshot()), read_only=True)
+    async with ro.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"stop web/0", "enter")
+        await settle(ro, pilot)
+        assert not isinstance(ro.screen, ConfirmScreen)
+        assert any("stop web/0: refused, loadmaster runs with --read-only" in m for m in notes(ro))

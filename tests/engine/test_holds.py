@@ -151,3 +151,35 @@ async def test_restart_one_replica_in_place_is_journaled_and_refused_under_read_
             await ro.restart_replica(replica)
     finally:
         await ro.close(grace=5)
+
+
+async def test_stop_one_replica_is_journaled_then_placed_again_and_refused_below_min_healthy(tmp_path):
+    """Issue 12, item 10: stop one replica (Nomad's `alloc stop`): the file still wants it, so the engine
+    places it again; a stop that would leave its service below min_healthy is refused, nothing stopped."""
+    config = config_io.parse(FLEET, "fleet.toml")
+    fleet = FakeFleet(config)
+    engine = Engine(config, fleet, Journal(tmp_path / "journal.db"), workers=1)
+    await engine.start(first_contact_timeout=1)
+    try:
+        await until(lambda: len(fleet.running()) == 3)
+        replica = next(iter(fleet.running()))
+        host = fleet.running()[replica][0]
+        progress = await engine.stop_replica(replica)
+        assert not progress.failed and [a.kind.value for a in progress.done] == ["stop"]
+        assert (host, replica) in fleet.stops
+        await until(lambda: len(fleet.running()) == 3)  # auto-apply: placed again
+        logged = [json.loads(doc)["message"] for _, doc in engine._journal._db.execute("SELECT at, doc FROM events")]
+        assert any(f"stop {replica} on {host}, asked by the operator" in m for m in logged)
+    finally:
+        await engine.close(grace=5)
+    strict = config_io.parse(FLEET.replace("min_healthy = 2", "min_healthy = 3"), "fleet.toml")
+    fleet = FakeFleet(strict)
+    engine = Engine(strict, fleet, Journal(tmp_path / "strict.db"), workers=1)
+    await engine.start(first_contact_timeout=1)
+    try:
+        await until(lambda: len(fleet.running()) == 3)
+        replica = next(iter(fleet.running()))
+        progress = await engine.stop_replica(replica)
+        assert "below min_healthy = 3" in progress.failed[progress.plan.actions[0]] and fleet.stops == []
+    finally:
+        await engine.close(grace=5)
