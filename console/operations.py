@@ -204,7 +204,8 @@ class Operations(App[None]):
         elif verb == "help":
             self.action_help()
         elif verb == "scale":
-            self.scale(args[0], int(args[1]))
+            if not self._refused(f"scale {args[0]}"):  # said at once, not from the worker's thread
+                self.scale(args[0], int(args[1]))
         elif verb in ("restart", "stop"):
             self._replica_action(args[0], verb)
         elif verb == "load":
@@ -254,10 +255,8 @@ class Operations(App[None]):
 
     @work(thread=True, group="scale")
     def scale(self, service: str, replicas: int) -> None:
-        """Written to the cluster file (core.desired keeps its comments); the engine adopts the file at once."""
-        if self.read_only:
-            self.call_from_thread(self._refused, f"scale {service}")
-            return
+        """Written to the cluster file (core.desired keeps its comments); the engine adopts the file at once.
+        The caller has refused it under --read-only."""
         path = self._config_path
         if path is None:
             self.call_from_thread(self.notify, "a demo with --hosts beyond its file does not write the file: edit "
