@@ -281,3 +281,30 @@ def constraint_lines(service: Service) -> tuple[str, ...]:
 def joined(items: Iterable[object], empty: str = "—") -> str:
     text = ", ".join(str(i) for i in items)
     return text or empty
+
+
+# Why a host is not up, in the words of its row (issue 12, item 9). Matched on the error texts hostlink writes
+# (core/errors.py's HostKeyUnknown/HostKeyMismatch, core/hostlink/ssh.py's `describe` and the links' states); a test
+# holds each of them, so a changed wording fails there instead of showing a row without its reason.
+_REASONS = (
+    ("is not in known_hosts", "new key"),  # a host key not in known_hosts (host detail shows its fingerprint)
+    ("authentication refused", "denied"),
+    ("identity_file", "id file"),
+    ("connection refused", "refused"),
+    ("timed out", "timeout"),
+    ("no frame for", "silent"),
+    ("unreachable", "offline"),
+    ("no route to host", "offline"),
+    ("connection lost", "lost"),
+    ("connection reset", "lost"),
+)
+
+
+def down_reason(obs: HostObservation | None) -> str | None:
+    """At most 7 characters on why a host is down or not contacted yet (`new key`, `refused`, `denied`, …),
+    for its row; None otherwise (SUSPECT, KEY_MISMATCH, MISBEHAVING, UNSUPPORTED say it themselves). The whole
+    error is in host detail."""
+    if obs is None or obs.state not in (HostState.DOWN, HostState.UNKNOWN) or not obs.error:
+        return None
+    error = obs.error.lower()
+    return next((words for text, words in _REASONS if text in error), "error")

@@ -12,8 +12,8 @@ from textual.binding import BindingType
 from textual.widgets import Input
 
 from console.actions import bindings
-from console.derive import HostLoad, host_matcher, host_search_text, mem_used
-from console.formatting import age, cpu_bar, level_style, mem_bar, percent, size, sparkline
+from console.derive import HostLoad, down_reason, host_matcher, host_search_text, mem_used
+from console.formatting import age, cpu_bar, cut, level_style, mem_bar, percent, size, sparkline
 from console.messages import DemoHostToggled, HostHoldAsked, HostOpened, WhatIfAsked
 from console.screens.base import FilteredScreen
 from console.view import ConsoleView
@@ -34,6 +34,7 @@ STATE_STYLE = {
     HostState.UNKNOWN: "dim",
 }
 STATE_ORDER = {s: i for i, s in enumerate(STATE_STYLE)}
+STATE_WIDTH = 13  # "down: new key", "down: refused": all columns still fit 120; at 80 SEEN gives way
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +62,14 @@ def _fraction(sig: tuple[int, int]) -> float:
     return used / cap if cap else float(used > 0)
 
 
-def _state_cell(sig: tuple[HostState, str | None]) -> Text:
-    state, hold = sig
+def _state_cell(sig: tuple[HostState, str | None, str | None]) -> Text:
+    state, hold, reason = sig
     if hold is not None and state is HostState.UP:  # an operator's hold says more than "up" (cordoned, drained)
         return Text(hold, style="bold yellow")
-    return Text(state.value, style=STATE_STYLE.get(state, ""))
+    text = Text(state.value, style=STATE_STYLE.get(state, ""))
+    if reason is not None and reason != state.value:  # why it is not up; host detail has the whole error
+        text.append(f": {reason}", style=STATE_STYLE.get(state, ""))
+    return cut(text, STATE_WIDTH)
 
 
 def _cpu_cell(value: float | None) -> Text:
@@ -74,7 +78,9 @@ def _cpu_cell(value: float | None) -> Text:
 
 COLUMNS = (
     Column("host", "HOST", 10, str, str, 0, numeric=False),
-    Column("state", "STATE", 8, _state_cell, lambda s: (STATE_ORDER.get(s[0], 99), s[1] or ""), 0, numeric=False),
+    Column(
+        "state", "STATE", STATE_WIDTH, _state_cell, lambda s: (STATE_ORDER.get(s[0], 99), s[1] or ""), 0, numeric=False
+    ),
     Column("labels", "ZONE/LABELS", 14, str, str, 6, numeric=False),
     Column("cpu_req", "CPU REQ/CAP", 16, lambda s: cpu_bar(s[0], s[1], width=6), _fraction, 1),
     Column("mem_req", "MEM REQ/CAP", 18, lambda s: mem_bar(s[0], s[1], width=6), _fraction, 1),
@@ -103,7 +109,7 @@ def host_signature(
     live = obs if obs is not None and obs.state.reachable else None  # a down host's figures are history
     return (
         host.name,
-        (obs.state if obs else HostState.UNKNOWN, snapshot.holds.get(host.name)),
+        (obs.state if obs else HostState.UNKNOWN, snapshot.holds.get(host.name), down_reason(obs)),
         f"{zone} {others}".strip(),
         (load.cpu, cap.cpu),
         (load.mem, cap.mem),

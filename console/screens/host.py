@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from console.actions import bindings
-from console.derive import HostLoad, capacity, mem_used
+from console.derive import HostLoad, capacity, down_reason, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
 from console.messages import DemoHostToggled, HostHoldAsked, ReplicaActionAsked, ReplicaWedgeAsked, WhatIfAsked
 from console.screens.base import LiveScreen
@@ -72,6 +72,8 @@ class HostScreen(LiveScreen):
         info = Text()
         info.append(f" {self.host} ", style="bold reverse")
         info.append(f"  {state.value}", style=STATE_STYLE.get(state, ""))
+        if (reason := down_reason(obs)) is not None and reason != state.value:
+            info.append(f" ({reason})", style=STATE_STYLE.get(state, ""))
         if (hold := snapshot.holds.get(self.host)) is not None:
             info.append(f" · {hold}", style="bold yellow")
         info.append(f"   {host.address}:{host.port}   " + " ".join(f"{k}={v}" for k, v in host.labels.items()))

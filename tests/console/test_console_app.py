@@ -85,7 +85,7 @@ async def test_fleet_lists_every_host_with_requested_capacity_and_live_use(fake:
         assert rows(table) == [f"node-{c}" for c in "abcdefgh"]
         assert cell(table, "node-c", "cpu_req").endswith("4.75/8.0")  # 4750m of 8 cores, exactly (item 11)
         assert cell(table, "node-c", "mem_req").endswith("6.0/16.0G")
-        assert cell(table, "node-h", "state") == "down"
+        assert cell(table, "node-h", "state") == "down: refused"
         assert cell(table, "node-h", "seen") == "40s"
         assert cell(table, "node-c", "replicas").strip() == "5"
         summary = text_of(app.screen.query_one("#summary", Static))
@@ -566,7 +566,7 @@ async def test_demo_key_stops_and_restarts_a_demo_host(fake: ModuleType) -> None
         await settle(app, pilot)
         table = app.screen.table
         assert engine.calls[0] == ("stop_demo_host", "node-a")
-        assert cell(table, "node-a", "state") == "down"
+        assert cell(table, "node-a", "state") == "down: refused"
         assert engine.snapshot().placement.on_host("node-a") == ()  # failed over
         assert any("node-a is down: 3 replicas to re-place" in m for m in notifications(app))
         await pilot.press("x")  # bringing it back needs no confirmation
