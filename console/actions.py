@@ -22,6 +22,7 @@ SCOPE_TITLES = {
     "failover": "Failover (4)",
     "events": "Events (5)",
     "detail": "Detail views",
+    "log": "Replica log",
     "app": "Everywhere",
     "screen": "Everywhere",
 }
@@ -167,6 +168,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         changes=True,
     ),
     ConsoleAction(
+        "replica_log", "l", "Show the log of the replica under the cursor: last lines, then live", "host", footer="Log"
+    ),
+    ConsoleAction(
         "replica('stop')",
         "ctrl+k",
         "Stop the replica under the cursor (asks first; the next plan places it again)",
@@ -216,6 +220,9 @@ ACTIONS: tuple[ConsoleAction, ...] = (
     ConsoleAction("details", "enter", "Open the event under the cursor: the whole message", "events", palette=False),
     # a detail view (plan action, event, service)
     ConsoleAction("close", "escape", "Close the detail view", "detail", palette=False),
+    # a replica's log
+    ConsoleAction("filter", "slash", "Filter the log's lines (substring or regex)", "log", footer="Filter"),
+    ConsoleAction("close", "escape", "Close the log (or clear the filter)", "log", palette=False),
 )
 
 # Actions that change a host or the engine's pending plan: hidden and refused under --read-only.

@@ -129,6 +129,14 @@ class ReplicaWedgeAsked(Message):
         self.replica = replica
 
 
+class ReplicaLogAsked(Message):
+    """The operator asked for one replica's log (`l` in host detail): its last lines on `host`, then live."""
+
+    def __init__(self, host: str, replica: str) -> None:
+        super().__init__()
+        self.host, self.replica = host, replica
+
+
 class ReplicaActionAsked(Message):
     """The operator asked to restart one replica where it runs (`r` in host detail, `:restart web/3`) or to stop
     it (Ctrl+K, `:stop web/3`); `verb` is "restart" or "stop"."""

@@ -22,6 +22,7 @@ from console.command_line import CommandError, parse
 from console.screens.command import CommandScreen
 from console.screens.confirm import ConfirmScreen
 from console.screens.host import HostScreen
+from console.screens.logs import LogScreen
 from console.view import ConsoleView
 from console.widgets.keyed_table import KeyedTable
 from core import desired
@@ -30,6 +31,8 @@ from core.engine.config_watch import ConfigWatch
 from core.engine.events import EventKind
 from core.errors import ConfigError, LoadmasterError
 from core.model import ClusterConfig, ReplicaId
+
+LOG_LINES = 200  # the backlog a log view starts with
 
 # `:` commands that only switch the view
 MODE_OF = {"hosts": "fleet", "plan": "plan", "failover": "failover", "events": "events"}
@@ -153,6 +156,26 @@ class Operations(App[None]):
             return
         for error in progress.failed.values():
             self.notify(f"{verb} {replica}: {error}", title=verb, severity="error", markup=False)
+
+    # --- a replica's log
+
+    def on_replica_log_asked(self, message: messages.ReplicaLogAsked) -> None:
+        screen = LogScreen(message.host, message.replica, LOG_LINES)
+        reader = self.read_log(screen)
+        self.push_screen(screen, lambda _: reader.cancel())  # closing the view ends the stream on the host
+
+    @work(group="log")
+    async def read_log(self, screen: LogScreen) -> None:
+        """Chunks from the host into the screen; the first one or a quiet second means the backlog is shown."""
+        try:
+            stream = self.engine.replica_log(screen.host, ReplicaId.parse(screen.replica), screen.lines, follow=True)
+            async for chunk in stream:
+                screen.add(chunk)
+                screen.following()
+        except LoadmasterError as exc:
+            screen.ended(f"stopped: {exc}")
+        else:
+            screen.ended("ended")
 
     # --- the `:` command line, scale, vim keys
 

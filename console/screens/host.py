@@ -14,7 +14,14 @@ from textual.widgets import DataTable, Static
 from console.actions import bindings
 from console.derive import HostLoad, capacity, down_reason, mem_used
 from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, percent, size, sparkline
-from console.messages import DemoHostToggled, HostHoldAsked, ReplicaActionAsked, ReplicaWedgeAsked, WhatIfAsked
+from console.messages import (
+    DemoHostToggled,
+    HostHoldAsked,
+    ReplicaActionAsked,
+    ReplicaLogAsked,
+    ReplicaWedgeAsked,
+    WhatIfAsked,
+)
 from console.screens.base import LiveScreen
 from console.screens.fleet import STATE_STYLE
 from console.view import ConsoleView
@@ -168,6 +175,12 @@ class HostScreen(LiveScreen):
 
     def action_hold(self, verb: str) -> None:
         self.post_message(HostHoldAsked(self.host, verb))
+
+    def action_replica_log(self) -> None:
+        table: DataTable[Any] = self.query_one("#host-replicas", DataTable)
+        if table.row_count:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            self.post_message(ReplicaLogAsked(self.host, str(key)))
 
     def action_replica(self, verb: str) -> None:
         if (replica := self._replica_under_cursor()) is not None:

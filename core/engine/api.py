@@ -7,7 +7,7 @@ stream to follow, and the `EngineAPI` calls that change anything.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -159,6 +159,12 @@ class EngineAPI(Protocol):
 
     async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
         """Stop and start one replica where it runs (journaled; refused below min_healthy or under read-only)."""
+        ...
+
+    def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
+        """`replica`'s stdout and stderr on `host` as written: the last `lines` lines, then with `follow` what it
+        writes, until the iterator is closed (hostlink's log reader; allowed under read-only: it changes nothing).
+        LoadmasterError when the fleet keeps no logs or the host cannot be reached."""
         ...
 
     async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:

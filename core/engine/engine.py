@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 from core.engine import plancheck
@@ -38,7 +38,7 @@ from core.engine.observer import Observer, View
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, one_replica_plan, plan_id
 from core.engine.policy import Hold, drift, placement_key
-from core.engine.ports import DemoControl, FleetPort
+from core.engine.ports import DemoControl, FleetPort, LogReader
 from core.engine.repairer import Repairer
 from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
@@ -400,6 +400,12 @@ class Engine:
     async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
         """Stop and start one replica in place, asked by the operator."""
         return await self._one_replica(replica, ActionKind.RESTART)
+
+    def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
+        """`replica`'s log on `host` through the fleet's log reader (reading changes nothing: read-only may)."""
+        if not isinstance(self._fleet, LogReader):
+            raise LoadmasterError("this fleet keeps no replica logs")
+        return self._fleet.log_stream(host, replica, lines, follow)
 
     async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
         """Stop one replica, asked by the operator; the file still wants it, so the next plan places it again

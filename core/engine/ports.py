@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from core.model import Claim, ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service, Token
 
@@ -12,6 +12,13 @@ class ReplicaRuntime(Protocol):
     async def start_replica(self, host: str, service: Service, index: int, generation: str) -> ReplicaStatus: ...
 
     async def stop_replica(self, host: str, replica: ReplicaId, grace: float = 5.0) -> None: ...
+
+
+@runtime_checkable
+class LogReader(Protocol):
+    """A fleet that can read its replicas' logs on their hosts (hostlink's `Fleet`; the in-memory fleets keep none)."""
+
+    def log_stream(self, host: str, replica: ReplicaId, lines: int, follow: bool = False) -> AsyncIterator[bytes]: ...
 
 
 class FencePort(Protocol):

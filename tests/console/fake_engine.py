@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import replace
 
 from core import optimizer
@@ -147,6 +147,8 @@ class FakeEngine:
         # Like the engine: failover applies itself when auto-apply is on, else it waits for approval.
         self.failover_auto = snapshot.auto_apply if failover_auto is None else failover_auto
         self.calls: list[tuple[str, object]] = []
+        self.logs: asyncio.Queue[bytes | None] = asyncio.Queue()  # what `replica_log` streams
+        self.log_closed = False
         self.tick_count = 0
 
     # -- reading -----------------------------------------------------------------------------------
@@ -376,6 +378,19 @@ class FakeEngine:
 
     async def uncordon(self, host: str) -> None:
         self._hold("uncordon", host, None)
+
+    def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
+        """What a test puts in `logs` (a queue of chunks; None ends the stream), read as a host's log would be."""
+        self.calls.append(("replica_log", f"{replica}@{host}"))
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                while (chunk := await self.logs.get()) is not None:
+                    yield chunk
+            finally:
+                self.log_closed = True
+
+        return stream()
 
     async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
         self.calls.append(("stop_replica", str(replica)))

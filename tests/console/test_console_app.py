@@ -609,8 +609,8 @@ def test_every_key_is_bound_once_per_scope() -> None:
     for action in ACTIONS:
         if action.scope in ("app", "screen"):
             scopes: tuple[str, ...] = ("app", "screen")
-        elif action.scope == "detail":  # a modal view: the live screens' keys do not reach it
-            scopes = ("detail", "app")
+        elif action.scope in ("detail", "log"):  # a view of its own: the live screens' keys do not reach it
+            scopes = (action.scope, "app")
         else:
             scopes = (action.scope, "app", "screen")
         for key in action.keys.split(","):

@@ -21,12 +21,19 @@ from core.model import Autoscale
 from tests.console.fleet_data import T0, small_events
 
 TICKS = 6  # poll cycles before the picture, so sparklines have a history
+LOG = (
+    b"".join(f"2026-12-01T03:{i:02d}:00Z GET /items/{i} 200 {3 * i} ms\n".encode() for i in range(12))
+    + b"2026-12-01T03:12:00Z ERROR a line longer than any terminal: "
+    + b"x" * 220
+    + b"\n"
+)
 
 
 def app_after_ticks(
     fake: ModuleType, **snapshot_args: Any
 ) -> tuple[LoadmasterApp, Callable[[Pilot[None]], Awaitable[None]]]:
     engine = fake.FakeEngine(fake.small_snapshot(**snapshot_args), small_events())
+    engine.logs.put_nowait(LOG)  # what a replica's log view shows
     app = LoadmasterApp(engine)
 
     async def prepare(pilot: Pilot[None]) -> None:
@@ -55,6 +62,7 @@ VIEWS = {
     "plan_action_detail": ["3", "enter"],
     "event_detail": ["5", "enter"],
     "service_detail": ["2", "enter"],
+    "replica_log": ["down", "down", "enter", "l"],
 }
 
 
