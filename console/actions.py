@@ -168,6 +168,13 @@ ACTIONS: tuple[ConsoleAction, ...] = (
         changes=True,
     ),
     ConsoleAction(
+        "trust_key",
+        "t",
+        "Trust the host key this host presents (shows its fingerprint, asks first)",
+        "host",
+        changes=True,
+    ),
+    ConsoleAction(
         "replica_log", "l", "Show the log of the replica under the cursor: last lines, then live", "host", footer="Log"
     ),
     ConsoleAction(

@@ -129,6 +129,14 @@ class ReplicaWedgeAsked(Message):
         self.replica = replica
 
 
+class HostKeyTrustAsked(Message):
+    """The operator asked to trust the host key a host presents and was refused for (`t` in host detail)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__()
+        self.host = host
+
+
 class ReplicaLogAsked(Message):
     """The operator asked for one replica's log (`l` in host detail): its last lines on `host`, then live."""
 

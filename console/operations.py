@@ -30,7 +30,7 @@ from core.engine.api import EngineAPI
 from core.engine.config_watch import ConfigWatch
 from core.engine.events import EventKind
 from core.errors import ConfigError, LoadmasterError
-from core.model import ClusterConfig, ReplicaId
+from core.model import ClusterConfig, HostState, ReplicaId
 
 LOG_LINES = 200  # the backlog a log view starts with
 
@@ -156,6 +156,41 @@ class Operations(App[None]):
             return
         for error in progress.failed.values():
             self.notify(f"{verb} {replica}: {error}", title=verb, severity="error", markup=False)
+
+    # --- trusting a host key
+
+    def on_host_key_trust_asked(self, message: messages.HostKeyTrustAsked) -> None:
+        host = message.host
+        if self._refused(f"trust {host}'s host key"):
+            return
+        obs = self.view.snapshot.hosts.get(host)
+        fingerprint = obs.host_key if obs is not None else None
+        if obs is None or fingerprint is None:
+            self.notify(f"{host} presents no host key that was refused: nothing to trust", title="trust")
+            return
+        changed = obs.state is HostState.KEY_MISMATCH
+        question = (
+            f"{host}'s host key CHANGED. It now presents\n\n  {fingerprint}\n\nTrust it only if you know the host "
+            "was reinstalled or re-keyed; otherwise this may be someone else. The old key is removed from the "
+            "known_hosts loadmaster records keys in."
+            if changed
+            else f"{host} presents a host key that is not in known_hosts:\n\n  {fingerprint}\n\nTrust it only if "
+            "it is the key you expect (compare with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the host)."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.trust_key(host, fingerprint)
+
+        self.push_screen(ConfirmScreen(question, confirm="Trust"), answered)
+
+    def trust_key(self, host: str, fingerprint: str) -> None:
+        try:
+            written = self.engine.trust_host_key(host, fingerprint)
+        except LoadmasterError as exc:
+            self.notify(str(exc), title="trust", severity="error", markup=False)
+            return
+        self.notify(f"{host}: host key {fingerprint} recorded in {written}; connecting again", markup=False)
 
     # --- a replica's log
 

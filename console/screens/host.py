@@ -17,6 +17,7 @@ from console.formatting import age, clock, cores, cpu_bar, literal, mem_bar, per
 from console.messages import (
     DemoHostToggled,
     HostHoldAsked,
+    HostKeyTrustAsked,
     ReplicaActionAsked,
     ReplicaLogAsked,
     ReplicaWedgeAsked,
@@ -87,6 +88,8 @@ class HostScreen(LiveScreen):
         if obs is not None and obs.error:
             info.append("   ")
             info.append_text(literal(obs.error, style="red"))
+        if obs is not None and obs.host_key is not None:
+            info.append(f"\n presents host key {obs.host_key}: t trusts it (after a confirmation)", style="yellow")
         info.append("\n requested  cpu ")
         info.append_text(cpu_bar(load.cpu, cap.cpu, width=12))
         info.append("   mem ")
@@ -175,6 +178,9 @@ class HostScreen(LiveScreen):
 
     def action_hold(self, verb: str) -> None:
         self.post_message(HostHoldAsked(self.host, verb))
+
+    def action_trust_key(self) -> None:
+        self.post_message(HostKeyTrustAsked(self.host))
 
     def action_replica_log(self) -> None:
         table: DataTable[Any] = self.query_one("#host-replicas", DataTable)

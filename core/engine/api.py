@@ -161,6 +161,12 @@ class EngineAPI(Protocol):
         """Stop and start one replica where it runs (journaled; refused below min_healthy or under read-only)."""
         ...
 
+    def trust_host_key(self, host: str, fingerprint: str) -> str:
+        """Trust the host key `host` presented and was refused for, which the operator saw as `fingerprint`:
+        recorded in the known_hosts accept-new writes to (the one the cluster file names), the host connected
+        again; the file's path. LoadmasterError when the host presents another key now; ReadOnly under read-only."""
+        ...
+
     def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
         """`replica`'s stdout and stderr on `host` as written: the last `lines` lines, then with `follow` what it
         writes, until the iterator is closed (hostlink's log reader; allowed under read-only: it changes nothing).

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from core.engine import plancheck
@@ -35,14 +35,14 @@ from core.engine.fencing import fencing_for
 from core.engine.holds import Holds, HostHold
 from core.engine.ledger import Ledger
 from core.engine.observer import Observer, View
+from core.engine.operator import OperatorCalls
 from core.engine.planfile import failover_document, plan_document, write
-from core.engine.planner import Planner, one_replica_plan, plan_id
+from core.engine.planner import Planner, plan_id
 from core.engine.policy import Hold, drift, placement_key
-from core.engine.ports import DemoControl, FleetPort, LogReader
+from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
 from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
 from core.model import (
-    ActionKind,
     ClusterConfig,
     FailoverPlan,
     HostState,
@@ -57,7 +57,7 @@ __all__ = ["DemoControl", "Engine", "plan_id"]
 log = logging.getLogger("loadmaster.engine")
 
 
-class Engine:
+class Engine(OperatorCalls):
     def __init__(
         self,
         config: ClusterConfig,
@@ -394,32 +394,6 @@ class Engine:
         self._emit(EventKind.CONFIG_RELOADED, f"{config.source} reloaded: {said}",
                    data={"changes": changes, "hosts": len(config.hosts), "services": len(config.services)})  # fmt: skip
         return changes
-
-    # -- one replica ---------------------------------------------------------------------------
-
-    async def restart_replica(self, replica: ReplicaId) -> ApplyProgress:
-        """Stop and start one replica in place, asked by the operator."""
-        return await self._one_replica(replica, ActionKind.RESTART)
-
-    def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
-        """`replica`'s log on `host` through the fleet's log reader (reading changes nothing: read-only may)."""
-        if not isinstance(self._fleet, LogReader):
-            raise LoadmasterError("this fleet keeps no replica logs")
-        return self._fleet.log_stream(host, replica, lines, follow)
-
-    async def stop_replica(self, replica: ReplicaId) -> ApplyProgress:
-        """Stop one replica, asked by the operator; the file still wants it, so the next plan places it again
-        (on any host, as Nomad's `alloc stop` reschedules)."""
-        return await self._one_replica(replica, ActionKind.STOP)
-
-    async def _one_replica(self, replica: ReplicaId, kind: ActionKind) -> ApplyProgress:
-        self._refuse_unless_acting(f"{kind.value} {replica}")
-        self._observe()  # where it runs now, not as of the last tick
-        plan = one_replica_plan(self._view, replica, kind, self._clock())
-        host = plan.actions[0].from_host
-        self._emit(EventKind.PLAN_APPROVED, f"{kind.value} {replica} on {host}, asked by the operator", host=host,
-                   replica=replica)  # fmt: skip
-        return await self._apply(plan)
 
     # -- cordon / drain ------------------------------------------------------------------------
 

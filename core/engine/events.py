@@ -15,6 +15,7 @@ class EventKind(enum.StrEnum):
     HOST_SUSPECT = "host.suspect"
     HOST_DOWN = "host.down"
     HOST_KEY_MISMATCH = "host.key-mismatch"
+    HOST_KEY_TRUSTED = "host.key-trusted"  # an operator trusted the key a host presented (console)
     HOST_UNSUPPORTED = "host.unsupported"
     HOST_MISBEHAVING = "host.misbehaving"
     HOST_EXCLUDED = "host.excluded"  # no plan may use it: impossible numbers, or a reserve larger than it has

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from core.model import Claim, ClusterConfig, HostObservation, ReplicaId, ReplicaStatus, Service, Token
@@ -19,6 +20,13 @@ class LogReader(Protocol):
     """A fleet that can read its replicas' logs on their hosts (hostlink's `Fleet`; the in-memory fleets keep none)."""
 
     def log_stream(self, host: str, replica: ReplicaId, lines: int, follow: bool = False) -> AsyncIterator[bytes]: ...
+
+
+@runtime_checkable
+class KeyTrust(Protocol):
+    """A fleet whose hosts' keys an operator may trust (hostlink's `Fleet`): see `Fleet.trust_host_key`."""
+
+    def trust_host_key(self, host: str, fingerprint: str) -> Path: ...
 
 
 class FencePort(Protocol):

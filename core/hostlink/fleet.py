@@ -8,13 +8,14 @@ import logging
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 
 import asyncssh
 
 from core.errors import ConfigError, ConfigProblem, HostCommandFailed, HostUnreachable, LoadmasterError
 from core.hostlink import scripts
 from core.hostlink.frames import FrameError, ReplicaSample
-from core.hostlink.keys import HostKeys
+from core.hostlink.keys import HostKeys, host_pattern
 from core.hostlink.link import MAX_ANSWER_BYTES, Link, LinkContext
 from core.hostlink.local import LocalLink
 from core.hostlink.ssh import SshLink
@@ -239,6 +240,19 @@ class Fleet:
         link = self._link(host)
         listing = await self._listing(link)
         return tuple(sorted((status_of(host, s, listing.hz) for s in listing.samples), key=lambda r: r.replica))
+
+    # -- host keys ------------------------------------------------------------------------
+
+    def trust_host_key(self, host: str, fingerprint: str) -> Path:
+        """Trust the refused key `host` presented, which an operator saw as `fingerprint`: recorded where accept-new
+        records (see HostKeys.trust), and the host connected again now. The known_hosts file written."""
+        link = self._link(host)
+        assert self._ctx is not None  # a link exists only once started
+        h = link.host
+        written = self._ctx.keys.trust(host, host_pattern(h.address, h.port), fingerprint)
+        if isinstance(link, SshLink):
+            link.retry_now()
+        return written
 
     # -- logs -----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncssh
 
-from core.errors import HostKeyMismatch, HostKeyUnknown
+from core.errors import HostKeyMismatch, HostKeyUnknown, LoadmasterError
 from core.model import HostKeyPolicy
 
 OWN_KNOWN_HOSTS = "~/.loadmaster/known_hosts"
@@ -41,6 +41,7 @@ class HostKeys:
         files = list(dict.fromkeys(str(f) for f in (self.user_file, self.own_file) if f.is_file()))
         self._known = asyncssh.read_known_hosts(files) if files else asyncssh.import_known_hosts("")
         self._accepted: dict[str, asyncssh.SSHKey] = {}
+        self._presented: dict[str, asyncssh.SSHKey] = {}  # pattern → the last key refused there (see `trust`)
 
     def check(self, name: str, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> Verdict:
         """Decide on a key a server presented; `name` is the host's name in cluster.toml, for messages."""
@@ -52,12 +53,42 @@ class HostKeys:
         if key.public_data in {k.public_data for k in trusted}:
             return Verdict(True)
         if trusted:
+            self._presented[pattern] = key
             expected = ", ".join(sorted({k.get_fingerprint() for k in trusted}))
             return Verdict(False, error=HostKeyMismatch(name, expected, presented))
         if self.policy is not HostKeyPolicy.ACCEPT_NEW:
+            self._presented[pattern] = key
             return Verdict(False, error=HostKeyUnknown(name, presented))
         self._record(pattern, key)
         return Verdict(True, recorded=True)
+
+    def trust(self, name: str, pattern: str, fingerprint: str) -> Path:
+        """An operator trusts the key `pattern` presented and was refused, after seeing `fingerprint`: recorded
+        where accept-new records (the known_hosts the cluster file names, else loadmaster's own), replacing that
+        file's lines for the pattern (a changed key's old one). The file written; LoadmasterError when the host
+        presented no refused key, or another one than the operator saw."""
+        key = self._presented.get(pattern)
+        if key is None:
+            raise LoadmasterError(f"{name}: no refused host key to trust (it presented none since loadmaster started)")
+        if key.get_fingerprint() != fingerprint:
+            raise LoadmasterError(
+                f"{name}: the host now presents {key.get_fingerprint()}, not the {fingerprint} you confirmed; "
+                "nothing recorded — look at it again"
+            )
+        if self.own_file.is_file():
+            kept = [line for line in self.own_file.read_text(encoding="utf-8").splitlines(keepends=True)
+                    if line.split(" ", 1)[0] != pattern]  # fmt: skip
+            self.own_file.write_text("".join(kept), encoding="utf-8")
+        self._known = asyncssh.import_known_hosts(
+            "".join(line for line in self._known_lines() if line.split(" ", 1)[0] != pattern)
+        )
+        self._record(pattern, key)
+        del self._presented[pattern]
+        return self.own_file
+
+    def _known_lines(self) -> list[str]:
+        files = list(dict.fromkeys(f for f in (self.user_file, self.own_file) if f.is_file()))
+        return [line for f in files for line in f.read_text(encoding="utf-8").splitlines(keepends=True)]
 
     def _record(self, pattern: str, key: asyncssh.SSHKey) -> None:
         self._accepted[pattern] = key

@@ -125,11 +125,13 @@ class Link(abc.ABC):
         self._prev = frame
         self._last_frame = time.monotonic()
 
-    def _lost(self, error: str, state: HostState = HostState.DOWN) -> None:
+    def _lost(self, error: str, state: HostState = HostState.DOWN, host_key: str | None = None) -> None:
+        """`host_key`: the fingerprint of the refused key the host presented, for an operator to trust or not."""
         self._prev = None
         self._last_frame = None
-        if self.observation.state is not state or self.observation.error != error:
-            self._emit(dataclasses.replace(self.observation, state=state, at=time.time(), error=error))
+        before = self.observation
+        if before.state is not state or before.error != error or before.host_key != host_key:
+            self._emit(dataclasses.replace(before, state=state, at=time.time(), error=error, host_key=host_key))
 
     def tick(self, now: float) -> None:
         """Called every fraction of a poll: turns the age of the last frame into a state."""

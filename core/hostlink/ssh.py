@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import asyncssh
 
-from core.errors import HostCommandFailed, HostKeyMismatch, HostUnreachable
+from core.errors import HostCommandFailed, HostKeyMismatch, HostKeyUnknown, HostUnreachable
 from core.hostlink import scripts
 from core.hostlink.frames import Unsupported
 from core.hostlink.guard import Misbehaving, StreamGuard
@@ -150,6 +150,10 @@ class SshLink(Link):
         self.conn: asyncssh.SSHClientConnection | None = None
         self._connected = asyncio.Event()
         self._rng = random.Random(host.name)
+        self._retry = asyncio.Event()  # set: connect again now, not after the backoff (a key was just trusted)
+
+    def retry_now(self) -> None:
+        self._retry.set()
 
     async def close(self) -> None:
         await super().close()
@@ -178,11 +182,12 @@ class SshLink(Link):
                 conn = await self._connect(client)
             except (TimeoutError, OSError, asyncssh.Error, HostUnreachable) as exc:
                 if isinstance(client.key_error, HostKeyMismatch):
-                    self._lost(str(client.key_error), HostState.KEY_MISMATCH)
+                    self._lost(str(client.key_error), HostState.KEY_MISMATCH, client.key_error.presented)
                     attempt = 16  # a changed key does not fix itself: retry rarely
                 else:
                     reason = str(client.key_error) if client.key_error else describe(exc)
-                    self._lost(reason.removeprefix(f"{self.host.name}: "))
+                    unknown = client.key_error.presented if isinstance(client.key_error, HostKeyUnknown) else None
+                    self._lost(reason.removeprefix(f"{self.host.name}: "), host_key=unknown)
             else:
                 attempt = 0
                 self.conn = conn
@@ -203,7 +208,9 @@ class SshLink(Link):
                 else:
                     strikes = 0
                     self._lost("connection lost" + (f": {describe(client.lost)}" if client.lost else ""))
-            await asyncio.sleep(backoff(attempt, self._rng, cap))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._retry.wait(), backoff(attempt, self._rng, cap))
+            self._retry.clear()
             attempt += 1
 
     async def _connect(self, client: _Client) -> asyncssh.SSHClientConnection:

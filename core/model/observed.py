@@ -122,4 +122,5 @@ class HostObservation:
     last_seen: float | None = None  # unix seconds of the last good frame
     fence: Fence | None = None  # the host's fencing state, from its probe
     warnings: tuple[str, ...] = ()  # what the host's probe cannot do (e.g. no tool for http checks)
+    host_key: str | None = None  # the fingerprint of a host key it presented that is not trusted (to trust or not)
     enforcement: str | None = None  # how it limits replicas' cpu and memory: cgroup2, cgroup1 or none (see limits)

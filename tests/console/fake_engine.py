@@ -379,6 +379,11 @@ class FakeEngine:
     async def uncordon(self, host: str) -> None:
         self._hold("uncordon", host, None)
 
+    def trust_host_key(self, host: str, fingerprint: str) -> str:
+        self.calls.append(("trust_host_key", f"{host} {fingerprint}"))
+        self._refuse_if_read_only(f"trust {host}'s host key")
+        return "/tmp/known_hosts"
+
     def replica_log(self, host: str, replica: ReplicaId, lines: int, *, follow: bool = False) -> AsyncIterator[bytes]:
         """What a test puts in `logs` (a queue of chunks; None ends the stream), read as a host's log would be."""
         self.calls.append(("replica_log", f"{replica}@{host}"))
