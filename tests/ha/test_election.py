@@ -105,7 +105,9 @@ async def test_quorum_lost_stops_the_leader_and_it_resumes_when_quorum_returns(
     assert a.leading
     etcd.stop_member("m2")  # 2 of 3: no quorum, the lease cannot be renewed
     lost = await until(lambda: not a.leading, timeout=TTL + 3)
-    assert lost <= TTL + 0.5
+    # etcd's lone member answers lease renewals until it notices it lost quorum (an election timeout, 1 s here):
+    # the lease may be renewed once more after the kill, then it runs out.
+    assert lost <= TTL + 2.0
     assert a.state().problem is not None
     etcd.start_member("m1")
     etcd.start_member("m2")
