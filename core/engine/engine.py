@@ -41,13 +41,12 @@ from core.engine.planner import Planner, plan_id
 from core.engine.policy import Hold, drift, placement_key
 from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
-from core.errors import LoadmasterError, ReadOnly, StalePlan, UnknownHost
+from core.errors import ReadOnly, StalePlan, UnknownHost
 from core.model import (
     ClusterConfig,
     FailoverPlan,
     HostState,
     Plan,
-    ReplicaId,
 )
 from core.store.base import StateStore
 from core.store.election import Election
@@ -337,29 +336,6 @@ class Engine(OperatorCalls):
 
     async def wait_failover(self, timeout: float = 30.0) -> None:
         await self._planner.wait_failover(lambda: self._view, timeout)
-
-    async def stop_demo_host(self, host: str) -> None:
-        await self._demo_for("stop", f"demo host {host}").crash(host)
-
-    async def restore_demo_host(self, host: str) -> None:
-        await self._demo_for("restore", f"demo host {host}").restore(host)
-
-    async def set_demo_load(self, service: str, share: float) -> str:
-        loads = self._demo_for("set the load of", service).set_load(self._config, {service: share})
-        return "; ".join(str(load) for load in loads)
-
-    def _demo_for(self, verb: str, what: str) -> DemoControl:
-        if self._demo is None:
-            raise LoadmasterError(f"not a demo fleet: cannot {verb} {what}")
-        if self.read_only:
-            raise ReadOnly(f"{verb} {what}")
-        return self._demo
-
-    async def wedge_demo_replica(self, replica: ReplicaId) -> str:
-        host, pid = await self._demo_for("wedge", f"demo replica {replica}").wedge(replica)
-        self._emit(EventKind.DEMO_WEDGED, f"{replica} wedged on {host} (pid {pid}): it answers 503 until restarted",
-                   host=host, replica=replica)  # fmt: skip
-        return host
 
     def reload(self, config: ClusterConfig, *, guarded: bool = True, revision: str | None = None) -> list[str]:
         """Adopt a new desired state (the file was edited); the next tick plans for the difference.

@@ -1,5 +1,5 @@
 """What an operator asks of one replica or one host from a front end, outside any plan the engine makes:
-restart or stop a replica, read its log, trust the host key a host presented.
+restart or stop a replica, read its log, trust the host key a host presented; and the demo fleet's controls.
 
 `OperatorCalls` is a base of `Engine` (core/engine/engine.py), kept here so the engine stays the life cycle
 and the loop. A replica's restart or stop is a one-action plan, applied like any other (journaled, fenced,
@@ -16,9 +16,9 @@ from core.engine.api import ApplyProgress
 from core.engine.events import EventKind
 from core.engine.observer import View
 from core.engine.planner import one_replica_plan
-from core.engine.ports import FleetPort, KeyTrust, LogReader
+from core.engine.ports import DemoControl, FleetPort, KeyTrust, LogReader
 from core.errors import LoadmasterError, ReadOnly
-from core.model import ActionKind, Plan, ReplicaId
+from core.model import ActionKind, ClusterConfig, Plan, ReplicaId
 
 
 class _Engine(Protocol):
@@ -26,6 +26,8 @@ class _Engine(Protocol):
 
     read_only: bool
     _fleet: FleetPort
+    _demo: DemoControl | None
+    _config: ClusterConfig
     _clock: Callable[[], float]
 
     @property
@@ -79,3 +81,28 @@ class OperatorCalls:
         self._emit(EventKind.HOST_KEY_TRUSTED, f"{host}: host key {fingerprint} trusted by the operator, in {written}",
                    host=host, data={"fingerprint": fingerprint, "known_hosts": written})  # fmt: skip
         return written
+
+    # -- the demo fleet's controls (the console's keys, `loadmaster demo --wedge`) --
+
+    async def stop_demo_host(self: _Engine, host: str) -> None:
+        await OperatorCalls._demo_for(self, "stop", f"demo host {host}").crash(host)
+
+    async def restore_demo_host(self: _Engine, host: str) -> None:
+        await OperatorCalls._demo_for(self, "restore", f"demo host {host}").restore(host)
+
+    async def set_demo_load(self: _Engine, service: str, share: float) -> str:
+        loads = OperatorCalls._demo_for(self, "set the load of", service).set_load(self._config, {service: share})
+        return "; ".join(str(load) for load in loads)
+
+    def _demo_for(self: _Engine, verb: str, what: str) -> DemoControl:
+        if self._demo is None:
+            raise LoadmasterError(f"not a demo fleet: cannot {verb} {what}")
+        if self.read_only:
+            raise ReadOnly(f"{verb} {what}")
+        return self._demo
+
+    async def wedge_demo_replica(self: _Engine, replica: ReplicaId) -> str:
+        host, pid = await OperatorCalls._demo_for(self, "wedge", f"demo replica {replica}").wedge(replica)
+        self._emit(EventKind.DEMO_WEDGED, f"{replica} wedged on {host} (pid {pid}): it answers 503 until restarted",
+                   host=host, replica=replica)  # fmt: skip
+        return host
