@@ -11,7 +11,7 @@ from hypothesis import settings
 
 from core.hostlink.demo import DemoFleet
 from core.model import ClusterConfig, Host, Resources, Service
-from tests.sshd import Sshd, free_port, start_sshd
+from tests.sshd import Sshd, free_port_block, start_sshd
 
 # Locally hypothesis explores new examples each run; in CI the same examples run every time,
 # so a landing is never blocked by a case no one has seen (failures found locally are kept
@@ -54,12 +54,13 @@ def demo_cluster(
     poll_interval: float = 0.5,
     failure_timeout: float = 1.5,
 ) -> ClusterConfig:
-    """A demo cluster of `hosts` hosts on free loopback ports (named h1, h2, …)."""
+    """A demo cluster of `hosts` hosts on free loopback ports (named h1, h2, …), with free ports after them
+    for a few extra hosts (`DemoFleet(extra_hosts=…)`)."""
+    base = free_port_block("127.0.0.1", hosts + 4)
     return ClusterConfig(
         name=name,
         hosts=tuple(
-            Host(f"h{i}", "127.0.0.1", free_port("127.0.0.1"), capacity=capacity, demo=True)
-            for i in range(1, hosts + 1)
+            Host(f"h{i}", "127.0.0.1", base + i - 1, capacity=capacity, demo=True) for i in range(1, hosts + 1)
         ),
         services=services,
         poll_interval=poll_interval,

@@ -16,8 +16,10 @@ When sshd cannot run here, `require_sshd()` fails the test under CI=true and ski
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -78,6 +80,24 @@ def free_port(address: str) -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return int(s.getsockname()[1])
+
+
+def free_port_block(address: str, count: int) -> int:
+    """The first of `count` consecutive free ports, below the kernel's ephemeral range (32768+, where any
+    outgoing connection may take the port after us) and the demo replicas' ports (20000-29999): a demo fleet
+    started with extra hosts puts them on the ports after the file's."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(10000, 20000 - count)
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    s = held.enter_context(socket.socket())
+                    s.bind((address, port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports on {address} in 10000-19999")
 
 
 def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 10.0) -> None:

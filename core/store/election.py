@@ -131,14 +131,14 @@ class Election:
         """Give up the lead (SIGUSR1, the API, `loadmaster leader step-down`): stop acting at once, delete the
         leader key, and campaign again only after `hold_off` seconds (default two TTLs: time for a standby to
         win and take the hosts, or for this one to take the lead back if none does). False if not leading."""
-        was = self._holding
+        if not self._holding:  # a standby asked to step down keeps campaigning: holding off would leave nobody to lead
+            return False
         self._holding = False
         self._hold_off_until = self._clock() + (2 * self.ttl if hold_off is None else hold_off)
         self._changed()
-        if was:
-            with contextlib.suppress(StoreError):
-                await self.client.txn([created_is(self._key(LEADER), self._epoch)], [delete_op(self._key(LEADER))])
-        return was
+        with contextlib.suppress(StoreError):
+            await self.client.txn([created_is(self._key(LEADER), self._epoch)], [delete_op(self._key(LEADER))])
+        return True
 
     # -- the loops ----------------------------------------------------------------------
 

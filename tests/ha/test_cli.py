@@ -19,7 +19,7 @@ from typing import Any
 from core import config as config_io
 from core.hostlink.demo import DemoFleet
 from core.store.localetcd import LocalEtcd
-from tests.conftest import free_port
+from tests.sshd import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
