@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from console.commands.api_server import ApiRequest, add_api, api_request, serving
 from console.commands.autoscaling import autoscaling
+from console.commands.ending import Ending
 from console.commands.options import add_config, add_read_only, add_take_over, load_config
 from console.commands.runtime import journal_path, make_engine
 from core import config as config_io
@@ -37,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     if cfg.store.clustered:
         return asyncio.run(_clustered_console(cfg, path, api))
     engine = make_engine(cfg, read_only=args.read_only, take_over=args.take_over)
-    return asyncio.run(run_console(engine, read_only=args.read_only, api=api, path=path))
+    return asyncio.run(_console(engine, read_only=args.read_only, api=api, path=path))
+
+
+async def _console(engine: Engine, *, read_only: bool, api: ApiRequest | None, path: Path) -> int:
+    with Ending() as ending:
+        await run_console(engine, ending, read_only=read_only, api=api, path=path)
+    return ending.code or 0
 
 
 async def _clustered_console(cfg: ClusterConfig, path: Path, api: ApiRequest | None) -> int:
@@ -45,9 +52,11 @@ async def _clustered_console(cfg: ClusterConfig, path: Path, api: ApiRequest | N
     it is a standby, read-only, with a banner naming the leader. Changes go through `loadmaster config push`."""
     from console.clustered import clustered
 
-    async with clustered(cfg, path, journal_path(cfg).parent, campaign=False) as cluster:
-        engine = make_engine(cluster.config, cluster=cluster)
-        return await run_console(engine, read_only=True, api=api, path=None)
+    with Ending() as ending:
+        async with clustered(cfg, path, journal_path(cfg).parent, campaign=False) as cluster:
+            engine = make_engine(cluster.config, cluster=cluster)
+            await run_console(engine, ending, read_only=True, api=api, path=None)
+    return ending.code or 0
 
 
 def confirm_take_over(cluster: str) -> bool:
@@ -63,8 +72,8 @@ def confirm_take_over(cluster: str) -> bool:
 
 
 async def run_console(
-    engine: Engine, *, read_only: bool, api: ApiRequest | None = None, path: Path | None = None
-) -> int:
+    engine: Engine, ending: Ending, *, read_only: bool, api: ApiRequest | None = None, path: Path | None = None
+) -> None:
     """`path`: the cluster file the engine's config came from: the console follows its edits (as the daemon does),
     `:scale` writes it, and so does the autoscaler. None in a demo with `--hosts` beyond its file (the fleet is
     larger than the file): nothing is followed or written there."""
@@ -77,7 +86,7 @@ async def run_console(
             autoscaling(engine, path, read_only=read_only),
             serving(engine, api, read_only=read_only),  # the same engine the screens draw
         ):
-            await LoadmasterApp(engine, read_only=read_only, config_path=path).run_async()
+            ending.app = app = LoadmasterApp(engine, read_only=read_only, config_path=path)
+            await app.run_async()
     finally:
         await engine.close(grace=10)
-    return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.commands.console import run_console
+from console.commands.ending import Ending
 from console.commands.options import add_config, add_read_only, load_config
 from console.commands.runtime import make_engine
 from core.errors import LoadmasterError
@@ -94,18 +95,20 @@ def _wedge(cfg: ClusterConfig, workdir: Path, replica: str) -> int:
 
 
 async def _console(demo: DemoFleet, workdir: Path, *, read_only: bool, path: Path | None) -> int:
-    await demo.start()
-    try:
-        engine = make_engine(demo.config, read_only=read_only, demo=demo, demo_workdir=workdir)
-        return await run_console(engine, read_only=read_only, path=path)
-    finally:
-        await demo.stop()
+    with Ending() as ending:  # a signal, too, stops the demo hosts' processes (no orphans)
+        try:
+            await demo.start()
+            engine = make_engine(demo.config, read_only=read_only, demo=demo, demo_workdir=workdir)
+            await run_console(engine, ending, read_only=read_only, path=path)
+        finally:
+            await demo.stop()
+    return ending.code or 0
 
 
 async def _serve(fleet: DemoFleet) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     await fleet.start()
     try:
