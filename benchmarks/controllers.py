@@ -40,8 +40,8 @@ import psutil
 from core import config as config_io
 from core.hostlink import records
 from core.hostlink.demo import HOME_MARK, DemoFleet
-from tests.conftest import free_port
 from tests.faults.census import census, problems
+from tests.sshd import free_port
 
 FAILURE_TIMEOUT = 3.0
 

@@ -14,10 +14,13 @@ machines), on one cluster file whose `[cluster] store` is the etcd cluster.
   trial settled (60 s at most). A daemon is started in place of the killed one; the host is restored.
 - pause: a push of the desired state that adds replicas; when the leader logs its first
   `action.started` for them, SIGSTOP for 2 × TTL, then SIGCONT. Counted from the old leader's log after
-  SIGCONT: `attempts` (actions it still tried), `fenced` (refused by a host: its token is older than the
-  new leader's), `refused_locally` (refused by its own guard: its lease ran out by its clock); and from
-  the hosts' replica records, `deposed_starts`: live replicas started under the old leader's epoch
-  after the new leader acted (must be 0).
+  SIGCONT. Each action the old leader had not finished ends one of three ways: refused by its own guard
+  before anything is sent (`refused_locally`: its lease ran out by its clock), sent to a host and refused
+  there (`fenced`: its token is older than the new leader's), or sent and carried out. `attempts` counts
+  what reached a host after the new leader acted: `fenced` plus `deposed_starts`, the live replicas
+  started under the old leader's epoch after that moment (from the hosts' own replica records). The target
+  is `fenced` = `attempts`, i.e. `deposed_starts` = 0; `done_after_resume` are actions a host carried out
+  before the pause whose answer the old leader read after it.
 Prints a JSON summary on its last line.
 """
 
@@ -48,8 +51,8 @@ from core.model import ClusterConfig, ReplicaId
 from core.store.election import LEADER
 from core.store.etcd import EtcdClient
 from core.store.localetcd import LocalEtcd
-from tests.conftest import free_port
 from tests.faults.census import census, problems
+from tests.sshd import free_port
 
 FAILURE_TIMEOUT = 3.0
 ROOT = Path(__file__).resolve().parent.parent
@@ -217,7 +220,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "takeover_missing": len(trials) - len(takeovers),
             "lost": sum(t["lost"] for t in trials) + pause["lost"],
             "duplicated": sum(t["duplicated"] for t in trials) + pause["duplicated"],
-            **{k: pause[k] for k in ("attempts", "fenced", "refused_locally", "deposed_starts")},
+            **{k: pause[k] for k in ("attempts", "fenced", "refused_locally", "done_after_resume", "deposed_starts")},
             "pause_takeover_s": pause["takeover_s"],
         }  # fmt: skip
     finally:
@@ -280,7 +283,7 @@ async def pause_trial(
                 deposed += 1
     return {
         "leader": who, "old_epoch": old_epoch, "takeover_s": round(deposed_at - stopped, 2) if found else None,
-        "resumed_after_s": round(resumed - stopped, 2), "attempts": len(failed) + len(done), "fenced": fenced,
+        "resumed_after_s": round(resumed - stopped, 2), "attempts": fenced + deposed, "fenced": fenced,
         "refused_locally": local, "done_after_resume": len(done), "deposed_starts": deposed, "lost": lost,
         "duplicated": duplicated,
     }  # fmt: skip
