@@ -45,13 +45,15 @@ def private_file(path: Path) -> Path:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write `path` atomically (temp file + rename) as a 0600 file; its directory is left as it is."""
+    """Write `path` atomically (temp file, fsync, rename) as a 0600 file; its directory is left as it is."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
+            out.flush()
+            os.fsync(out.fileno())  # else the rename may reach the disk before the contents: a crash leaves it empty
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

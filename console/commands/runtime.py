@@ -98,10 +98,20 @@ def demo_hint(snapshot: Snapshot) -> str | None:
 
 @contextlib.asynccontextmanager
 async def open_engine(config: ClusterConfig, *, read_only: bool, roll_forward: bool = True) -> AsyncIterator[Engine]:
-    """An engine that has looked at every host once, for one-shot commands."""
-    engine = make_engine(config, read_only=read_only)
-    try:
-        await engine.start(run_loop=False, roll_forward=roll_forward)
-        yield engine
-    finally:
-        await engine.close()
+    """An engine that has looked at every host once, for one-shot commands. On a clustered cluster it joins
+    as a standby that never campaigns: it reads the shared store (plans, holds) and what it writes there
+    (`drain`, `uncordon`) reaches the leader, which acts on it; actions of its own are refused, naming the
+    leader."""
+    async with contextlib.AsyncExitStack() as stack:
+        cluster = None
+        if config.store.clustered:
+            from console.clustered import clustered
+
+            where = journal_path(config).parent
+            cluster = await stack.enter_async_context(clustered(config, Path(config.source), where, campaign=False))
+        engine = make_engine(config if cluster is None else cluster.config, read_only=read_only, cluster=cluster)
+        try:
+            await engine.start(run_loop=False, roll_forward=roll_forward)
+            yield engine
+        finally:
+            await engine.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 
 from core.engine.api import ApplyProgress
 from core.engine.apply import Limits, apply_plan
@@ -43,9 +42,8 @@ class Applier:
         self._runtime, self._journal, self._limits, self._emit = runtime, journal, limits, emit
         self._now, self._stopping = now, stopping
         self._frames = frames
-        # Rolling updates a failing new copy stopped, kept beside the journal (core.engine.rollout).
-        kept = None if journal.path == ":memory:" else Path(journal.path).with_suffix(".rollouts.json")  # as the holds
-        self.rollouts = Rollouts(kept, emit)
+        # Rolling updates a failing new copy stopped, kept by the store as the holds are (core.engine.rollout).
+        self.rollouts = Rollouts(journal.shared_map("rollouts"), emit)
         self._lock = asyncio.Lock()
         self.progress: ApplyProgress | None = None
 

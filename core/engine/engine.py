@@ -19,7 +19,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 from core.engine import plancheck
 from core.engine.api import ApplyProgress, Snapshot
@@ -99,9 +98,8 @@ class Engine(OperatorCalls):
         # and the ledger (journaled before a start, after a stop: journal first).
         self._runtime = self._ledger.recording(self._fencing.guard(self._observer.runtime), lambda: self._fencing.epoch)
         self._repairer = Repairer(self._runtime, clock, self._emit)
-        # Cordoned and drained hosts, kept beside the journal so that a restart keeps them.
-        in_memory = journal.path == ":memory:"
-        self._holds = Holds(None if in_memory else Path(journal.path).with_suffix(".holds.json"))
+        # Cordoned and drained hosts, kept by the store so that a restart (or a new leader) keeps them.
+        self._holds = Holds(journal.shared_map("holds"))
         self._observer.holds = self._holds.all()
         self._planner = Planner(clock, self._emit, seed=seed, workers=workers)
         self._approval = Approval()

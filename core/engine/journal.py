@@ -26,6 +26,7 @@ from core.errors import JournalError
 from core.model import Action, ActionKind, ReplicaId
 from core.private import FILE_MODE, private_file
 from core.store.base import JournaledAction, Watcher
+from core.store.shared_map import FileMap
 
 __all__ = ["Journal", "JournaledAction", "diagnose"]
 
@@ -331,3 +332,7 @@ class Journal:
     def plan_status(self, plan_id: str) -> str | None:
         rows = self._read("SELECT status FROM plans WHERE id = ?", (plan_id,))
         return rows[0][0] if rows else None
+
+    def shared_map(self, name: str) -> FileMap:
+        """A file beside the journal (`journal.holds.json`); in memory for a `:memory:` journal."""
+        return FileMap(None if self.path == ":memory:" else Path(self.path).with_suffix(f".{name}.json"))

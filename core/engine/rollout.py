@@ -16,25 +16,24 @@ goes on only once the hosts' frames say that copy passes its service's check:
   again afterwards (it did not fail).
 
 State owned here: the halted rollouts (`Rollouts`), changed only by `halt`, called by the apply, and
-`forget`, called by the engine after a reload. They are kept beside the journal
-(`~/.loadmaster/<cluster>/journal.rollouts.json`, written atomically, 0600), so that a restarted controller does
-not replace another old replica with a definition that already failed, and `status` shows them.
+`forget`, called by the engine after a reload. They are kept in the store's shared map `rollouts`
+(core.store.shared_map: `~/.loadmaster/<cluster>/journal.rollouts.json` beside the journal, or a key per
+service in etcd), so that a restarted controller, or a new leader, does not replace another old replica with
+a definition that already failed, and `status` shows them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.engine.basis import generation
 from core.engine.events import EventKind
 from core.errors import LoadmasterError
 from core.model import Health, HostObservation, ReplicaId, ReplicaStatus, Service
-from core.private import private_dir, write_private
+from core.store.shared_map import FileMap, MapError, SharedMap
 
 STEP = 0.1  # seconds between looks at the frames while a new copy starts
 
@@ -56,19 +55,16 @@ class Halt:
     reason: str
 
 
-class RolloutsFileError(LoadmasterError):
-    def __init__(self, path: Path, why: str):
-        super().__init__(f"{path}: {why}; fix or remove the file (it lists rolling updates stopped by a failing check)")
+LISTS = "rolling updates stopped by a failing check"
 
 
 class Rollouts:
-    """Services whose rollout stopped at a new copy that failed its check, until the file changes them
-    (`path` None: kept in memory only)."""
+    """Services whose rollout stopped at a new copy that failed its check, until the file changes them."""
 
-    def __init__(self, path: Path | None = None, emit: Callable[..., None] = lambda *a, **k: None) -> None:
-        self.path = path
+    def __init__(self, shared: SharedMap | None = None, emit: Callable[..., None] = lambda *a, **k: None) -> None:
+        self._map = shared if shared is not None else FileMap(None)
         self._emit = emit  # Engine._emit(kind, message, host=, replica=, data=)
-        self._halted: dict[str, Halt] = self._read() if path is not None else {}
+        self._halted: dict[str, Halt] = self._read()
 
     @property
     def halted(self) -> Mapping[str, str]:
@@ -82,12 +78,12 @@ class Rollouts:
     def halt(self, service: Service, replica: ReplicaId, host: str | None, why: str) -> None:
         """The new copy `replica` on `host` did not become healthy (`why`): the rollout of `service` stops."""
         reason = f"rollout of {service.name} stopped: {why}; its other replicas keep their definition"
-        self._halted[service.name] = Halt(generation(service), reason)
+        halt = self._halted[service.name] = Halt(generation(service), reason)
         try:
-            self._write()
+            self._map.put(service.name, {"generation": halt.generation, "reason": halt.reason})
             kept = ""
         except OSError as exc:  # a full disk must not hide the halt: it holds in memory and is said
-            kept = f" (not kept across a restart: {self.path}: {exc})"
+            kept = f" (not kept across a restart: {self._map.where}: {exc})"
         self._emit(
             EventKind.ROLLOUT_HALTED, reason + kept, host=host, replica=replica,
             data={"service": service.name, "generation": generation(service), "level": "error"},
@@ -104,32 +100,21 @@ class Rollouts:
         gone = [name for name, h in self._halted.items() if now.get(name) != h.generation]
         for name in gone:
             del self._halted[name]
-        if gone:
-            with contextlib.suppress(OSError):  # kept in memory; the next write tries again
-                self._write()
+            with contextlib.suppress(OSError):  # dropped in memory; the next start drops it again
+                self._map.put(name, None)
         return gone
 
     def _read(self) -> dict[str, Halt]:
-        assert self.path is not None
         try:
-            doc = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise RolloutsFileError(self.path, f"cannot be read ({exc})") from None
-        if not isinstance(doc, dict) or not all(
+            doc = self._map.read()
+        except MapError as exc:
+            raise MapError(exc.where, exc.why, LISTS) from None
+        if not all(
             isinstance(h, dict) and isinstance(h.get("generation"), str) and isinstance(h.get("reason"), str)
             for h in doc.values()
         ):
-            raise RolloutsFileError(self.path, 'is not {"service": {"generation": "…", "reason": "…"}, …}')
-        return {str(name): Halt(h["generation"], h["reason"]) for name, h in doc.items()}
-
-    def _write(self) -> None:
-        if self.path is None:
-            return
-        doc = {name: {"generation": h.generation, "reason": h.reason} for name, h in sorted(self._halted.items())}
-        private_dir(self.path.parent)
-        write_private(self.path, json.dumps(doc, indent=1))
+            raise MapError(self._map.where, 'is not {"service": {"generation": "…", "reason": "…"}, …}', LISTS)
+        return {str(name): Halt(h["generation"], h["reason"]) for name, h in doc.items()}  # type: ignore[index]
 
 
 class Interrupted(LoadmasterError):

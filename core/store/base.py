@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.model import Action, ReplicaId
+from core.store.shared_map import SharedMap
 
 # (problem, 0, 0) when writes start failing; (None, entries written late, events dropped) once they succeed.
 Watcher = Callable[[str | None, int, int], None]
@@ -76,3 +77,7 @@ class StateStore(Protocol):
     def actions(self, plan_id: str) -> list[JournaledAction]: ...
 
     def plan_status(self, plan_id: str) -> str | None: ...
+
+    def shared_map(self, name: str) -> SharedMap:
+        """The map `name` (holds, rollouts) kept with this store (core.store.shared_map)."""
+        ...

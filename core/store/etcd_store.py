@@ -6,6 +6,7 @@ Keys under the cluster's prefix (values are JSON):
     placed/<replica>@<host>     {epoch, at}
     fencing/<epoch:012d>        {holder, at}        every leader's election revision
     events/<ms:015d>-<n:06d>    the event's JSON
+    holds/<host>, rollouts/<service>   the shared maps (core.store.etcd_map)
 
 State owned here: a mirror of those keys (reads answer from it, `refresh` re-reads it from etcd) and the
 queue of writes not yet in etcd. Writes update the mirror at once and are queued in order; one task sends
@@ -30,12 +31,14 @@ from core.errors import StoreError
 from core.model import Action, ActionKind, ReplicaId
 from core.store.base import JournaledAction, Watcher
 from core.store.etcd import EtcdClient, Op, delete_op, put_op
+from core.store.etcd_map import MAP_POLL, EtcdMap
 
 MAX_TXN_OPS = 128
 BACKLOG_EVENTS = 10_000
 EVENTS_KEPT = 20_000
 PLANS_KEPT = 500  # finished plans kept (with their actions); unfinished ones always are
 RETRY_EVERY = 0.5
+MAPS = ("holds", "rollouts")  # the shared maps the engine keeps here (core.store.shared_map)
 FLUSH_TIMEOUT = 10.0
 
 
@@ -58,20 +61,34 @@ class EtcdStore:
         self._progress = asyncio.Event()
         self._watch: Watcher | None = None
         self._task: asyncio.Task[None] | None = None
+        self._maps = {name: EtcdMap(client, self._key(name) + "/", self._write, self.flush) for name in MAPS}
+        self._follower: asyncio.Task[None] | None = None
 
     async def open(self) -> EtcdStore:
         """Read what is there and start sending writes; StoreError if etcd does not answer."""
         await self.refresh()
         self._task = asyncio.create_task(self._sender(), name="etcd-store")
+        self._follower = asyncio.create_task(self._follow_maps(), name="etcd-maps")
         return self
+
+    def shared_map(self, name: str) -> EtcdMap:
+        return self._maps[name]
+
+    async def _follow_maps(self) -> None:
+        while True:
+            await asyncio.sleep(MAP_POLL)
+            for shared in self._maps.values():
+                with contextlib.suppress(StoreError):  # etcd away: the maps keep what they had
+                    await shared.load()
 
     def watch(self, watcher: Watcher) -> None:
         self._watch = watcher
 
     def close(self) -> int:
         left = len(self._queue)
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._follower):
+            if task is not None:
+                task.cancel()
         return left
 
     async def aclose(self, timeout: float = 5.0) -> int:
@@ -279,6 +296,8 @@ class EtcdStore:
             except (ValueError, KeyError, TypeError):
                 continue  # a key some other version wrote: not ours to interpret
         self._plans, self._actions, self._placed, self._fencing = plans, actions, placed, fencing
+        for shared in self._maps.values():
+            await shared.load()
 
     def placed(self) -> set[tuple[ReplicaId, str]]:
         return set(self._placed)

@@ -10,9 +10,10 @@ import pytest
 from core import config as config_io
 from core.engine.engine import Engine
 from core.engine.events import EventKind
-from core.engine.holds import Holds, HoldsFileError
+from core.engine.holds import Holds
 from core.engine.journal import Journal
 from core.errors import ReadOnly, UnknownHost
+from core.store.shared_map import FileMap, MapError
 from tests.engine.test_engine import until
 from tests.fake_fleet import FakeFleet
 
@@ -122,8 +123,8 @@ async def test_holds_are_refused_under_read_only_and_for_unknown_hosts(tmp_path)
 def test_a_damaged_holds_file_is_named(tmp_path):
     path = tmp_path / "journal.holds.json"
     path.write_text('{"a": "sideways"}')
-    with pytest.raises(HoldsFileError, match=r"journal\.holds\.json: is not"):
-        Holds(path)
+    with pytest.raises(MapError, match=r"journal\.holds\.json: is not .*fix or remove it \(it lists cordoned"):
+        Holds(FileMap(path))
 
 
 async def test_restart_one_replica_in_place_is_journaled_and_refused_under_read_only(tmp_path):

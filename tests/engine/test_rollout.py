@@ -13,7 +13,7 @@ from core.engine.apply import apply_plan
 from core.engine.basis import generation
 from core.engine.events import EventKind
 from core.engine.journal import Journal
-from core.engine.rollout import Rollouts, RolloutsFileError, budget
+from core.engine.rollout import Rollouts, budget
 from core.model import (
     Action,
     ActionKind,
@@ -26,6 +26,7 @@ from core.model import (
     ReplicaId,
     SolverStatus,
 )
+from core.store.shared_map import FileMap, MapError
 from tests.engine.test_engine import until
 from tests.fake_fleet import FakeFleet
 
@@ -114,7 +115,9 @@ async def test_a_new_copy_that_fails_its_check_stops_the_rollout_and_keeps_the_o
     await old_web(fleet, config)
     fleet.new_health["web"] = Health.UNHEALTHY
     events = []
-    rollouts = Rollouts(tmp_path / "rollouts.json", lambda kind, message, **k: events.append((kind, message, k)))
+    rollouts = Rollouts(
+        FileMap(tmp_path / "rollouts.json"), lambda kind, message, **k: events.append((kind, message, k))
+    )
     progress, journal = await apply(config, fleet, restarts(), tmp_path, rollouts=rollouts)
     assert [r for _, r in fleet.starts[3:]] == [W[0]]  # after the three old ones: only web/0 was replaced
     old = generation(dataclasses.replace(config.service("web"), command="sleep 999"))
@@ -129,7 +132,7 @@ async def test_a_new_copy_that_fails_its_check_stops_the_rollout_and_keeps_the_o
     assert kind is EventKind.ROLLOUT_HALTED and "web/0" in message and fields["replica"] == W[0]
     # the same definition again: halted, nothing restarted; another definition rolls out again
     assert rollouts.is_halted(config.service("web"))
-    kept = Rollouts(tmp_path / "rollouts.json")  # a restarted controller knows
+    kept = Rollouts(FileMap(tmp_path / "rollouts.json"))  # a restarted controller knows
     assert kept.halted == rollouts.halted and kept.why() == rollouts.why()
     assert rollouts.forget(checked(small_config, command="sleep 3000").services) == ["web"]
     assert not rollouts.halted
@@ -255,7 +258,7 @@ async def test_the_engine_halts_a_failing_rollout_and_resumes_on_a_new_definitio
     doc = status_document(engine.snapshot())  # `loadmaster status` says it, also from another process
     assert [h["service"] for h in doc["rollouts_halted"]] == ["web"]
     assert "rolling updates stopped" in render(doc) and "web: rollout of web stopped: web/" in render(doc)
-    assert Rollouts(tmp_path / "j0.rollouts.json").why() == engine.snapshot().rollouts_halted
+    assert Rollouts(FileMap(tmp_path / "j0.rollouts.json")).why() == engine.snapshot().rollouts_halted
     # the operator fixes the file: the rollout goes on (and replaces the failed copy too)
     fleet.new_health["web"] = Health.HEALTHY
     fixed = checked(small_config, command="sleep 3000")
@@ -271,5 +274,5 @@ async def test_the_engine_halts_a_failing_rollout_and_resumes_on_a_new_definitio
 def test_a_damaged_rollouts_file_is_named(tmp_path):
     path = tmp_path / "journal.rollouts.json"
     path.write_text('{"web": 3}')
-    with pytest.raises(RolloutsFileError, match=r"journal.rollouts.json: is not .*fix or remove the file"):
-        Rollouts(path)
+    with pytest.raises(MapError, match=r"journal.rollouts.json: is not .*fix or remove it \(it lists rolling"):
+        Rollouts(FileMap(path))

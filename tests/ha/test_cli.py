@@ -18,6 +18,7 @@ from typing import Any
 
 from core import config as config_io
 from core.hostlink.demo import DemoFleet
+from core.store.etcd import EtcdClient
 from core.store.localetcd import LocalEtcd
 from tests.sshd import free_port
 
@@ -89,6 +90,15 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
         assert "controllers (2):" in status.stdout, status.stdout + status.stderr
         ids = [next(e["controller"] for e in lines(log) if e.get("event") == "store.connected") for log in logs]
         assert f"standby (leader: {ids[leader]})" in status.stdout
+
+        # `drain` from the command line reaches the leader through the store (it is no controller itself)
+        drained = cli(home, "drain", "h1", "-c", str(path))
+        assert drained.returncode == 0 and "h1 draining" in drained.stdout, drained.stdout + drained.stderr
+        await until(lambda: any(e.get("event") == "host.drained" for e in lines(logs[leader])), 30, "h1 drained")
+        assert cli(home, "uncordon", "h1", "-c", str(path)).returncode == 0
+        client = EtcdClient(etcd.endpoints)
+        assert await client.get(cfg.store.key_prefix(name) + "holds/h1") is None  # every controller reads it
+        await client.close()
 
         # An invalid push is refused with every error, exactly as validate prints them.
         bad = tmp_path / "bad.toml"

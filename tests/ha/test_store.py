@@ -114,3 +114,32 @@ async def test_every_watcher_adopts_a_push(client: EtcdClient, prefix: str) -> N
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_shared_maps_reach_the_other_controllers_and_entries_do_not_undo_each_other(
+    etcd: LocalEtcd, prefix: str, tmp_path: Path
+) -> None:
+    a = await EtcdStore(EtcdClient(etcd.endpoints), prefix, tmp_path / "a").open()
+    b = await EtcdStore(EtcdClient(etcd.endpoints), prefix, tmp_path / "b").open()
+    try:
+        ha, hb = a.shared_map("holds"), b.shared_map("holds")
+        seen = hb.stamp()
+        ha.put("h1", "drain")
+        hb.put("h2", "cordon")  # before either has read the other's: both stay
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if ha.read() == hb.read() == {"h1": "drain", "h2": "cordon"}:
+                break
+        assert ha.read() == hb.read() == {"h1": "drain", "h2": "cordon"}
+        assert hb.stamp() != seen  # the engine re-reads its holds when the stamp moves
+        ha.put("h1", None)
+        await a.flush()
+        await b.refresh()  # a standby's follow, a new leader's take-over: the maps are read with the rest
+        assert hb.read() == {"h2": "cordon"}
+        # a third controller, started later, finds them at open
+        c = await EtcdStore(EtcdClient(etcd.endpoints), prefix, tmp_path / "c").open()
+        assert c.shared_map("holds").read() == {"h2": "cordon"} and c.shared_map("rollouts").read() == {}
+        await c.aclose()
+    finally:
+        for s in (a, b):
+            await s.aclose()

@@ -151,6 +151,25 @@ async def test_step_down_through_the_engine_hands_the_lead_over(daemons) -> None
     assert not a.acting and copies(demo) == {"web": 4, "db": 2}
 
 
+async def test_a_drain_given_to_any_controller_holds_across_a_takeover(daemons) -> None:  # type: ignore[no-untyped-def]
+    demo, make = daemons
+    a = await make("a")
+    await until(lambda: copies(demo) == {"web": 4, "db": 2}, 30, "every replica runs once")
+    b = await make("b")
+    await until(lambda: b.engine.snapshot().controller.leader == "a", 5, "b knows a leads")  # type: ignore[union-attr]
+    busiest = max(("h1", "h2", "h3", "h4"), key=lambda h: len(a.engine.snapshot().placement.on_host(h)))
+    assert await b.engine.drain(busiest) is None  # a standby does not move replicas: the leader does
+    await until(lambda: a.engine.snapshot().holds.get(busiest) == "drained", 15, "the leader drains it")
+    await a.crash()
+    await until(lambda: b.acting, 2 * TIMEOUT + 4, "b takes over")
+    # The new leader has the hold from etcd: the host stays empty while b plans for the whole fleet.
+    await asyncio.sleep(2.0)
+    assert b.engine.snapshot().holds.get(busiest) in ("draining", "drained")
+    assert b.engine.snapshot().placement.on_host(busiest) == () and copies(demo) == {"web": 4, "db": 2}
+    await b.engine.uncordon(busiest)
+    assert b.engine.snapshot().holds == {}
+
+
 async def test_the_new_leader_rolls_forward_a_half_applied_plan(daemons, etcd: LocalEtcd, prefix: str,
                                                                 tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     demo, make = daemons
