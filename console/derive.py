@@ -301,9 +301,11 @@ _REASONS = (
 
 
 def down_reason(obs: HostObservation | None) -> str | None:
-    """At most 7 characters on why a host is down or not contacted yet (`new key`, `refused`, `denied`, …),
-    for its row; None otherwise (SUSPECT, KEY_MISMATCH, MISBEHAVING, UNSUPPORTED say it themselves). The whole
-    error is in host detail."""
+    """At most 9 characters for its row on why a host is down or not contacted yet (`new key`, `refused`,
+    `denied`, …) or is another host's machine (`duplicate`); None otherwise (SUSPECT, KEY_MISMATCH, MISBEHAVING,
+    UNSUPPORTED say it themselves). The whole error is in host detail."""
+    if obs is not None and obs.error and "the same machine as" in obs.error:
+        return "duplicate"  # another [[hosts]] entry's machine: excluded, whatever its state
     if obs is None or obs.state not in (HostState.DOWN, HostState.UNKNOWN) or not obs.error:
         return None
     error = obs.error.lower()

@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from console.commands.options import add_config, load_config
 from console.commands.runtime import fleet_for
+from core.engine.duplicates import duplicate_hosts
 from core.model import ClusterConfig, HostObservation, HostState
 from core.sanitize import printable
 from core.units import human_cpu, human_size
@@ -32,13 +34,16 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     wait = args.wait if args.wait is not None else cfg.defaults.connect_timeout + 2 * cfg.poll_interval
     observations, notices = asyncio.run(_observe(cfg, wait))
+    duplicates = duplicate_hosts(cfg, observations)
+    for name, why in duplicates.items():  # another entry's machine: its replicas are that host's, shown there
+        observations[name] = replace(observations[name], replicas=(), error=f"excluded: {why}")
     if args.json:
         print(json.dumps([_as_json(o) for o in observations.values()], indent=2))
     else:
         for notice in notices:
             print(f"note: {printable(notice)}")
         _print_table(observations)
-    return 0 if all(o.state is HostState.UP for o in observations.values()) else 1
+    return 0 if all(o.state is HostState.UP for o in observations.values()) and not duplicates else 1
 
 
 async def _observe(cfg: ClusterConfig, wait: float) -> tuple[dict[str, HostObservation], list[str]]:
@@ -77,6 +82,15 @@ def _as_json(o: HostObservation) -> dict[str, Any]:
         "uptime": o.uptime,
         "last_seen": o.last_seen,
         "enforcement": o.enforcement,
+        # which machine and state directory its probe runs with: two hosts with one boot_id and directory are one
+        "identity": {
+            "machine_id": o.identity.machine_id,
+            "boot_id": o.identity.boot_id,
+            "directory": o.identity.directory,
+            "state_dir": o.identity.state_dir,
+        }
+        if o.identity
+        else None,
         "replicas": [
             {
                 "replica": str(r.replica),
@@ -110,7 +124,7 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
                 human_size(cap.mem) if cap else "-",
                 human_size(used) if used is not None else "-",
                 o.enforcement or "-",
-                ", ".join(running) if o.state is HostState.UP else printable(o.error or ""),
+                ", ".join(running) if o.state is HostState.UP and not o.error else printable(o.error or ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
+from core.engine.duplicates import duplicate_hosts
 from core.engine.events import Emit, EventKind
 from core.engine.holds import HostHold
 from core.engine.ledger import Ledger, split
@@ -184,7 +185,8 @@ class Observer:
         self._intended: Placement | None = None
         self.runtime: ReplicaRuntime = _Expecting(fleet, self._expect)
         self._seq = 0  # observations pulled so far
-        self.excluded: dict[str, str] = {}  # host → why no plan may use it (core.optimizer.unplannable)
+        self.excluded: dict[str, str] = {}  # host → why no plan may use it (core.optimizer.unplannable, duplicates)
+        self.duplicates: dict[str, str] = {}  # host → whose machine it is (core.engine.duplicates)
         # host → the operator's hold (core.engine.holds), set by the engine: planned as taking no new replicas
         # (cordon) or keeping none (drain)
         self.holds: Mapping[str, HostHold] = {}
@@ -207,6 +209,8 @@ class Observer:
             o = observations.get(h.name) or HostObservation(h.name, HostState.UNKNOWN, self._clock())
             if h.name in self.excluded and o.error is None:
                 o = replace(o, error=f"excluded from planning: {self.excluded[h.name]}")
+            if h.name in self.duplicates:  # its replicas are the first host's: shown there, once
+                o = replace(o, replicas=())
             out[h.name] = o
         return out
 
@@ -286,6 +290,9 @@ class Observer:
                     self._warned[name] = obs.warnings
                     news.extend((EventKind.HOST_WARNING, f"{name}: {w}", name, None) for w in obs.warnings)
                 self._records[name] = replicas
+        self.duplicates = duplicate_hosts(config, observations)
+        for name in self.duplicates:  # the first host's replicas, reported again: not counted twice, never acted on
+            self._records[name] = ()
         news.extend(self._exclusions(config, observations))
         # The epochs the fences show: a standby counts what the controller holding the cluster started.
         holding = frozenset(o.fence.token.epoch for o in observations.values() if o.fence and o.state.reachable)
@@ -312,7 +319,7 @@ class Observer:
     def _exclusions(self, config: ClusterConfig, observations: Mapping[str, HostObservation]) -> list[_News]:
         """Hosts the planner leaves out (their numbers, or a reserve larger than they have): news once per reason."""
         probed = {n: o.capacity for n, o in observations.items() if o.capacity is not None}
-        excluded, before = unplannable(config, probed), self.excluded
+        excluded, before = {**unplannable(config, probed), **self.duplicates}, self.excluded
         self.excluded = excluded
         return [
             (EventKind.HOST_EXCLUDED, f"{name} is excluded from planning: {why}", name, None)
@@ -326,6 +333,8 @@ class Observer:
         for host, back in self._back_since.items():  # only hosts that came back may be settling
             if out.get(host) is HostState.UP and now - back < settle:
                 out[host] = HostState.SUSPECT
+        for host in self.duplicates:  # another host's machine: takes nothing, keeps nothing (what it runs is not its)
+            out[host] = HostState.UNSUPPORTED
         for host, hold in self.holds.items():  # the operator's holds: a handful of hosts, looked at alone
             state = out.get(host)
             if hold is HostHold.DRAIN and state in (HostState.UP, HostState.SUSPECT):

@@ -31,7 +31,17 @@ import math
 from dataclasses import dataclass
 
 from core.hostlink.limits import KINDS
-from core.model import Fence, Health, HostObservation, HostState, ReplicaId, ReplicaStatus, Resources, Token
+from core.model import (
+    Fence,
+    Health,
+    HostObservation,
+    HostState,
+    MachineIdentity,
+    ReplicaId,
+    ReplicaStatus,
+    Resources,
+    Token,
+)
 
 MAX_FRAME_BYTES = 1 << 20  # a frame is ~300 bytes plus ~80 per replica; more is not a probe talking
 # What a machine can report. Anything outside is a host lying or broken, and is refused here so that it
@@ -93,6 +103,7 @@ class Frame:
     warnings: tuple[str, ...] = ()
     enforcement: str | None = None  # `lim` line: cgroup2, cgroup1 or none (core/hostlink/limits.py)
     oom_killed: frozenset[tuple[ReplicaId, int]] = frozenset()  # `o` lines: (replica, pid) the kernel OOM-killed
+    identity: MachineIdentity | None = None  # `id` line, first frame: which machine and state directory
 
     @property
     def cpu_busy_total(self) -> tuple[int, int]:
@@ -252,7 +263,17 @@ def parse_frame(text: str) -> Frame:
         warnings=tuple(warnings),
         enforcement=_enforcement(seen.get("lim")),
         oom_killed=frozenset(oom),
+        identity=_identity(seen.get("id")),
     )
+
+
+def _identity(fields: list[str] | None) -> MachineIdentity | None:
+    """`id MACHINE-ID BOOT-ID DEVICE:INODE STATE-DIR` → the identity; None when the boot or the directory is not
+    known (`-`), or from an older probe: such a host is never taken for another's."""
+    if fields is None or len(fields) < 4 or "-" in (fields[1], fields[2]):
+        return None
+    machine, boot, directory = fields[0], fields[1][:64], fields[2][:64]
+    return MachineIdentity(None if machine == "-" else machine[:64], boot, directory, " ".join(fields[3:])[:4096])
 
 
 def _enforcement(fields: list[str] | None) -> str | None:

@@ -24,7 +24,7 @@ from core.errors import Fenced, HostCommandFailed
 from core.hostlink import scripts
 from core.hostlink.frames import Frame, observe
 from core.hostlink.keys import HostKeys
-from core.model import ClusterConfig, Host, HostObservation, HostState
+from core.model import ClusterConfig, Host, HostObservation, HostState, MachineIdentity
 
 log = logging.getLogger("loadmaster.hostlink")
 
@@ -77,6 +77,7 @@ class Link(abc.ABC):
         self._last_frame: float | None = None  # monotonic
         self._task: asyncio.Task[None] | None = None
         self._warnings: tuple[str, ...] = ()  # what the probe said it cannot do, in its first frame
+        self._identity: MachineIdentity | None = None  # which machine and state directory, in its first frame
         self._checks_changed = asyncio.Event()
 
     def reconfigure(self, host: Host, config: ClusterConfig) -> None:
@@ -117,10 +118,10 @@ class Link(abc.ABC):
 
     def _frame(self, frame: Frame) -> None:
         if frame.seq == 1:
-            self._warnings = frame.warnings
+            self._warnings, self._identity = frame.warnings, frame.identity
         observation = observe(self.host.name, frame, self._prev, time.time())
-        if self._warnings:
-            observation = dataclasses.replace(observation, warnings=self._warnings)
+        if self._warnings or self._identity:
+            observation = dataclasses.replace(observation, warnings=self._warnings, identity=self._identity)
         self._emit(observation)
         self._prev = frame
         self._last_frame = time.monotonic()

@@ -148,6 +148,17 @@ chk() {
   eval "hi_$k=\$hi hs_$k=\$hs hp_$k=\$hp hf_$k=\$hf hn_$k=\$hn hj_$k=\$hj hq_$k=\$hq hg_$k=\$hg hd_$k=\$hd"
   printf 'h %s %s %s %s %s %s %s\n' "$svc" "$idx" "$pid" "$hs" "$hp" "$hf" "$hd"
 }
+# Which machine and state directory this is (core.model.MachineIdentity): this boot of the kernel and the
+# directory's device and inode, made here if it is not yet (the first action would), say whether two [[hosts]]
+# entries are one; its path does not (network namespaces and other machines have the same one), the machine
+# id neither (cloned VMs share it). `-`: not known, never taken for another host's.
+mid=- bid=- di=-
+for f in /etc/machine-id /var/lib/dbus/machine-id; do [ -r $f ] && read -r mid <$f && break; done
+case $mid in ''|*[!0-9a-f]*) mid=-;; esac
+read -r bid 2>/dev/null </proc/sys/kernel/random/boot_id || bid=-
+case $bid in ''|*[!0-9a-f-]*) bid=-;; esac
+mkdir -p "$d" 2>/dev/null && di=$(stat -c %d:%i "$d" 2>/dev/null) || di=-
+case $di in [0-9]*:[0-9]*) case $di in *[!0-9:]*) di=-;; esac;; *) di=-;; esac
 s=0
 while :; do
   s=$((s + 1))
@@ -166,6 +177,7 @@ while :; do
   { printf 'F %s\n%s\nmem %s %s\nload %s\nup %s\nncpu %s %s\nt %s %s %s\nlim %s\n' \
       "$s" "$c" "$mt" "$ma" "$la" "$up" "$n" "$hz" "${fe:-0}" "${fh:--}" "$age" "$lim"
     [ "$s" != 1 ] || [ -z "$w" ] || echo "w $w"
+    [ "$s" != 1 ] || echo "id $mid $bid $di $d"
     for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f" && [ "$al" = 1 ] && chk; done
     echo E; } || exit 0
   sleep "$i" 2>/dev/null || sleep 1

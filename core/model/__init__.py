@@ -27,6 +27,7 @@ from core.model.observed import (
     Health,
     HostObservation,
     HostState,
+    MachineIdentity,
     ReplicaStatus,
     Token,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "HostKeyPolicy",
     "HostObservation",
     "HostState",
+    "MachineIdentity",
     "Placement",
     "Plan",
     "Policy",

@@ -104,6 +104,25 @@ class Fence:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineIdentity:
+    """Which machine and state directory a host's probe runs with (its first frame; issue 12, item 13).
+
+    Two [[hosts]] entries are one machine when their probes run under one boot of one kernel (`boot_id`) and
+    use one directory (`directory`: its device and inode). Neither a path nor the machine id decides it: hosts
+    in network namespaces, and other machines, have the same path (`~/.loadmaster/<cluster>`) without sharing
+    it, and VMs cloned from one image share a machine id and even the directory's inode, never a boot."""
+
+    machine_id: str | None  # /etc/machine-id (else dbus'): shown, not compared
+    boot_id: str  # /proc/sys/kernel/random/boot_id
+    directory: str  # "DEVICE:INODE" of the state directory
+    state_dir: str  # its path, as the probe expanded it: shown, not compared
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.boot_id, self.directory
+
+
+@dataclass(frozen=True, slots=True)
 class HostObservation:
     """One host as last seen; `at` is unix seconds of the observation."""
 
@@ -123,4 +142,5 @@ class HostObservation:
     fence: Fence | None = None  # the host's fencing state, from its probe
     warnings: tuple[str, ...] = ()  # what the host's probe cannot do (e.g. no tool for http checks)
     host_key: str | None = None  # the fingerprint of a host key it presented that is not trusted (to trust or not)
+    identity: MachineIdentity | None = None  # from its probe: two hosts with one key are one machine
     enforcement: str | None = None  # how it limits replicas' cpu and memory: cgroup2, cgroup1 or none (see limits)

@@ -13,9 +13,10 @@ from console.app import LoadmasterApp
 from console.derive import down_reason
 from console.screens.fleet import FleetScreen
 from console.screens.host import HostScreen
+from core.engine.duplicates import duplicate_hosts
 from core.errors import HostKeyMismatch, HostKeyUnknown
 from core.hostlink.ssh import describe
-from core.model import HostObservation, HostState
+from core.model import HostObservation, HostState, MachineIdentity
 from tests.console.test_console_app import cell, settle, text_of
 
 
@@ -68,3 +69,31 @@ async def test_the_row_and_host_detail_say_why_at_80_columns(fake: ModuleType) -
         assert isinstance(app.screen, HostScreen)
         info = text_of(app.screen.query_one("#host-info", Static))
         assert "down (new key)" in info and "SHA256:abc is not in known_hosts" in info
+
+
+async def test_a_host_that_is_another_entrys_machine_says_duplicate(fake: ModuleType) -> None:
+    """Issue 12, item 13: up, and excluded as another [[hosts]] entry's machine — the row says so at 80 columns
+    and host detail has the whole reason, in the words `hosts` and the host.excluded event use."""
+    engine = fake.FakeEngine(fake.small_snapshot())
+    snap = engine.snapshot()
+    why = duplicate_hosts(
+        snap.config,
+        {
+            name: HostObservation(name, HostState.UP, 0.0, identity=MachineIdentity(None, "b00", "8:1", "/home/u/s"))
+            for name in ("node-a", "node-b")
+        },
+    )["node-b"]
+    node_b = replace(snap.hosts["node-b"], error=f"excluded from planning: {why}")
+    engine.publish(replace(snap, hosts={**snap.hosts, "node-b": node_b}))
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        assert cell(screen.table, "node-b", "state") == "up: duplicate"
+        assert cell(screen.table, "node-a", "state") == "up"
+        await pilot.press("colon", *"host node-b", "enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, HostScreen)
+        info = " ".join(text_of(app.screen.query_one("#host-info", Static)).split())
+        assert "up (duplicate)" in info and 'the same machine as "node-a"' in info and "remove one from" in info

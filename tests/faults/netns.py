@@ -267,6 +267,7 @@ class NetHost:
     netns: str
     veth: str  # the root namespace's end, on the bridge
     directory: Path  # sshd config, host key, log, and `home/`: the login user's home on this host
+    alias: str | None = None  # a second address of the host, its sshd listening there too (one machine, two names)
 
     @property
     def home(self) -> Path:
@@ -278,7 +279,8 @@ class NetnsFleet:
 
     `hostile` names hosts whose probe streams garbage (their other commands work); `fake_proc`
     gives hosts files that replace theirs under /proc (a host that lies about its memory, say:
-    `{"h4": {"meminfo": "MemTotal: -4 kB\\n"}}`)."""
+    `{"h4": {"meminfo": "MemTotal: -4 kB\\n"}}`); `aliases` names hosts with a second address (`NetHost.alias`),
+    so that a file can name one machine twice."""
 
     def __init__(
         self,
@@ -288,9 +290,10 @@ class NetnsFleet:
         hostile: tuple[str, ...] = (),
         fake_proc: Mapping[str, Mapping[str, str]] | None = None,
         user: str = FAULT_USER,
+        aliases: tuple[str, ...] = (),
     ):
-        if not 1 <= hosts <= 240:
-            raise ValueError(f"hosts must be 1..240, got {hosts}")
+        if not 1 <= hosts <= 240 - len(aliases):
+            raise ValueError(f"hosts must be 1..{240 - len(aliases)}, got {hosts}")
         self.prefix = run_prefix()
         self.root = root
         self.user = user
@@ -306,6 +309,8 @@ class NetnsFleet:
                 netns=f"{self.prefix}-h{i}",
                 veth=f"{self.prefix}v{i}",
                 directory=root / f"h{i}",
+                # after the last host's address: .11 … .250 hold them all
+                alias=f"{self.net}.{11 + hosts + aliases.index(f'h{i}')}" if f"h{i}" in aliases else None,
             )
             for i in range(1, hosts + 1)
         )
@@ -539,7 +544,8 @@ class NetnsFleet:
             key = asyncssh.generate_private_key("ssh-ed25519")
             key.write_private_key(str(host.directory / "host_key"))
             (host.directory / "host_key").chmod(0o600)
-            known.append(f"{host.address} {key.export_public_key().decode().strip()}")
+            public = key.export_public_key().decode().strip()
+            known += [f"{address} {public}" for address in (host.address, host.alias) if address]
             ssh_dir = host.home / ".ssh"
             ssh_dir.mkdir(parents=True, exist_ok=True)
             (ssh_dir / "authorized_keys").write_bytes(client.export_public_key())
@@ -561,6 +567,7 @@ class NetnsFleet:
             (host.directory / "sshd_config").write_text(
                 "\n".join([
                     f"ListenAddress {host.address}:22",
+                    *([f"ListenAddress {host.alias}:22"] if host.alias else []),
                     f"HostKey {host.directory / 'host_key'}",
                     "AuthorizedKeysFile .ssh/authorized_keys",
                     f"PidFile {host.directory / 'sshd.pid'}",
@@ -577,6 +584,8 @@ class NetnsFleet:
         _run("ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns)
         _run("ip", "link", "set", host.veth, "master", self.bridge, "up")
         _run("ip", "-n", host.netns, "addr", "add", f"{host.address}/24", "dev", "eth0")
+        if host.alias:
+            _run("ip", "-n", host.netns, "addr", "add", f"{host.alias}/24", "dev", "eth0")
         _run("ip", "-n", host.netns, "link", "set", "eth0", "up")
         _run("ip", "-n", host.netns, "link", "set", "lo", "up")
 
