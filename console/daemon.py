@@ -63,8 +63,8 @@ async def run_daemon(
     state_dir: Path | None = None,
     campaign: bool = True,
 ) -> int:
-    """`state_dir`: where a clustered daemon keeps what is local (holds); `campaign`: False for a read-only
-    daemon, which never leads."""
+    """`state_dir`: where a clustered daemon keeps what is local (its copy of the desired state); `campaign`:
+    False for a read-only daemon, which never leads."""
     # Warnings on stderr are for people and may quote hosts: sanitized (core.sanitize) like every front end.
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(PrintableFormatter("%(message)s"))
@@ -103,12 +103,17 @@ async def _run_daemon(
 
     # Clustered, the stored document is the desired state (`config push`); alone, the local file is.
     watch: ConfigWatch | DesiredWatch
+    editor: StoredEditor | None = None
     if cluster is None:
         watch = ConfigWatch(path, engine.reload, invalid, interval=watch_interval, adopted=lambda: engine.revision)
     else:
-        from core.store.desired_doc import DesiredWatch
+        from core.store.desired_doc import DesiredWatch, StoredEditor
 
-        watch = DesiredWatch(cluster.client, cluster.prefix, engine.reload, invalid, seen=cluster.revision)
+        # The API and the autoscaler write the stored document; the API reads its views from a local copy.
+        mirror = Path(cluster.store.path).parent / "desired.toml"
+        editor = StoredEditor(cluster.client, cluster.prefix, asyncio.get_running_loop(), mirror)
+        watch = DesiredWatch(cluster.client, cluster.prefix, engine.reload, invalid, seen=cluster.revision,
+                             mirror=mirror)  # fmt: skip
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -132,9 +137,11 @@ async def _run_daemon(
     helpers = [asyncio.create_task(forward()), asyncio.create_task(watch.run())]
     try:
         await engine.start()
+        if editor is not None:
+            await asyncio.to_thread(editor.read)  # the mirror holds the document in force from the start
         async with (
-            autoscaling(engine, path, read_only=engine.read_only),
-            serving(engine, api, read_only=engine.read_only) as server,
+            autoscaling(engine, path if editor is None else editor, read_only=engine.read_only),
+            serving(engine, api, read_only=engine.read_only, editor=editor) as server,
         ):
             if server is not None:
                 log.line("api.listening", f"HTTP API on {server.url}/v1", url=server.url)

@@ -22,7 +22,6 @@ import collections
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 from core import desired
@@ -136,8 +135,9 @@ class ScaledEngine(Protocol):
 class Autoscaler:
     """Samples every poll, decides, and writes decisions to the cluster file; one per engine."""
 
-    def __init__(self, engine: ScaledEngine, path: Path, clock: Callable[[], float]):
-        self.engine, self.path, self.clock = engine, path, clock
+    def __init__(self, engine: ScaledEngine, target: desired.Target, clock: Callable[[], float]):
+        """`target`: the cluster file, or clustered the stored document's editor (core.store.desired_doc)."""
+        self.engine, self.editor, self.clock = engine, desired.editor_of(target), clock
         self.rule = Rule()
         self.last: dict[str, str] = {}  # service → its last decision, in words (for a screen)
         self._placing: dict[str, tuple[int, int]] = {}  # service → (from, to) of a scale-up not yet placed
@@ -150,6 +150,8 @@ class Autoscaler:
 
     async def step(self) -> None:
         snapshot, now = self.engine.snapshot(), self.clock()
+        if snapshot.read_only:  # a standby (another controller acts, or the elected leader does) decides nothing
+            return
         for service in snapshot.config.services:
             if service.autoscale is None:
                 self.rule.forget(service.name)
@@ -199,10 +201,10 @@ class Autoscaler:
         """Scale in the file if it still says `current` (a person's edit meanwhile wins); reload the engine."""
 
         def change() -> desired.Document | None:
-            doc = desired.read(self.path)
+            doc = self.editor.read()
             if doc.config.service(name).replicas != current:
                 return None
-            return desired.scale(self.path, name, wanted, expect=doc.revision)
+            return desired.scale(self.editor, name, wanted, expect=doc.revision)
 
         try:
             doc = await asyncio.to_thread(change)

@@ -1,8 +1,10 @@
 """The one way loadmaster changes `cluster.toml`: edits that keep the file a person wrote.
 
 The text of the cluster file is the desired state (DESIGN.md, "one desired-state
-document"). Every writer — `loadmaster scale`, the console, the HTTP API — goes
-through `edit()`, which
+document"). Every writer — `loadmaster scale`, the console, the HTTP API, the autoscaler — goes
+through an `Editor`: `FileEditor` (`edit()` below) for the file, or in clustered mode
+core.store.desired_doc.StoredEditor for the document stored in etcd, which shares `revise()`.
+The file's `edit()`
 
 - keeps comments, key order and layout (tomlkit edits the parsed document in place);
 - refuses a result the config reader rejects, with the same problem texts `validate` prints,
@@ -27,7 +29,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomlkit
 import tomlkit.exceptions
@@ -63,9 +65,59 @@ def read(path: str | os.PathLike[str]) -> Document:
     return Document(target, text, revision_of(raw), config_io.parse(text, name))
 
 
+Change = Callable[[tomlkit.TOMLDocument], None]
+
+
+class Editor(Protocol):
+    """Where the desired state is written: the cluster file (`FileEditor`), or in clustered mode the document
+    stored in etcd (core.store.desired_doc.StoredEditor). Both are compare-and-swaps on the revision (the
+    sha256 of the text), and both refuse a result the config reader rejects."""
+
+    @property
+    def name(self) -> str:
+        """How messages name the document."""
+        ...
+
+    def read(self) -> Document: ...
+
+    def edit(self, change: Change, expect: str | None) -> Document: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileEditor:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def read(self) -> Document:
+        return read(self.path)
+
+    def edit(self, change: Change, expect: str | None) -> Document:
+        return edit(self.path, change, expect=expect)
+
+
+Target = str | os.PathLike[str] | Editor  # a path is the cluster file's editor
+
+
+def editor_of(target: Target) -> Editor:
+    return FileEditor(Path(target)) if isinstance(target, str | os.PathLike) else target
+
+
+def revise(text: str, name: str, change: Change) -> tuple[str, ClusterConfig]:
+    """The text after `change`, and its config; ConfigError (the `validate` texts) when the text is invalid
+    now — half-saved by an editor, say: a person fixes it, nothing edits it blind — or would be after."""
+    config_io.parse(text, name)
+    doc = _parse(text, name)
+    change(doc)
+    new_text = tomlkit.dumps(doc)
+    return new_text, config_io.parse(new_text, name)  # ConfigError lists every problem, as `validate` does
+
+
 def edit(
     path: str | os.PathLike[str],
-    change: Callable[[tomlkit.TOMLDocument], None],
+    change: Change,
     *,
     expect: str | None = None,
 ) -> Document:
@@ -81,13 +133,7 @@ def edit(
         current = revision_of(raw)
         if expect is not None and expect != current:
             raise RevisionConflict(name, expect, current)
-        text = config_io.decode(raw, name)
-        # A file that is invalid now (half-saved by an editor, say) is fixed by a person, not edited blind.
-        config_io.parse(text, name)
-        doc = _parse(text, name)
-        change(doc)
-        new_text = tomlkit.dumps(doc)
-        config = config_io.parse(new_text, name)  # ConfigError lists every problem, as `validate` does
+        new_text, config = revise(config_io.decode(raw, name), name, change)
         data = (_BOM if raw.startswith(_BOM) else b"") + new_text.encode("utf-8")
         _replace(target, data, dir_fd, current, name)
     return Document(target, new_text, revision_of(data), config)
@@ -96,24 +142,26 @@ def edit(
 # -- the operations -----------------------------------------------------------------------
 
 
-def scale(path: str | os.PathLike[str], service: str, replicas: int, *, expect: str | None = None) -> Document:
+def scale(target: Target, service: str, replicas: int, *, expect: str | None = None) -> Document:
     """Set `replicas` of one service (the value is validated like the file's own)."""
+    editor = editor_of(target)
 
     def change(doc: tomlkit.TOMLDocument) -> None:
-        _find_service(doc, service, str(path))[1]["replicas"] = replicas
+        _find_service(doc, service, editor.name)[1]["replicas"] = replicas
 
-    return edit(path, change, expect=expect)
+    return editor.edit(change, expect)
 
 
 def put_service(
-    path: str | os.PathLike[str], name: str, definition: Mapping[str, Any], *, expect: str | None = None
+    target: Target, name: str, definition: Mapping[str, Any], *, expect: str | None = None
 ) -> tuple[Document, bool]:
     """Create or replace the service `name` with `definition` (its keys as in `[[services]]`).
 
     A replaced service keeps its place in the file and the comments of the keys it keeps.
     Returns the new document and whether the service was created.
     """
-    file = str(path)
+    editor = editor_of(target)
+    file = editor.name
     body = {"name": name, **definition}
     entry = f'services "{name}"'
     if body["name"] != name:
@@ -143,18 +191,19 @@ def put_service(
         for key, item in items.items():
             table[key] = item
 
-    document = edit(path, change, expect=expect)
+    document = editor.edit(change, expect)
     return document, created
 
 
-def delete_service(path: str | os.PathLike[str], name: str, *, expect: str | None = None) -> Document:
+def delete_service(target: Target, name: str, *, expect: str | None = None) -> Document:
     """Remove the service (a service that `avoid`s it makes the result invalid, and it is refused)."""
+    editor = editor_of(target)
 
     def change(doc: tomlkit.TOMLDocument) -> None:
-        index, _ = _find_service(doc, name, str(path))
+        index, _ = _find_service(doc, name, editor.name)
         del doc["services"][index]
 
-    return edit(path, change, expect=expect)
+    return editor.edit(change, expect)
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -175,12 +175,14 @@ def burn(fleet: FakeFleet, percent: float) -> None:
             records[replica] = dataclasses.replace(status, cpu_percent=percent)
 
 
-async def start(tmp_path: Path, cpu: int) -> tuple[Path, Engine, FakeFleet, Autoscaler, asyncio.Task[None]]:
+async def start(
+    tmp_path: Path, cpu: int, *, read_only: bool = False
+) -> tuple[Path, Engine, FakeFleet, Autoscaler, asyncio.Task[None]]:
     path = tmp_path / "cluster.toml"
     path.write_text(CLUSTER.format(cpu=cpu), encoding="utf-8")
     config = config_io.load(path)
     fleet = FakeFleet(config)
-    engine = Engine(config, fleet, Journal(tmp_path / "journal.db"), workers=1)
+    engine = Engine(config, fleet, Journal(tmp_path / "journal.db"), workers=1, read_only=read_only)
     await engine.start(first_contact_timeout=1)
     scaler = Autoscaler(engine, path, time.time)
     return path, engine, fleet, scaler, asyncio.create_task(scaler.run(0.1))
@@ -199,6 +201,22 @@ async def test_load_scales_the_file_up_and_the_engine_places_it(tmp_path: Path) 
         assert event.data == {"service": "web", "from": 2, "to": 4, "ratio": 0.9, "target": 0.5}
         await until(lambda: len(fleet.running()) == 4)  # placed and started
         assert scaler.last["web"] == event.message
+    finally:
+        task.cancel()
+        await engine.close(grace=5)
+
+
+async def test_a_controller_that_does_not_act_does_not_scale(tmp_path: Path) -> None:
+    # A standby (clustered: every daemon but the leader) sees the same load; only the one that acts decides,
+    # or each would write the desired state.
+    path, engine, fleet, scaler, task = await start(tmp_path, cpu=4, read_only=True)
+    try:
+        for index, host in enumerate(("a", "b")):  # a read-only engine places nothing: two replicas to measure
+            await fleet.start_replica(host, engine.snapshot().config.service("web"), index, "g")
+        burn(fleet, 45.0)
+        await asyncio.sleep(1.5)
+        assert engine.snapshot().read_only and "replicas = 2   # the autoscaler" in path.read_text(encoding="utf-8")
+        assert scaler.last == {}
     finally:
         task.cancel()
         await engine.close(grace=5)

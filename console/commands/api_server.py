@@ -20,6 +20,7 @@ from core.model import ClusterConfig
 if TYPE_CHECKING:
     from core.api.server import ApiServer
     from core.engine.engine import Engine
+    from core.store.desired_doc import StoredEditor
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,11 @@ def _warn(message: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serving(engine: Engine, request: ApiRequest | None, *, read_only: bool) -> AsyncIterator[ApiServer | None]:
-    """The API on `engine` for the duration of the block (nothing when `request` is None)."""
+async def serving(
+    engine: Engine, request: ApiRequest | None, *, read_only: bool, editor: StoredEditor | None = None
+) -> AsyncIterator[ApiServer | None]:
+    """The API on `engine` for the duration of the block (nothing when `request` is None). `editor`: clustered,
+    the stored document, which the API writes and whose mirror it reads, instead of the cluster file."""
     if request is None:
         yield None
         return
@@ -80,9 +84,9 @@ async def serving(engine: Engine, request: ApiRequest | None, *, read_only: bool
 
     config = engine.snapshot().config
     tls = tls_context(config.api.tls_cert, config.api.tls_key) if config.api.tls_cert and config.api.tls_key else None
-    server = ApiServer(
-        engine, request.path, TokenStore(api_tokens_path(config)), read_only=read_only, tls=tls, version=_version()
-    )
+    path = request.path if editor is None or editor.mirror is None else editor.mirror
+    server = ApiServer(engine, path, TokenStore(api_tokens_path(config)), read_only=read_only, tls=tls,
+                       version=_version(), editor=editor)  # fmt: skip
     await server.start(parse_bind(request.listen), _warn)
     try:
         yield server

@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.autoscale import Autoscaler
+    from core.desired import Editor
     from core.engine.engine import Engine
 
 
 @contextlib.asynccontextmanager
-async def autoscaling(engine: Engine, path: Path | None, *, read_only: bool) -> AsyncIterator[Autoscaler | None]:
+async def autoscaling(
+    engine: Engine, path: Path | Editor | None, *, read_only: bool
+) -> AsyncIterator[Autoscaler | None]:
     """Services with `autoscale` follow their measured cpu while the block runs; never under --read-only, and
-    not without the cluster file the engine's config came from (`path`)."""
+    not without the desired state the engine's config came from (`path`: the cluster file, or clustered the
+    stored document's editor)."""
     if read_only or path is None:
         yield None
         return

@@ -76,9 +76,12 @@ def _if_match(request: web.Request) -> str | None:
 class Api(LeaderRoutes):
     engine: ServedEngine
 
-    def __init__(self, engine: ServedEngine, config_path: Path):
+    def __init__(self, engine: ServedEngine, config_path: Path, editor: desired.Editor | None = None):
+        """`editor`: where writes go (clustered: the stored document, core.store.desired_doc.StoredEditor,
+        whose mirror is `config_path`); the cluster file by default."""
         self.engine = engine
         self.file = DesiredFile(config_path)
+        self.editor = editor or desired.FileEditor(config_path)
         self._write_lock = asyncio.Lock()  # writes and their reloads happen in revision order
         self._plans: collections.OrderedDict[str, Plan] = collections.OrderedDict()
         self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
@@ -206,12 +209,12 @@ class Api(LeaderRoutes):
     async def put_service(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         body = await json_body(request, SERVICE_EXAMPLE)
-        path = self.file.path
+        editor = self.editor
         created = False
 
         def change(expect: str | None) -> desired.Document:
             nonlocal created
-            doc, created = desired.put_service(path, name, body, expect=expect)
+            doc, created = desired.put_service(editor, name, body, expect=expect)
             return doc
 
         doc = await self._change(request, f"put service {name}", change)
@@ -224,9 +227,9 @@ class Api(LeaderRoutes):
 
     async def delete_service(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        path = self.file.path
+        editor = self.editor
         doc = await self._change(
-            request, f"delete service {name}", lambda e: desired.delete_service(path, name, expect=e)
+            request, f"delete service {name}", lambda e: desired.delete_service(editor, name, expect=e)
         )
         return json_response({"service": name, "deleted": True, "revision": doc.revision}, headers=_etag(doc.revision))
 
@@ -235,11 +238,11 @@ class Api(LeaderRoutes):
         body = await json_body(request, SCALE_EXAMPLE)
         only_fields(body, ("replicas",))
         replicas = whole_number(body, "replicas")
-        path = self.file.path
+        editor = self.editor
         before = self.file.view()
         old = next((s.replicas for s in before.config.services if s.name == name), None) if before.config else None
         doc = await self._change(
-            request, f"scale {name} to {replicas}", lambda e: desired.scale(path, name, replicas, expect=e)
+            request, f"scale {name} to {replicas}", lambda e: desired.scale(editor, name, replicas, expect=e)
         )
         return json_response(
             {"service": name, "replicas": replicas, "previous": old, "revision": doc.revision},
@@ -249,7 +252,7 @@ class Api(LeaderRoutes):
     async def reload(self, request: web.Request) -> web.Response:
         _flag(request, ())
         try:
-            doc = await asyncio.to_thread(desired.read, self.file.path)
+            doc = await asyncio.to_thread(self.editor.read)
         except ConfigError as exc:
             problems = [str(p) for p in exc.problems]
             raise ApiError(422, "the file is invalid; the configuration in force stays", problems=problems) from None

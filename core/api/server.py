@@ -16,6 +16,7 @@ from core.api.http import MAX_BODY, ApiError, json_response
 from core.api.routes import TOKEN, Api, Handler, ServedEngine
 from core.api.table import ROUTES
 from core.api.tokens import Access, TokenFileError, TokenStore
+from core.desired import Editor
 from core.errors import LoadmasterError
 
 log = logging.getLogger("loadmaster.api")
@@ -43,8 +44,9 @@ class ApiServer:
         read_only: bool = False,
         tls: ssl.SSLContext | None = None,
         version: str = "0",
+        editor: Editor | None = None,
     ):
-        self.api = Api(engine, config_path)
+        self.api = Api(engine, config_path, editor)
         self.tokens = tokens
         self.read_only = read_only or engine.read_only
         self.tls = tls

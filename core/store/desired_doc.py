@@ -7,21 +7,30 @@ its revision being the key's mod_revision.
   that finds another revision gets RevisionConflict carrying the current one.
 - `DesiredWatch` follows the key from a daemon: every new revision is parsed and handed to `adopt`
   (Engine.reload); one the reader rejects goes to `on_invalid` and the old desired state stays.
+- `StoredEditor` is the document as core.desired's `Editor`: the daemon's HTTP API and autoscaler change
+  the stored document (the same edits, validation and revisions — the sha256 of the text — as on a
+  file), not the local file a clustered daemon does not follow. A copy of the text in force is kept in a
+  local mirror file, which the API reads its views from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 from core import config as config_io
+from core import desired
 from core.errors import ConfigError, ConfigProblem, RevisionConflict, StoreError
 from core.model import ClusterConfig
+from core.private import private_dir, write_private
 from core.store.etcd import EtcdClient, modified_is, put_op, range_op
 
 log = logging.getLogger("loadmaster.desired")
+T = TypeVar("T")
 
 DESIRED = "desired"
 
@@ -73,9 +82,12 @@ class DesiredWatch:
         *,
         seen: int = 0,
         retry: float = 1.0,
+        mirror: Path | None = None,
     ):
+        """`mirror`: a file that gets the text of every revision adopted (StoredEditor's)."""
         self.client, self.prefix = client, prefix
         self._adopt, self._on_invalid = adopt, on_invalid
+        self._mirror = mirror
         self.seen = seen  # the revision last adopted (or refused)
         self._retry = retry
         self._wanted = asyncio.Event()
@@ -118,9 +130,69 @@ class DesiredWatch:
         except ConfigError as exc:
             self._on_invalid(exc)
             return
+        if self._mirror is not None:
+            write_mirror(self._mirror, doc.text)
         try:
             self._adopt(config)
         except Exception as exc:  # an adoption bug must not end the watch: no push would be seen again
             log.exception("adopting %s failed", document_name(self.prefix))
             where = document_name(self.prefix)
             self._on_invalid(ConfigError([ConfigProblem(where, "", "", f"could not be adopted ({exc})")]))
+
+
+def write_mirror(path: Path, text: str) -> None:
+    private_dir(path.parent)
+    write_private(path, text)
+
+
+class StoredEditor:
+    """The stored document as an Editor (core.desired) for writers that run in a thread (the API's and the
+    autoscaler's edits do): each call runs its etcd requests on `loop`, which owns the client, and waits."""
+
+    def __init__(self, client: EtcdClient, prefix: str, loop: asyncio.AbstractEventLoop, mirror: Path | None = None):
+        """`mirror`: the daemon's local copy of the text in force (None for a one-shot command)."""
+        self.client, self.prefix, self._loop, self.mirror = client, prefix, loop, mirror
+        self.name = document_name(prefix)
+        self._path = mirror or Path(self.name)  # what a Document names as its file
+
+    def read(self) -> desired.Document:
+        stored = self._pull()
+        if self.mirror is not None:
+            write_mirror(self.mirror, stored.text)
+        return desired.Document(self._path, stored.text, _revision(stored.text), parse(stored, self.prefix))
+
+    def edit(self, change: desired.Change, expect: str | None) -> desired.Document:
+        stored = self._pull()
+        current = _revision(stored.text)
+        if expect is not None and expect != current:
+            raise RevisionConflict(self.name, expect, current)
+        text, config = desired.revise(stored.text, self.name, change)
+        try:
+            self._run(push(self.client, self.prefix, text, self.name, expect=stored.revision))
+        except RevisionConflict:  # pushed by another writer meanwhile: name its revision as a file would
+            raise RevisionConflict(self.name, expect or current, _revision(self._pull().text)) from None
+        if self.mirror is not None:
+            write_mirror(self.mirror, text)
+        return desired.Document(self._path, text, _revision(text), config)
+
+    def _pull(self) -> StoredDocument:
+        stored = self._run(pull(self.client, self.prefix))
+        if stored is None:
+            raise ConfigError(
+                [ConfigProblem(self.name, "", "", "no desired state is stored (loadmaster config push FILE)")]
+            )
+        return stored
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:  # waiting here would block the loop that must answer
+            coroutine.close()
+            raise RuntimeError("StoredEditor is called from a thread (asyncio.to_thread), not on its loop")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+def _revision(text: str) -> str:
+    return desired.revision_of(text.encode("utf-8"))
