@@ -60,7 +60,7 @@ def fingerprint(basis: Basis) -> str:
         "hosts": dict(sorted(basis.hosts.items())),
         "services": dict(sorted(basis.services.items())),
         "generations": dict(sorted(basis.generations.items())),
-        "placement": {str(r): h for r, h in sorted(basis.placement.items())},
+        "placement": {str(r): h for r, h in sorted(basis.placement.items(), key=lambda kv: kv[0].order)},
     }
     return "sha256:" + hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
