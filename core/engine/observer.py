@@ -89,6 +89,12 @@ class View:
     def fingerprint(self) -> str:
         return fingerprint(self.basis)
 
+    def carry(self, before: View) -> None:
+        """Take `before`'s basis and fingerprint: the same config, host states and placement (the observer
+        knows), so the same values, without building them again."""
+        self.__dict__["basis"] = before.basis  # what cached_property stores: frozen, yet computed once
+        self.__dict__["fingerprint"] = before.fingerprint
+
     def restarts_needed(self, target: Placement) -> list[Action]:
         """Replicas that stay where they run but were started from an older definition of their service
         (not those of a service whose rollout to its current definition stopped: core.engine.rollout)."""
@@ -131,9 +137,34 @@ class _Pulled:
     intended: Placement | None
     given_up: frozenset[tuple[ReplicaId, str]]
     halted: Mapping[str, str]
+    last: _Derived | None = None  # the derivation installed when this was pulled
 
-    def derive(self) -> tuple[View, list[ReplicaStatus]]:
+    def _same_as(self, other: _Pulled) -> bool:
+        """Everything a derivation reads is as in `other` (the frames may be newer: their records are not).
+        Plain comparisons in C: a host's records are the very tuple of the frame before when it did not change."""
+        return (
+            self.config is other.config
+            and self.states == other.states
+            and self.planning == other.planning
+            and self.records == other.records
+            and self.placed == other.placed
+            and self.trusted == other.trusted
+            and self.intended == other.intended
+            and self.given_up == other.given_up
+            and self.halted == other.halted
+        )
+
+    def derive(self) -> _Derived:
         """The view, and the live records that are foreign (the journal never started them)."""
+        last = self.last
+        if last is not None and self._same_as(last.pulled):
+            # Nothing the reconciliation, the basis or its fingerprint read has changed: the steady state,
+            # where they would cost tens of milliseconds at 10,000 replicas for the same answer.
+            before = last.view
+            view = View(self.seq, self.at, self.config, self.observations, self.states, self.planning,
+                        before.records, before.rec, self.halted)  # fmt: skip
+            view.carry(before)
+            return _Derived(replace(self, last=None), view, last.foreign)
         ours, foreign = split(self.records, self.placed, self.trusted)
         rec = reconcile(self.config, self.planning, ours, self.intended, self.given_up)
         view = View(
@@ -148,7 +179,16 @@ class _Pulled:
             self.halted,
         )
         _ = view.fingerprint  # every tick compares it (stale plans, failover refresh): computed here, once
-        return view, foreign
+        return _Derived(replace(self, last=None), view, foreign)  # without `last`: no chain of every view
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """A derivation: what it was derived from, the view, and the foreign live records."""
+
+    pulled: _Pulled
+    view: View
+    foreign: list[ReplicaStatus]
 
 
 class _Expecting:
@@ -193,6 +233,14 @@ class Observer:
         # the rolling updates a failing new copy stopped (core.engine.rollout), set by the engine: not restarted
         self.rollouts = Rollouts()
         self.view = View(0, self._clock(), config, {}, {}, {}, {}, reconcile(config, {}, {}))
+        # Kept between pulls, so that a pull looks only at the hosts whose frame is new (each host reports at
+        # its own pace) and a derivation is made again only when what it reads changed (`_Pulled.derive`):
+        self._derived: _Derived | None = None  # the derivation of `view`
+        self._seen: dict[str, HostObservation] = {}  # host → the frame last looked at
+        self._probed: dict[str, Resources] = {}  # host → the capacity its frame reports
+        self._fences: dict[str, int] = {}  # host → the epoch of the fence it shows, while reachable
+        self._pulled_for: ClusterConfig | None = None  # the config these were kept for
+        self._excluded_for: ClusterConfig | None = None  # the config `excluded` was decided for
 
     async def first_contact(self, timeout: float) -> None:
         """Wait (at most `timeout`) until every host has said something, up or down."""
@@ -229,7 +277,7 @@ class Observer:
     def observe(self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]) -> list[Transition]:
         """Pull the fleet's observations into a new `view`; returns the host state transitions."""
         transitions, pulled, news = self._pull(config, given_up)
-        self._install(*pulled.derive(), news)
+        self._install(pulled.derive(), news)
         self._announce(news)
         return transitions
 
@@ -242,16 +290,16 @@ class Observer:
         which the event loop, serving every host's connection, must not spend in one piece.
         """
         transitions, pulled, news = self._pull(config, given_up)
-        self._install(*await asyncio.to_thread(pulled.derive), news)
+        self._install(await asyncio.to_thread(pulled.derive), news)
         self._announce(news)
         return transitions
 
-    def _install(self, view: View, foreign: list[ReplicaStatus], news: list[_News]) -> None:
+    def _install(self, derived: _Derived, news: list[_News]) -> None:
         # An observation pulled later may have been derived first (a plan or an apply observes
         # while the tick's thread runs): the newest pull wins.
-        if view.seq > self.view.seq:
-            self.view = view
-            news.extend(self._foreign(foreign))
+        if derived.view.seq > self.view.seq:
+            self.view, self._derived = derived.view, derived
+            news.extend(self._foreign(derived.foreign))
 
     def _announce(self, news: list[_News]) -> None:
         # After the view is installed: whoever hears "host.down" and looks finds it down.
@@ -266,7 +314,29 @@ class Observer:
         news: list[_News] = []
         now = self._clock()
         observations = self._fleet.observations()
+        if config is not self._pulled_for:  # hosts may have left the file: every host looked at anew
+            self._pulled_for = config
+            self._seen.clear()
+            self._probed.clear()
+            self._fences.clear()
+        seen, expected, probed, fences = self._seen, self._expected, self._probed, self._fences
+        capacities_changed = identities_changed = False
         for name, obs in observations.items():
+            if seen.get(name) is obs and not expected.get(name):
+                continue  # the very frame looked at last time, and none of our starts or stops to wait for
+            last, seen[name] = seen.get(name), obs
+            if (last.identity if last is not None else None) != obs.identity:
+                identities_changed = True  # which machine it is (core.engine.duplicates)
+            if probed.get(name) != obs.capacity:
+                capacities_changed = True
+                if obs.capacity is None:
+                    del probed[name]
+                else:
+                    probed[name] = obs.capacity
+            if obs.fence and obs.state.reachable:
+                fences[name] = obs.fence.token.epoch
+            else:
+                fences.pop(name, None)
             before = self.states.get(name, HostState.UNKNOWN)
             if obs.state is not before:
                 transitions.append((name, before, obs.state))
@@ -281,26 +351,32 @@ class Observer:
                     news.append((kind, f"{name} is {obs.state.value}{detail}", name, None))
             if obs.state.reachable:
                 replicas = self._with_expected(name, obs.replicas, now, config)
+                old = self._records.get(name)
+                if old is not None and replicas is not old and replicas == old:
+                    replicas = old  # a new frame that says the same: the same tuple, so the derivation sees it as such
                 # A host that just came back reports its dead, not crashed, replicas; and a frame
                 # seen before (hosts report at their own pace) has nothing new.
-                if before.reachable and replicas is not self._records.get(name):
+                if before.reachable and replicas is not old:
                     news.extend(self._crashes(name, replicas))
                     news.extend(self._health_changes(name, replicas))
                 if obs.warnings != self._warned.get(name, ()):
                     self._warned[name] = obs.warnings
                     news.extend((EventKind.HOST_WARNING, f"{name}: {w}", name, None) for w in obs.warnings)
                 self._records[name] = replicas
-        self.duplicates = duplicate_hosts(config, observations)
+        if identities_changed or config is not self._excluded_for:
+            self.duplicates = duplicate_hosts(config, observations)
         for name in self.duplicates:  # the first host's replicas, reported again: not counted twice, never acted on
             self._records[name] = ()
-        news.extend(self._exclusions(config, observations))
+        if capacities_changed or identities_changed or config is not self._excluded_for:
+            self._excluded_for = config
+            news.extend(self._exclusions(config, probed))
         # The epochs the fences show: a standby counts what the controller holding the cluster started.
-        holding = frozenset(o.fence.token.epoch for o in observations.values() if o.fence and o.state.reachable)
+        holding = frozenset(fences.values())
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
             dict(self._records), frozenset(self._ledger.placed), frozenset(self._ledger.trusted | holding),
-            self._intended, given_up, self.rollouts.halted,
+            self._intended, given_up, self.rollouts.halted, self._derived,
         )  # fmt: skip
         return transitions, pulled, news
 
@@ -316,9 +392,8 @@ class Observer:
             for replica, host in new
         ]  # fmt: skip
 
-    def _exclusions(self, config: ClusterConfig, observations: Mapping[str, HostObservation]) -> list[_News]:
+    def _exclusions(self, config: ClusterConfig, probed: Mapping[str, Resources]) -> list[_News]:
         """Hosts the planner leaves out (their numbers, or a reserve larger than they have): news once per reason."""
-        probed = {n: o.capacity for n, o in observations.items() if o.capacity is not None}
         excluded, before = {**unplannable(config, probed), **self.duplicates}, self.excluded
         self.excluded = excluded
         return [

@@ -36,27 +36,47 @@ def reconcile(
     `given_up` are (replica, host) pairs whose in-place restarts failed too often:
     they are left out of the placement so that the optimizer puts them elsewhere.
     """
-    live: dict[ReplicaId, list[ReplicaStatus]] = {}
+    # Nearly every replica has one live copy and nothing else: it is kept alone (`live`), and only a
+    # replica with several live copies gets a list (`copies`). At 50,000 replicas this runs on every
+    # observation that changed something: a list, a keeper's `min` and an `any` per replica cost 100 ms.
+    live: dict[ReplicaId, ReplicaStatus] = {}  # the first live copy
+    copies: dict[ReplicaId, list[ReplicaStatus]] = {}  # every live copy, of replicas with more than one
     dead: dict[ReplicaId, list[ReplicaStatus]] = {}
     lost: dict[ReplicaId, list[ReplicaStatus]] = {}
     for host in sorted(records):
-        state = states.get(host, HostState.UNKNOWN)
-        for status in records[host]:
-            if not state.reachable:
+        if not states.get(host, HostState.UNKNOWN).reachable:
+            for status in records[host]:
                 if status.running:
                     lost.setdefault(status.replica, []).append(status)
-            elif status.running:
-                live.setdefault(status.replica, []).append(status)
-            else:
+            continue
+        for status in records[host]:
+            if not status.running:
                 dead.setdefault(status.replica, []).append(status)
+                continue
+            first = live.setdefault(status.replica, status)
+            if first is not status:
+                several = copies.get(status.replica)
+                if several is None:
+                    copies[status.replica] = [first, status]
+                else:
+                    several.append(status)
 
     assignments: dict[ReplicaId, str] = {}
     duplicates: list[tuple[ReplicaId, str]] = []
     unhealthy: list[ReplicaStatus] = []
     stale: list[tuple[ReplicaId, str]] = []
-    for replica, copies in live.items():
-        keep = _keeper(copies, intended.host_of(replica) if intended else None)
-        duplicates.extend((replica, c.host) for c in copies if c is not keep)
+    # What min_healthy counts: a live copy that passes its service's check (or runs, without a check).
+    running: dict[str, int] = {s.name: 0 for s in config.services}
+    for replica, keep in live.items():
+        several = copies.get(replica) if copies else None
+        if several is None:
+            healthy = keep.healthy
+        else:
+            keep = _keeper(several, intended.host_of(replica) if intended else None)
+            duplicates.extend((replica, c.host) for c in several if c is not keep)
+            healthy = any(c.healthy for c in several)
+        if healthy:
+            running[replica.service] = running.get(replica.service, 0) + 1
         if keep.health is Health.UNHEALTHY and (replica, keep.host) in given_up:
             # Restarted in place too often and still failing its check: it goes, and the plan puts it elsewhere.
             stale.append((replica, keep.host))
@@ -73,16 +93,11 @@ def reconcile(
             else:
                 crashed.append((replica, status.host))
                 assignments[replica] = status.host
-    for replica, copies in lost.items():
+    for replica, lost_copies in lost.items():
         # A lost host's replicas stay in the placement on it, so the optimizer sees them as displaced.
         if replica not in assignments:
-            assignments[replica] = _keeper(copies, intended.host_of(replica) if intended else None).host
+            assignments[replica] = _keeper(lost_copies, intended.host_of(replica) if intended else None).host
 
-    # What min_healthy counts: a live copy that passes its service's check (or runs, without a check).
-    running: dict[str, int] = {s.name: 0 for s in config.services}
-    for replica, copies in live.items():
-        if any(c.healthy for c in copies):
-            running[replica.service] = running.get(replica.service, 0) + 1
     return Reconciliation(
         current=Placement(assignments),
         duplicates=tuple(sorted(duplicates)),
