@@ -12,7 +12,8 @@ from typing import Any
 from console.commands.options import add_config, load_config
 from console.commands.runtime import fleet_for
 from core.engine.duplicates import duplicate_hosts
-from core.model import ClusterConfig, HostObservation, HostState
+from core.engine.ended import signal_name
+from core.model import ClusterConfig, HostObservation, HostState, ReplicaStatus
 from core.sanitize import printable
 from core.units import human_cpu, human_size
 
@@ -100,6 +101,8 @@ def _as_json(o: HostObservation) -> dict[str, Any]:
                 "cpu_percent": r.cpu_percent,
                 "rss": r.rss,
                 "oom_killed": r.oom_killed,
+                "exit_code": r.ended_by[0],  # a replica that ended: its exit code, or the signal that ended it
+                "signal": signal_name(r.ended_by[1]) if r.ended_by[1] is not None else None,
             }
             for r in o.replicas
         ],
@@ -112,7 +115,7 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
         cap = o.capacity
         used = o.mem_total - o.mem_available if o.mem_total is not None and o.mem_available is not None else None
         running = [
-            printable(r.replica) + ("" if r.running else " (oom-killed)" if r.oom_killed else " (exited)")
+            printable(r.replica) + ("" if r.running else " (oom-killed)" if r.oom_killed else f" ({_ended(r)})")
             for r in o.replicas
         ]
         rows.append(
@@ -133,3 +136,8 @@ def _print_table(observations: dict[str, HostObservation]) -> None:
     unlimited = [o.host for o in observations.values() if o.enforcement == "none"]
     if unlimited:
         print(f"warning: no cpu or memory limits can be enforced on {', '.join(unlimited)} (LIMITS none)")
+
+
+def _ended(r: ReplicaStatus) -> str:
+    code, number = r.ended_by
+    return f"exit {code}" if code is not None else signal_name(number) if number is not None else "exited"

@@ -157,11 +157,14 @@ class FakeFleet:
         self.records[host][replica] = dataclasses.replace(self.records[host][replica], health=health)
         self.changed(host)
 
-    def crash_replica(self, host: str, replica: ReplicaId, *, oom_killed: bool = False) -> None:
+    def crash_replica(
+        self, host: str, replica: ReplicaId, *, oom_killed: bool = False, exit_status: int | None = None
+    ) -> None:
         r = self.records[host][replica]
         self.records[host][replica] = ReplicaStatus(
-            r.replica, host, r.pid, False, r.generation, started_at=r.started_at, oom_killed=oom_killed
-        )
+            r.replica, host, r.pid, False, r.generation, started_at=r.started_at, oom_killed=oom_killed,
+            exit_status=exit_status,
+        )  # fmt: skip
         self.changed(host)
 
     async def crash(self, host: str) -> None:

@@ -23,6 +23,7 @@ from functools import cached_property
 
 from core.engine.basis import basis_of, fingerprint, generation
 from core.engine.duplicates import duplicate_hosts
+from core.engine.ended import ended, ended_fields
 from core.engine.events import Emit, EventKind
 from core.engine.holds import HostHold
 from core.engine.ledger import Ledger, split
@@ -54,7 +55,10 @@ _HOST_EVENTS = {
     HostState.MISBEHAVING: EventKind.HOST_MISBEHAVING,
 }
 
-_News = tuple[EventKind, str, str, ReplicaId | None]  # an event to emit: kind, message, host, replica
+# an event to emit: kind, message, host, replica (and the event's fields, for some)
+_News = (
+    tuple[EventKind, str, str, ReplicaId | None] | tuple[EventKind, str, str, ReplicaId | None, Mapping[str, object]]
+)
 
 
 @dataclass(frozen=True)
@@ -303,8 +307,8 @@ class Observer:
 
     def _announce(self, news: list[_News]) -> None:
         # After the view is installed: whoever hears "host.down" and looks finds it down.
-        for kind, message, host, replica in news:
-            self._emit(kind, message, host=host, replica=replica)
+        for kind, message, host, replica, *data in news:
+            self._emit(kind, message, host=host, replica=replica, data=data[0] if data else None)
 
     def _pull(
         self, config: ClusterConfig, given_up: frozenset[tuple[ReplicaId, str]]
@@ -468,12 +472,7 @@ class Observer:
             return []
         before = {r.replica: r for r in self._records.get(host, ())}
         return [
-            (EventKind.REPLICA_CRASHED, f"{r.replica} {_ended(r)} on {host}", host, r.replica)
+            (EventKind.REPLICA_CRASHED, f"{r.replica} {ended(r)} on {host}", host, r.replica, ended_fields(r))
             for r in replicas
             if (old := before.get(r.replica)) is not None and old.running and not r.running
         ]
-
-
-def _ended(r: ReplicaStatus) -> str:
-    # The host says why when it knows: the kernel killed it for its memory limit (hostlink.limits).
-    return "was oom-killed (over its memory limit)" if r.oom_killed else "exited"

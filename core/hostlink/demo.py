@@ -297,6 +297,8 @@ class _DemoHost:
             )
             if not s.alive and limits.oom_killed(str(directory), scripts.hexed(s.replica.service), s.replica.index):
                 lines.append(f"o {scripts.hexed(s.replica.service)} {s.replica.index} {s.pid}")
+            if not s.alive and (status := records.exit_status(directory, s.replica, s.pid)) is not None:
+                lines.append(f"x {scripts.hexed(s.replica.service)} {s.replica.index} {s.pid} {status}")
         if checks and runner is not None:
             live = [r for r, s in zip(found, samples, strict=True) if s.alive]
             for c in runner.step(checks, live):

@@ -103,6 +103,7 @@ class Frame:
     warnings: tuple[str, ...] = ()
     enforcement: str | None = None  # `lim` line: cgroup2, cgroup1 or none (core/hostlink/limits.py)
     oom_killed: frozenset[tuple[ReplicaId, int]] = frozenset()  # `o` lines: (replica, pid) the kernel OOM-killed
+    exits: tuple[tuple[ReplicaId, int, int], ...] = ()  # `x` lines: (replica, pid, status) of dead replicas' leaders
     identity: MachineIdentity | None = None  # `id` line, first frame: which machine and state directory
 
     @property
@@ -209,6 +210,7 @@ def parse_frame(text: str) -> Frame:
     checks = []
     warnings = []
     oom = set()
+    exits = []
     for line in lines[1:-1]:
         fields = line.split()
         if not fields:
@@ -222,6 +224,9 @@ def parse_frame(text: str) -> Frame:
         elif fields[0] == "o" and len(fields) == 4:
             oom.add((ReplicaId(decode_hex(fields[1], "service name"), _int_in(fields[2], "replica index", 0, MAX_INT)),
                      _int_in(fields[3], "pid", 1, MAX_INT)))  # fmt: skip
+        elif fields[0] == "x" and len(fields) == 5:
+            replica = ReplicaId(decode_hex(fields[1], "service name"), _int_in(fields[2], "replica index", 0, MAX_INT))
+            exits.append((replica, _int_in(fields[3], "pid", 1, MAX_INT), _int_in(fields[4], "exit status", 0, 255)))
         else:
             seen[fields[0]] = fields[1:]
     missing = [k for k in ("cpu", "mem", "load", "up", "ncpu") if k not in seen]
@@ -263,6 +268,7 @@ def parse_frame(text: str) -> Frame:
         warnings=tuple(warnings),
         enforcement=_enforcement(seen.get("lim")),
         oom_killed=frozenset(oom),
+        exits=tuple(exits),
         identity=_identity(seen.get("id")),
     )
 
@@ -346,6 +352,7 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
     elapsed = frame.uptime - prev.uptime if prev is not None else 0.0
     before = {(s.replica, s.pid): s.ticks for s in prev.replicas} if prev is not None else {}
     checks = {(c.replica, c.pid): c for c in frame.checks}
+    exits = {(r, pid): status for r, pid, status in frame.exits} if frame.exits else {}
     replicas = []
     for s in frame.replicas:
         last = before.get((s.replica, s.pid))
@@ -368,6 +375,7 @@ def observe(host: str, frame: Frame, prev: Frame | None, at: float) -> HostObser
                 health=check.health if check is not None else None,
                 health_detail=check.detail if check is not None else "",
                 oom_killed=not s.alive and (s.replica, s.pid) in frame.oom_killed,
+                exit_status=None if s.alive else exits.get((s.replica, s.pid)),
             )
         )
     mem_total = frame.mem_total_kb * 1024

@@ -46,6 +46,7 @@ def local_frame(
         fence=records.fence(state_dir, holder),
         checks=runner.step(checks, live) if checks and runner is not None else (),
         enforcement=limits.detect(),
+        exits=records.exits(state_dir, found, samples),
     )
 
 

@@ -140,6 +140,28 @@ def sample(record: Record, sessions: Sessions) -> ReplicaSample:
     )
 
 
+def exit_status(directory: Path, replica: ReplicaId, pid: int) -> int | None:
+    """How a dead replica's leader ended, as its waiter recorded it (`runtime_shell.START`: `PID STATUS` in
+    replicas/<service hex>.<index>.exit), if that is the record's pid; None otherwise (see the probe's `rep`)."""
+    path = directory / "replicas" / f"{replica.service.encode().hex()}.{replica.index}.exit"
+    try:
+        recorded, status = path.read_text(encoding="utf-8").split()
+        return int(status) if int(recorded) == pid and 0 <= int(status) <= 255 else None
+    except (OSError, ValueError):
+        return None
+
+
+def exits(
+    directory: Path, found: list[Record], samples: tuple[ReplicaSample, ...]
+) -> tuple[tuple[ReplicaId, int, int], ...]:
+    """(replica, pid, status) of each dead replica whose waiter recorded how it ended: a frame's `x` lines."""
+    out = []
+    for record, s in zip(found, samples, strict=True):
+        if not s.alive and (status := exit_status(directory, record.replica, record.pid)) is not None:
+            out.append((record.replica, record.pid, status))
+    return tuple(out)
+
+
 def samples(directory: Path) -> tuple[ReplicaSample, ...]:
     sessions = Sessions()
     return tuple(sample(r, sessions) for r in read_records(directory))

@@ -32,8 +32,8 @@ exit 0
 # ($keep + 1) × $max bytes. `head -c` does the copying: it reads a pipe in blocks, never past its count
 # (dd's count_bytes stops at the first short read of a pipe). Its stdout is unbuffered through stdbuf
 # (coreutils), so each block is written as it comes and a reader following $log sees a line at once;
-# without stdbuf a quiet replica's lines reach the file a few KiB at a time. It ends with its input: when
-# every process of the replica has closed it.
+# without stdbuf a quiet replica's lines reach the file a few KiB at a time. It returns when its input ends:
+# when every process of the replica has closed it.
 ROTATE = r"""
 rotate() {
   sb=
@@ -50,10 +50,10 @@ rotate() {
       if [ "$keep" -gt 0 ]; then mv -f "$log" "$log.1"; else rm -f "$log"; fi
       n=0
     fi
-    $sb head -c $((max - n)) >>"$log" || exit 0
-    n=$(wc -c <"$log") || exit 0
+    $sb head -c $((max - n)) >>"$log" || return 0
+    n=$(wc -c <"$log") || return 0
     # head stopped short of its count: the input ended
-    [ "$n" -ge "$max" ] || exit 0
+    [ "$n" -ge "$max" ] || return 0
   done
 }
 """
@@ -64,7 +64,8 @@ rotate() {
 # runs), and a record that cannot be completed after it kills what was spawned. The working directory, user
 # and environment values arrive hex-encoded and reach the replica through `cd`, setpriv/runuser and env(1)
 # arguments: never through the shell's parser. `-` is an empty WORKDIR_HEX or USER_HEX. The log rotates at
-# MAX bytes keeping KEEP files (`rotate`).
+# MAX bytes keeping KEEP files (`rotate`). The replica's parent is a waiter that stays for its life: it rotates
+# the log and then records how the replica ended (see below).
 START = (
     COMMON
     + FENCE
@@ -138,15 +139,40 @@ mkfifo "$fifo" || exit 3
 exec 6<>"$fifo" 7>"$fifo" 8<"$fifo" || exit 3
 exec 6>&-
 rm -f "$fifo"
-# 9>&-: neither may inherit the fence lock. $as and $ds are unquoted on purpose: words made here.
-# (redirections given to a function call are undone after it, so dash keeps copies of the fds open
-# for that: an `exec` in a subshell moves them for good)
-( exec <&8 >/dev/null 2>&1 7>&- 8<&- 9>&-; rotate ) &
-# The replica gets the login's umask back; `rotate` keeps 077 for the log files it makes.
-setsid sh -c 'umask "$1"; for g in $2; do echo $$ >"$g/cgroup.procs" || exit 125; done; shift 2; exec "$@"' lm \
-  "$um" "$cgd" $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- 9>&- &
-pid=$!
+# The waiter: the replica's parent for the replica's life, so that something learns how it ended (the
+# START shell ends at once, and the status of a process whose parent is gone goes to init, unread). It starts
+# the replica, says its pid (START's $pid, read through the command substitution, which ends when the
+# waiter closes its stdout), rotates the log until every process of the replica has closed it, then reaps
+# the leader (dash keeps the status of a child it reaped while `head` ran) and writes `PID STATUS` to
+# $x: an exit code, or 128 + the signal that ended it, as sh reports both. It writes under the fence lock
+# and only while the record still names PID: START has written the record by then, and a STOP (which holds
+# the lock until the record is gone) ended the replica on purpose. The probe reports it (`rep`'s `x` line).
+# Neither the waiter nor the replica keeps the fence lock (9) or the SSH channel (0, 1, 2). $as and $ds are
+# unquoted on purpose: words made here. (redirections given to a function call are undone after it, so dash
+# keeps copies of the fds open for that: an `exec` in a subshell moves them for good)
+x=$d/replicas/$svc.$idx.exit
+rm -f "$x"
+pid=$(
+  exec 2>/dev/null </dev/null 9>&-
+  (
+    # The replica gets the login's umask back; `rotate` keeps 077 for the log files it makes.
+    setsid sh -c 'umask "$1"; for g in $2; do echo $$ >"$g/cgroup.procs" || exit 125; done; shift 2; exec "$@"' \
+      lm "$um" "$cgd" $as env $ds "$@" sh -c "$cmd" >&7 2>&7 </dev/null 7>&- 8<&- &
+    p=$!
+    echo "$p"
+    exec <&8 >/dev/null 7>&- 8<&-
+    rotate
+    # a rotate that gave up (a full disk) leaves the pipe without a reader, as before: not a blocked replica
+    exec <&-
+    wait "$p"; s=$?
+    exec 9<"$d/fence.lock" && flock -w 30 9 || exit 0
+    rp=
+    read -r v s2 i2 g2 c2 rp rest 2>/dev/null <"$f"
+    [ "$rp" != "$p" ] || { printf '%s %s\n' "$p" "$s" >"$x.tmp" && mv -f "$x.tmp" "$x"; }
+  ) &
+)
 exec 7>&- 8<&-
+case $pid in ''|*[!0-9]*) rm -f "$f.tmp"; echo "the replica was not started (no process)" >&2; exit 3;; esac
 st=0
 # field N of stat is ${N-2}: ${20} is starttime (22)
 if read -r ps 2>/dev/null </proc/$pid/stat; then set -- ${ps##*) }; st=${20}; fi
@@ -198,7 +224,7 @@ if alive "$pid" "$st"; then
     exit 3
   fi
 fi
-rm -f "$f"
+rm -f "$f" "${f%.rec}.exit"
 cgrm
 echo "stopped"
 """

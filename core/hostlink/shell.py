@@ -94,8 +94,14 @@ rep() {
   read -r v svc idx gen cmd pid st at port te th <"$1" || return 0
   alive "$pid" "$st"
   printf 'r %s %s %s %s %s %s %s %s %s\n' "$svc" "$idx" "${gen:--}" "$pid" "$at" "$al" "$tk" "$rs" "${te:--}"
+  [ "$al" != 1 ] || return 0
   # a dead replica the kernel killed for its memory limit (core/hostlink/limits.py)
-  [ "$al" = 1 ] || ! oomed "$svc" "$idx" || printf 'o %s %s %s\n' "$svc" "$idx" "$pid"
+  ! oomed "$svc" "$idx" || printf 'o %s %s %s\n' "$svc" "$idx" "$pid"
+  # how its leader ended, as its waiter recorded it (START): `PID STATUS`
+  if [ -f "${1%.rec}.exit" ] && read -r xp xs 2>/dev/null <"${1%.rec}.exit" && [ "$xp" = "$pid" ]; then
+    printf 'x %s %s %s %s\n' "$svc" "$idx" "$pid" "$xs"
+  fi
+  return 0
 }
 reps() {
   for f in "$d"/replicas/*.rec; do [ -f "$f" ] && rep "$f"; done

@@ -57,6 +57,20 @@ class ReplicaStatus:
     health: Health | None = None  # None: its service has no check (or the host's probe ran none yet)
     health_detail: str = ""  # the last check's result, e.g. "ok", "http-5xx", "timeout"
     oom_killed: bool = False  # not running because the kernel killed it for its memory limit
+    # not running: how its leader ended, as sh reports it (an exit code, or 128 + the signal that ended it; see
+    # `ended_by`); None when nobody recorded it (an older runtime, or a waiter that was killed with the host)
+    exit_status: int | None = None
+
+    @property
+    def ended_by(self) -> tuple[int | None, int | None]:
+        """(exit code, signal number) of a replica that is not running, each None when not known. A status above
+        128 is the signal 128 less, as sh reports a child a signal ended (so an exit(137) reads as SIGKILL too)."""
+        status = self.exit_status
+        if status is None or self.running:
+            return None, None
+        if 128 < status <= 128 + 64:
+            return None, status - 128
+        return status, None
 
     @property
     def healthy(self) -> bool:

@@ -108,8 +108,32 @@ async def test_a_replica_the_kernel_killed_for_its_memory_is_reported_oom_killed
     host = fleet.running()[replica][0]
     fleet.crash_replica(host, replica, oom_killed=True)
     await until(lambda: fleet.starts.count((host, replica)) == 2)
-    crashes = [e.message for e in engine.recent_events() if e.kind is EventKind.REPLICA_CRASHED]
-    assert crashes == [f"web/0 was oom-killed (over its memory limit) on {host}"]
+    crashes = [e for e in engine.recent_events() if e.kind is EventKind.REPLICA_CRASHED]
+    assert [e.message for e in crashes] == [f"web/0 was oom-killed (over its memory limit) on {host}"]
+    assert crashes[0].as_json()["oom_killed"] is True
+
+
+@pytest.mark.parametrize(
+    ("status", "said", "fields"),
+    [
+        (3, "exited with code 3", {"exit_code": 3}),
+        (0, "exited with code 0", {"exit_code": 0}),
+        (137, "was killed by SIGKILL", {"signal": "SIGKILL"}),  # sh's 128 + 9
+        (143, "was killed by SIGTERM", {"signal": "SIGTERM"}),
+        (None, "exited", {}),  # nobody recorded it (an older runtime): said as before
+    ],
+)
+async def test_replica_crashed_says_the_exit_code_or_the_signal(engine_of, small_config, status, said, fields):
+    """Issue 12, item 14: `replica.crashed` carries how the replica ended, in its message and as fields."""
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    replica = ReplicaId("web", 0)
+    host = fleet.running()[replica][0]
+    fleet.crash_replica(host, replica, exit_status=status)
+    await until(lambda: fleet.starts.count((host, replica)) == 2)
+    [crash] = [e for e in engine.recent_events() if e.kind is EventKind.REPLICA_CRASHED]
+    assert crash.message == f"web/0 {said} on {host}"
+    assert {k: v for k, v in crash.as_json().items() if k in ("exit_code", "signal", "oom_killed")} == fields
 
 
 async def test_read_only_changes_nothing_but_still_shows_the_plan(engine_of, small_config):

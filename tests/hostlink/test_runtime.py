@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import getpass
 import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ from core.errors import Fenced, HostCommandFailed, HostUnreachable
 from core.hostlink import scripts
 from core.hostlink.demo import DemoFleet
 from core.hostlink.fleet import Fleet
-from core.model import ClaimOutcome, ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, Token
+from core.model import ClaimOutcome, ClusterConfig, Host, HostKeyPolicy, HostState, ReplicaId, ReplicaStatus, Token
 from tests.conftest import demo_cluster
 from tests.hostlink.helpers import alive, cluster, fleet_for, fresh_cluster, service, until, until_state
 from tests.sshd import start_sshd
@@ -349,3 +350,44 @@ async def test_two_fleets_fence_each_other_on_the_host_and_the_holder_renews_thr
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_replica_that_ends_is_reported_with_its_exit_code_or_signal(target: Target, name: str) -> None:
+    """Issue 12, item 14: each replica's waiter (START) reaps it and records how it ended, which the probe reports:
+    `exit 3` as code 3, a process group killed with SIGKILL or SIGTERM as that signal, and one whose leader exited
+    while a child held on as the leader's code once the child ended too. A STOP leaves nothing to report."""
+    fleet = fleet_for(target, cluster(name, target.host("a")))
+    await fleet.start()
+    try:
+        await until_state(fleet, "a", HostState.UP, 15)
+        three = await fleet.start_replica("a", service("three", "sleep 0.5; exit 3"), 0, "g")
+        killed = await fleet.start_replica("a", service("killed", "sleep 60"), 0, "g")
+        termed = await fleet.start_replica("a", service("termed", "sleep 60"), 0, "g")
+        child = await fleet.start_replica("a", service("child", "sleep 1.5 & exit 4"), 0, "g")
+        stopped = await fleet.start_replica("a", service("stopped", "sleep 60"), 0, "g")
+        assert all(s.running for s in (three, killed, termed, child, stopped))
+        os.killpg(killed.pid or 0, signal.SIGKILL)
+        os.killpg(termed.pid or 0, signal.SIGTERM)
+        await fleet.stop_replica("a", ReplicaId("stopped", 0), grace=2)
+
+        def now() -> dict[str, ReplicaStatus]:
+            return {r.replica.service: r for r in fleet.observations()["a"].replicas}
+
+        await until(
+            lambda: all(not r.running and r.exit_status is not None for r in now().values()) and len(now()) == 4,
+            15,
+            lambda: str(now()),
+        )
+        assert {n: (r.pid, r.ended_by) for n, r in now().items()} == {
+            "three": (three.pid, (3, None)),
+            "killed": (killed.pid, (None, signal.SIGKILL.value)),
+            "termed": (termed.pid, (None, signal.SIGTERM.value)),
+            "child": (child.pid, (4, None)),
+        }
+        # the waiters are gone with their replicas, and a stopped replica left no status behind
+        state = target.home / ".loadmaster" / name / "replicas"
+        assert sorted(p.name for p in state.glob("*.exit")) == sorted(
+            f"{scripts.hexed(n)}.0.exit" for n in ("three", "killed", "termed", "child")
+        )
+    finally:
+        await fleet.close()
