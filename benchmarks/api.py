@@ -2,8 +2,8 @@
 
     python benchmarks/api.py --hosts 1000 --seconds 30
 
-The server (engine + API, one event loop) runs in this process; the load comes from
-child processes on loopback, so their CPU does not count against the server's loop:
+The server (the engine on its event loop, the API on its own loop in its own thread) runs in this process;
+the load comes from child processes on loopback, so their CPU does not count against the server:
 
 1. idle: the engine's tick durations with no API traffic (the baseline, taken before and after 2.);
 2. load: 10 clients send GET /v1/services at 200 requests/s in total, each request on a
@@ -16,8 +16,9 @@ Prints a JSON summary on its last line: get_services_p99_ms, tick_p99_growth_pct
 sse_followers, sse_dropped, sse_p99_ms, and the details behind them. A tick is timed on the event loop
 (its coroutine's steps, as benchmarks/engine.py does: the loop time requests compete with); its wall time,
 which includes the threads and solves it awaits, is tick_wall_*. Where a slow request's time went:
-server_handler_* (inside the server), loop_lag_* (the server loop's lateness), client_lag_p99_ms (the
-load process's own), render_* (building the list document) and the load average over the run.
+server_handler_* (inside the server), api_loop_lag_* (the API loop's lateness: what a request waits for),
+loop_lag_* (the engine loop's), client_lag_p99_ms (the load process's own), render_* (building the list
+document) and the load average over the run.
 Targets (issue 14): p99 < 50 ms at 200 req/s, tick p99 growth <= 20 %, no SSE event dropped,
 SSE p99 < 100 ms.
 """
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import gc
 import json
 import os
 import statistics
@@ -246,32 +248,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     lags: list[float] = []
     renders: list[float] = []
     loads: list[float] = []
-    try:  # rendered in a thread (core/api/lists.py)
-        from core.api import lists
+    from core.api import lists  # rendered in a thread of the API's loop
 
-        dumps = lists._dumps
+    dumps = lists._dumps
 
-        def timed_dumps(build: Any) -> bytes:
-            t0 = time.perf_counter()
-            body = dumps(build)
-            renders.append(time.perf_counter() - t0)
-            return body
+    def timed_dumps(build: Any) -> bytes:
+        t0 = time.perf_counter()
+        body = dumps(build)
+        renders.append(time.perf_counter() - t0)
+        return body
 
-        lists._dumps = timed_dumps
-    except ImportError:  # rendered on the loop, inside the request (before core/api/lists.py)
-        cached = server.api._cached
+    lists._dumps = timed_dumps
 
-        def timed_cached(name: str, key: str, render: Any) -> Any:
-            t0 = time.perf_counter()
-            hit = server.api._rendered.get(name)
-            body = cached(name, key, render)
-            if server.api._rendered.get(name) is not hit:
-                renders.append(time.perf_counter() - t0)
-            return body
-
-        server.api._cached = timed_cached  # type: ignore[method-assign]
-
-    async def heartbeat() -> None:
+    async def heartbeat(lags: list[float], loads: list[float] | None = None) -> None:
         loop = asyncio.get_running_loop()
         n = 0
         while True:
@@ -279,7 +268,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(0.01)
             lags.append(loop.time() - t0 - 0.01)
             n += 1
-            if n % 100 == 0:
+            if loads is not None and n % 100 == 0:
                 loads.append(os.getloadavg()[0])
 
     async def count_events() -> None:
@@ -287,7 +276,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         while True:
             kinds[(await queue.get()).kind.value] += 1
 
-    beat = asyncio.create_task(heartbeat())
+    api_lags: list[float] = []  # the API loop's lateness (its own thread)
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}  # the garbage collector's, by generation: every thread stops
+    gc_began = [0.0]
+
+    def gc_timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_began[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - gc_began[0])
+
+    gc.callbacks.append(gc_timed)
+    beat = asyncio.create_task(heartbeat(lags, loads))
+    api_beat = server.on_api_loop(heartbeat(api_lags))
     counting = asyncio.create_task(count_events())
     token = tokens.token(Access.READ_ONLY).secret
     assert len(fleet.running()) == len(replicas) and all(isinstance(r, ReplicaId) for r in fleet.running())
@@ -309,6 +310,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         ticks.clear()
         spans.clear()
         lags.clear()
+        api_lags.clear()
+        for paused in pauses.values():
+            paused.clear()
         renders.clear()
         handled.clear()
         cpu0, t0 = sum(me.cpu_times()[:2]), time.perf_counter()
@@ -316,6 +320,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         out = await asyncio.to_thread(proc.communicate)
         loaded, span_load = list(ticks), list(spans)
         lag_load, render_load, handled_load = list(lags), list(renders), list(handled)
+        api_lag_load = list(api_lags)
+        gc_load = {g: list(p) for g, p in pauses.items()}
         cpu_load, load_seconds = sum(me.cpu_times()[:2]) - cpu0, time.perf_counter() - t0
         got = json.loads(out[0].strip().splitlines()[-1])
 
@@ -342,7 +348,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         sse = json.loads(out[0].strip().splitlines()[-1])
     finally:
         beat.cancel()
+        api_beat.cancel()
         counting.cancel()
+        gc.callbacks.remove(gc_timed)
         await server.close()
         await engine.close(grace=5)
 
@@ -386,6 +394,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "sse_p50_ms": round(_percentile(sse_ms, 0.5), 2),
         "sse_p99_ms": round(_percentile(sse_ms, 0.99), 2),
         "sse_max_ms": round(max(sse_ms), 2) if sse_ms else None,
+        "api_loop_lag_p99_load_ms": round(_percentile(api_lag_load, 0.99) * 1000, 2),
+        "api_loop_lag_max_load_ms": round(max(api_lag_load, default=0) * 1000, 2),
+        "gc_load": {f"gen{g}": {"n": len(p), "max_ms": round(max(p, default=0) * 1000, 2)} for g, p in gc_load.items()},
         "loop_lag_p99_idle_ms": round(_percentile(lag_idle, 0.99) * 1000, 2),
         "loop_lag_p99_load_ms": round(_percentile(lag_load, 0.99) * 1000, 2),
         "loop_lag_max_load_ms": round(max(lag_load, default=0) * 1000, 2),

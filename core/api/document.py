@@ -2,11 +2,13 @@
 
 A client that reads `replicas` and the revision and then writes with `If-Match` must get both
 from one version of the file, or a change made between them would be lost. The parse is
-cached until the file changes (a 1,000-host file takes tens of milliseconds to read).
+cached until the file changes, and made in a thread: a 1,000-host file takes 100 ms and more to read, which
+the API's loop spent on the first request after every change (and every request waited behind it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +33,14 @@ class DesiredFile:
         self.path = path
         self._cached: tuple[tuple[int, int, int, int], FileView] | None = None
 
-    def view(self) -> FileView:
+    async def view(self) -> FileView:
         try:
             st = self.path.stat()
             key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
         except OSError:
             key = (0, 0, 0, 0)
         if self._cached is None or self._cached[0] != key:
-            self._cached = (key, self._read())
+            self._cached = (key, await asyncio.to_thread(self._read))
         return self._cached[1]
 
     def _read(self) -> FileView:

@@ -53,8 +53,13 @@ async def json_body(request: web.Request, example: str) -> dict[str, Any]:
     limit = f"the limit is {MAX_BODY} bytes; a request needs far less, e.g. {example}"
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError(413, f"the body is {request.content_length} bytes; {limit}")
+    raw = b""
     try:
-        raw = await request.content.read(MAX_BODY + 1)
+        while len(raw) <= MAX_BODY:  # one read returns what has arrived: a body sent in pieces needs several
+            piece = await request.content.read(MAX_BODY + 1 - len(raw))
+            if not piece:
+                break
+            raw += piece
     except (ConnectionError, web.HTTPException) as exc:
         raise ApiError(400, f"the body could not be read ({exc}); send it again") from None
     if len(raw) > MAX_BODY:

@@ -7,8 +7,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from core.api.bridge import Bridge
 from core.api.http import ApiError, json_response
-from core.engine.api import EngineAPI
+from core.engine.api import EngineAPI, Snapshot
 from core.errors import LoadmasterError
 
 
@@ -16,7 +17,12 @@ class Leading(EngineAPI, Protocol):
     async def step_down(self) -> str: ...
 
 
-def controller_document(engine: EngineAPI) -> dict[str, Any]:
+class Snapshots(Protocol):
+    def snapshot(self) -> Snapshot: ...
+
+
+def controller_document(engine: Snapshots) -> dict[str, Any]:
+    """`engine`: the engine, or the state it published (core.api.bridge)."""
     snap = engine.snapshot()
     c = snap.controller
     if c is None:
@@ -37,14 +43,15 @@ def controller_document(engine: EngineAPI) -> dict[str, Any]:
 
 
 class LeaderRoutes:
-    engine: Leading
+    engine: Leading  # on the engine's loop only
+    bridge: Bridge
 
     async def get_controller(self, request: web.Request) -> web.Response:
-        return json_response(controller_document(self.engine))
+        return json_response(controller_document(await self.bridge.fresh()))
 
     async def step_down(self, request: web.Request) -> web.Response:
         try:
-            said = await self.engine.step_down()
+            said = await self.bridge.call(self.engine.step_down)
         except LoadmasterError as exc:
             raise ApiError(409, str(exc)) from None
-        return json_response({"stepped_down": True, "message": said, **controller_document(self.engine)})
+        return json_response({"stepped_down": True, "message": said, **controller_document(self.bridge.state)})

@@ -1,8 +1,8 @@
-"""The API's list documents (/v1/hosts, /v1/services), rendered once per engine change and off the event loop.
+"""The API's list documents (/v1/hosts, /v1/services), rendered once per engine change and off the API's loop.
 
-At 1,000 hosts a render costs tens of ms; on the event loop every request, and the engine's tick, waited
-behind it. Here the engine state is gathered on the loop (snapshots are immutable, the engine's event
-deque is not) and the document is built and serialised in a thread.
+At 1,000 hosts a render costs tens of ms; on the loop every other request waited behind it. Here what a
+document shows is gathered on the loop (the state the engine published, the file) and the document is built
+and serialised in a thread.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ class RenderedLists:
         # list name → (key: the file revision it shows, the engine change it shows, its JSON body)
         self._rendered: dict[str, tuple[str, int, bytes]] = {}
         self._rendering: dict[str, tuple[str, asyncio.Future[bytes]]] = {}  # list name → (key, render under way)
-        self.changes = 0  # engine changes seen (events, a tick's state.updated at least): the API's watch counts
 
-    async def body(self, name: str, key: str, gather: Gather) -> bytes:
-        """The document `name` for `key` (the file revision it shows). While a render runs, a request gets the
-        document of the engine change before (same key, so the revision and ETag stay exact): a snapshot one
-        change older, never more; older than that, it waits for the render."""
-        changes = self.changes
+    async def body(self, name: str, key: str, changes: int, gather: Gather) -> bytes:
+        """The document `name` for `key` (the file revision it shows) and `changes` (the engine change it shows,
+        core.api.bridge's `Published.seq`). While a render runs, a request gets the document of the engine
+        change before (same key, so the revision and ETag stay exact): one change older, never more; older
+        than that, it waits for the render."""
         hit = self._rendered.get(name)
         if hit is not None and hit[0] == key and hit[1] == changes:
             return hit[2]

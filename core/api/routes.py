@@ -8,25 +8,28 @@ import difflib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from core import desired
 from core.api import views
-from core.api.document import DesiredFile
+from core.api.bridge import Bridge, Hub, Published
+from core.api.document import DesiredFile, FileView
 from core.api.http import ApiError, json_body, json_response, only_fields, whole_number
 from core.api.leader import LeaderRoutes, Leading
 from core.api.lists import RenderedLists
 from core.api.stream import follow
 from core.api.tokens import Token
 from core.autoscale import last_decisions
+from core.engine.api import Snapshot
 from core.engine.engine import plan_id
 from core.engine.events import EventKind
 from core.errors import ConfigError, LoadmasterError, RevisionConflict, UnknownService
 from core.model import Plan
 
 log = logging.getLogger("loadmaster.api")
+T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLANS_KEPT = 50
 SERVICE_EXAMPLE = '{"command": "python3 -m http.server {port}", "replicas": 2, "cpu": "500m", "mem": "256MiB"}'
@@ -74,60 +77,64 @@ def _if_match(request: web.Request) -> str | None:
 
 
 class Api(LeaderRoutes):
+    """The handlers run on the API's own loop (core/api/server.py): reads from the state the engine published
+    (`bridge.fresh()`), and the engine's part of a write on the engine's loop (`_on_engine`)."""
+
     engine: ServedEngine
 
     def __init__(self, engine: ServedEngine, config_path: Path, editor: desired.Editor | None = None):
         """`editor`: where writes go (clustered: the stored document, core.store.desired_doc.StoredEditor,
         whose mirror is `config_path`); the cluster file by default."""
-        self.engine = engine
+        self.engine = engine  # touched only on the engine's loop: in what `_on_engine` runs
+        self.hub = Hub()
+        self.bridge = Bridge(engine, self.hub)
         self.file = DesiredFile(config_path)
         self.editor = editor or desired.FileEditor(config_path)
         self._write_lock = asyncio.Lock()  # writes and their reloads happen in revision order
         self._plans: collections.OrderedDict[str, Plan] = collections.OrderedDict()
-        self._outcomes: dict[str, str] = {}  # plan id → rejected | approved (of plans no longer pending)
-        self._background: set[asyncio.Task[None]] = set()
+        # plan id → approved | refused (set on the engine's loop, in that order) | rejected, of plans no longer
+        # pending; each a single dict operation, which the other thread sees whole
+        self._outcomes: dict[str, str] = {}
+        self._background: set[asyncio.Task[None]] = set()  # on the engine's loop
         self.followers: set[asyncio.Task[Any]] = set()
         self.lists = RenderedLists()
 
+    async def _on_engine(self, work: Callable[[], Awaitable[T]]) -> T:
+        return await self.bridge.call(work)
+
     # -- reads -----------------------------------------------------------------------------
 
-    async def watch(self) -> None:
-        """Count the engine's changes (every tick at least): a rendered list is current until the next one."""
-        queue = self.engine.subscribe()
-        try:
-            while True:
-                await queue.get()
-                self.lists.changes += 1
-        finally:
-            self.engine.unsubscribe(queue)
-
     async def get_hosts(self, request: web.Request) -> web.Response:
+        state = await self.bridge.fresh()
+
         def gather() -> Callable[[], Any]:
-            snap = self.engine.snapshot()
+            snap = state.snap
             return lambda: {"at": snap.at, "hosts": views.hosts(snap)}
 
-        return web.Response(body=await self.lists.body("hosts", "", gather), content_type="application/json")
+        body = await self.lists.body("hosts", "", state.seq, gather)
+        return web.Response(body=body, content_type="application/json")
 
     async def get_host(self, request: web.Request) -> web.Response:
-        snap, name = self.engine.snapshot(), request.match_info["name"]
+        snap, name = (await self.bridge.fresh()).snap, request.match_info["name"]
         obs = snap.hosts.get(name)
         if obs is None:
             raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
         return json_response(views.host(snap, obs))
 
+    @staticmethod
     def _services(
-        self, only: str | None = None
+        state: Published, file: FileView, only: str | None = None
     ) -> Callable[[], tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]]:
-        """Desired services from the file (its revision with them), run-time state from the engine: read now,
+        """Desired services from the `file` (its revision with them), run-time state from the engine's `state`:
         rendered by the function returned (pure: it may run in a thread).
 
         It returns the revision, the service documents (just `only` when given), the file's problems
         and every declared name.
         """
-        snap, file = self.engine.snapshot(), self.file.view()
+        snap = state.snap
         declared = file.config.services if file.config else snap.config.services
         chosen = tuple(s for s in declared if only is None or s.name == only)
-        events = self.engine.recent_events() if any(s.autoscale for s in chosen) else ()
+        events = state.events if any(s.autoscale for s in chosen) else ()
 
         def render() -> tuple[str, list[dict[str, Any]], tuple[str, ...], list[str]]:
             decisions = {name: e.message for name, e in last_decisions(events).items()}
@@ -137,10 +144,11 @@ class Api(LeaderRoutes):
         return render
 
     async def get_services(self, request: web.Request) -> web.Response:
-        revision = self.file.view().revision
+        state, file = await self.bridge.fresh(), await self.file.view()
+        revision = file.revision
 
         def gather() -> Callable[[], Any]:
-            services = self._services()
+            services = self._services(state, file)
 
             def render() -> dict[str, Any]:
                 revision, documents, problems, _ = services()
@@ -151,35 +159,35 @@ class Api(LeaderRoutes):
 
             return render
 
-        body = await self.lists.body("services", revision, gather)
+        body = await self.lists.body("services", revision, state.seq, gather)
         return web.Response(body=body, content_type="application/json", headers=_etag(revision))
 
     async def get_service(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        revision, services, _, names = self._services(name)()
+        revision, services, _, names = self._services(await self.bridge.fresh(), await self.file.view(), name)()
         if not services:
             raise ApiError(404, f'no service "{name}"', hint=_near(name, names))
         return json_response({"revision": revision, **services[0]}, headers=_etag(revision))
 
     async def get_pending(self, request: web.Request) -> web.Response:
-        snap = self.engine.snapshot()
+        snap = (await self.bridge.fresh()).snap
         if snap.pending is None:
             raise ApiError(404, "no plan is pending; POST /v1/plans computes one")
         pid = self._remember(snap.pending)
         return json_response(views.plan(snap, snap.pending, pid, "pending"))
 
     async def get_plan(self, request: web.Request) -> web.Response:
-        snap, pid = self.engine.snapshot(), request.match_info["id"]
-        plan = self._find(pid)
-        return json_response(views.plan(snap, plan, pid, self._status(pid)))
+        snap, pid = (await self.bridge.fresh()).snap, request.match_info["id"]
+        plan = self._find(snap, pid)
+        return json_response(views.plan(snap, plan, pid, self._status(snap, pid)))
 
     async def get_failover(self, request: web.Request) -> web.Response:
-        return json_response(views.failover(self.engine.snapshot()))
+        return json_response(views.failover((await self.bridge.fresh()).snap))
 
     async def get_events(self, request: web.Request) -> web.StreamResponse:
         if _flag(request, ("follow",))["follow"]:
-            return await follow(self.engine, request, self.followers)
-        return json_response({"events": [e.as_json() for e in self.engine.recent_events()]})
+            return await follow(self.hub, request, self.followers)
+        return json_response({"events": [e.as_json() for e in (await self.bridge.fresh()).events]})
 
     # -- writes of the desired-state document --------------------------------------------
 
@@ -201,9 +209,14 @@ class Api(LeaderRoutes):
                 raise ApiError(422, message, problems=problems) from None
             except UnknownService as exc:
                 raise ApiError(404, str(exc), services=exc.known) from None
-            # a change asked for with a token: meant as asked; the revision: the file watch need not adopt it again
-            self.engine.reload(doc.config, guarded=False, revision=doc.revision)
-        self._journal(request, what, revision=doc.revision)
+            said = self._said(request, what, revision=doc.revision)
+
+            async def adopt() -> None:
+                # a change asked for with a token: meant as asked; the revision: the file watch need not adopt it
+                self.engine.reload(doc.config, guarded=False, revision=doc.revision)
+                self._journal(said)
+
+            await self._on_engine(adopt)
         return doc
 
     async def put_service(self, request: web.Request) -> web.Response:
@@ -239,7 +252,7 @@ class Api(LeaderRoutes):
         only_fields(body, ("replicas",))
         replicas = whole_number(body, "replicas")
         editor = self.editor
-        before = self.file.view()
+        before = await self.file.view()
         old = next((s.replicas for s in before.config.services if s.name == name), None) if before.config else None
         doc = await self._change(
             request, f"scale {name} to {replicas}", lambda e: desired.scale(editor, name, replicas, expect=e)
@@ -256,9 +269,14 @@ class Api(LeaderRoutes):
         except ConfigError as exc:
             problems = [str(p) for p in exc.problems]
             raise ApiError(422, "the file is invalid; the configuration in force stays", problems=problems) from None
-        async with self._write_lock:
+        said = self._said(request, "reload", revision=doc.revision)
+
+        async def adopt() -> None:
             self.engine.reload(doc.config)
-        self._journal(request, "reload", revision=doc.revision)
+            self._journal(said)
+
+        async with self._write_lock:
+            await self._on_engine(adopt)
         cfg = doc.config
         return json_response(
             {"revision": doc.revision, "hosts": len(cfg.hosts), "services": len(cfg.services)},
@@ -269,30 +287,47 @@ class Api(LeaderRoutes):
 
     async def post_plan(self, request: web.Request) -> web.Response:
         repack = _flag(request, ("repack",))["repack"]
+
+        async def compute() -> Plan:
+            return await self.engine.plan(repack=repack)
+
         try:
-            plan = await self.engine.plan(repack=repack)
+            plan = await self._on_engine(compute)
         except LoadmasterError as exc:
             raise ApiError(422, f"cannot plan: {exc}") from None
         pid = self._remember(plan)
-        self._journal(request, f"plan {pid} computed" + (" (repack)" if repack else ""))
-        return json_response(views.plan(self.engine.snapshot(), plan, pid, self._status(pid)), 201)
+        said = self._said(request, f"plan {pid} computed" + (" (repack)" if repack else ""))
+
+        async def journal() -> None:
+            self._journal(said)
+
+        await self._on_engine(journal)
+        snap = self.bridge.state.snap
+        return json_response(views.plan(snap, plan, pid, self._status(snap, pid)), 201)
 
     async def approve_plan(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
-        plan = self._find(pid)
-        status = self._status(pid)
+        snap = (await self.bridge.fresh()).snap
+        plan = self._find(snap, pid)
+        status = self._status(snap, pid)
         if status not in ("pending", "superseded"):  # a superseded plan may still fit: staleness decides
             raise ApiError(409, f"plan {pid} is {status} already; compute a new one with POST /v1/plans",
                            reasons=[f"the plan is {status}"])  # fmt: skip
-        reasons = self.engine.check_stale(plan)
+        said = self._said(request, f"plan {pid} approved")
+
+        async def approve() -> list[str]:
+            reasons = self.engine.check_stale(plan)
+            if reasons:
+                return reasons
+            self._outcomes[pid] = "approved"
+            self._journal(said)
+            self._spawn(self._apply(plan, pid), f"api-approve-{pid}")
+            await asyncio.sleep(0)  # let the engine take the plan before the answer says "applying"
+            return []
+
+        reasons = await self._on_engine(approve)
         if reasons:
             raise ApiError(409, f"plan {pid} is stale: " + "; ".join(reasons), reasons=reasons)
-        self._outcomes[pid] = "approved"
-        self._journal(request, f"plan {pid} approved")
-        task = asyncio.create_task(self._apply(plan, pid), name=f"api-approve-{pid}")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        await asyncio.sleep(0)  # let the engine take the plan before the answer says "applying"
         return json_response({"id": pid, "status": "applying", "actions": len(plan.actions)}, 202)
 
     async def _apply(self, plan: Plan, pid: str) -> None:
@@ -305,27 +340,37 @@ class Api(LeaderRoutes):
 
     async def reject_plan(self, request: web.Request) -> web.Response:
         pid = request.match_info["id"]
-        plan = self._find(pid)
-        await self.engine.reject(plan)
-        self._outcomes[pid] = "rejected"
-        self._journal(request, f"plan {pid} rejected")
+        plan = self._find((await self.bridge.fresh()).snap, pid)
+        said = self._said(request, f"plan {pid} rejected")
+
+        async def reject() -> None:
+            await self.engine.reject(plan)
+            self._outcomes[pid] = "rejected"
+            self._journal(said)
+
+        await self._on_engine(reject)
         return json_response({"id": pid, "status": "rejected"})
 
     async def hold_host(self, request: web.Request) -> web.Response:
         _flag(request, ())
-        snap, name = self.engine.snapshot(), request.match_info["name"]
+        snap, name = (await self.bridge.fresh()).snap, request.match_info["name"]
         if name not in snap.hosts:
             raise ApiError(404, f'no host "{name}" in {snap.config.source}', hint=_near(name, snap.hosts))
         what = request.path.rsplit("/", 1)[-1]
-        self._journal(request, f"{what} {name}")
-        if what == "drain":  # the moves may take minutes: answered at once, followed in the events
-            task = asyncio.create_task(self._drain(name), name=f"api-drain-{name}")
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            await asyncio.sleep(0)  # the hold is set before the answer says so
+        said = self._said(request, f"{what} {name}")
+
+        async def hold() -> None:
+            self._journal(said)
+            if what == "drain":  # the moves may take minutes: answered at once, followed in the events
+                self._spawn(self._drain(name), f"api-drain-{name}")
+                await asyncio.sleep(0)  # the hold is set before the answer says so
+            else:
+                await (self.engine.cordon if what == "cordon" else self.engine.uncordon)(name)
+
+        await self._on_engine(hold)
+        if what == "drain":
             return json_response({"host": name, "hold": "draining"}, 202)
-        await (self.engine.cordon if what == "cordon" else self.engine.uncordon)(name)
-        return json_response({"host": name, "hold": self.engine.snapshot().holds.get(name)})
+        return json_response({"host": name, "hold": self.bridge.state.snap.holds.get(name)})
 
     async def _drain(self, host: str) -> None:
         try:
@@ -334,6 +379,13 @@ class Api(LeaderRoutes):
             self.engine.record(EventKind.API_WRITE, f"drain {host} failed: {exc}", data={"host": host})
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        """On the engine's loop: work that runs on after the answer (an approved plan, a drain)."""
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _remember(self, plan: Plan) -> str:
         pid = plan_id(plan)
@@ -344,8 +396,7 @@ class Api(LeaderRoutes):
             self._outcomes.pop(old, None)
         return pid
 
-    def _find(self, pid: str) -> Plan:
-        snap = self.engine.snapshot()
+    def _find(self, snap: Snapshot, pid: str) -> Plan:
         for plan in (snap.pending, snap.applying.plan if snap.applying else None):
             if plan is not None and plan_id(plan) == pid:
                 self._remember(plan)
@@ -353,8 +404,7 @@ class Api(LeaderRoutes):
             raise ApiError(404, f"no plan {pid} (the API keeps the last {PLANS_KEPT}); GET /v1/plans/pending")
         return self._plans[pid]
 
-    def _status(self, pid: str) -> str:
-        snap = self.engine.snapshot()
+    def _status(self, snap: Snapshot, pid: str) -> str:
         if snap.applying is not None and plan_id(snap.applying.plan) == pid:
             if not snap.applying.finished:
                 return "applying"
@@ -363,13 +413,15 @@ class Api(LeaderRoutes):
             return "pending"
         return self._outcomes.get(pid, "superseded")
 
-    def _journal(self, request: web.Request, what: str, **data: object) -> None:
+    def _said(self, request: web.Request, what: str, **data: object) -> tuple[str, dict[str, object]]:
+        """The api.write event of a change: what, and which token asked (read from the request on the API's loop)."""
         token = request[TOKEN]
-        self.engine.record(
-            EventKind.API_WRITE,
-            f'{what} (by token "{token.name}" through the API)',
-            data={"by": token.name, "request": f"{request.method} {request.path}", **data},
-        )
+        message = f'{what} (by token "{token.name}" through the API)'
+        return message, {"by": token.name, "request": f"{request.method} {request.path}", **data}
+
+    def _journal(self, said: tuple[str, dict[str, object]]) -> None:
+        """On the engine's loop: journal and stream a change made through the API."""
+        self.engine.record(EventKind.API_WRITE, said[0], data=said[1])
 
     def close(self) -> None:
         """End the event streams; an approved plan being applied is left to the engine to finish."""

@@ -8,16 +8,16 @@ from typing import Any
 
 from aiohttp import web
 
-from core.engine.api import EngineAPI
+from core.api.bridge import Hub
 from core.engine.events import EventKind
 
 KEEPALIVE = 15.0  # seconds between SSE comments, so a proxy or a dead client is noticed
 
 
-async def follow(engine: EngineAPI, request: web.Request, followers: set[asyncio.Task[Any]]) -> web.StreamResponse:
-    """Stream the engine's events to one client until it leaves; its task is in `followers` meanwhile (the
-    server cancels them when it closes)."""
-    queue = engine.subscribe()
+async def follow(hub: Hub, request: web.Request, followers: set[asyncio.Task[Any]]) -> web.StreamResponse:
+    """Stream the engine's events (as the bridge hands them to `hub`) to one client until it leaves; its task is
+    in `followers` meanwhile (the server cancels them when it closes)."""
+    queue = hub.subscribe()
     task = asyncio.current_task()
     assert task is not None
     followers.add(task)
@@ -40,5 +40,5 @@ async def follow(engine: EngineAPI, request: web.Request, followers: set[asyncio
     except (ConnectionError, asyncio.CancelledError):
         return response  # the client left, or the server is closing
     finally:
-        engine.unsubscribe(queue)
+        hub.unsubscribe(queue)
         followers.discard(task)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from core.api.http import MAX_BODY
@@ -90,3 +92,14 @@ async def test_a_bad_if_match(api: Served) -> None:
     assert got == 400 and "one revision" in err["error"]
     got, err, _ = await api.call("POST", SCALE, json={"replicas": 4}, headers={"If-Match": '"sha256:00"'})
     assert got == 409 and err["revision"].startswith("sha256:")
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(api: Served) -> None:
+    async def pieces():  # as a slow client or network delivers it: one read on the server sees the first half
+        yield b'{"repli'
+        await asyncio.sleep(0.3)
+        yield b'cas": 4}'
+
+    got, doc, _ = await api.call("POST", SCALE, data=pieces())
+    assert got == 200, doc
+    assert doc["replicas"] == 4

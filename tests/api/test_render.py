@@ -54,14 +54,13 @@ async def test_a_slow_render_does_not_hold_the_event_loop(api: Served, slow_rend
 
 
 async def test_a_document_is_at_most_one_engine_change_old(api: Served, slow_render: None) -> None:
-    watch = api.server._watch  # the API's count of engine changes: here the test makes the changes
-    assert watch is not None
-    watch.cancel()
-    cached = api.server.api.lists
+    bridge = api.server.api.bridge
+    await bridge.close()  # the engine's state is published no more by itself: here the test publishes it
     await timed_get(api, "/v1/services")  # rendered for the current state
 
     async def change(n: int = 1) -> None:
-        cached.changes += n
+        for _ in range(n):
+            bridge.publish()
 
     await change()
     took, _ = await timed_get(api, "/v1/services")
