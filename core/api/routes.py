@@ -6,7 +6,7 @@ import asyncio
 import collections
 import difflib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -380,10 +380,9 @@ class Api(LeaderRoutes):
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _spawn(self, work: Awaitable[None], name: str) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """On the engine's loop: work that runs on after the answer (an approved plan, a drain)."""
-        task = asyncio.ensure_future(work)
-        task.set_name(name)
+        task = asyncio.create_task(work, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
