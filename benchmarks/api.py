@@ -186,7 +186,7 @@ def child(mode: str, token: str, *args: str) -> subprocess.Popen[str]:
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     from core import config as config_io
     from core.api.bind import parse_bind
-    from core.api.server import ApiServer, settle_heap
+    from core.api.server import ApiServer
     from core.api.tokens import Access, TokenStore
     from core.engine.engine import Engine
     from core.engine.events import EventKind
@@ -241,7 +241,6 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     server.app.middlewares.append(timing)
     url = await server.start(parse_bind("127.0.0.1:0"), lambda m: print(m, file=sys.stderr))
-    settle_heap()  # as the daemon and the console do once they serve (console/commands/api_server.py)
 
     # Where a request's time goes: the event loop's lateness (a 10 ms heartbeat: a request waits at least this
     # long behind whatever holds the loop, an engine tick's synchronous steps or a render) and the list

@@ -79,7 +79,7 @@ async def serving(
     if request is None:
         yield None
         return
-    from core.api.server import ApiServer, settle_heap, tls_context
+    from core.api.server import ApiServer, tls_context
     from core.api.tokens import TokenStore
 
     config = engine.snapshot().config
@@ -88,7 +88,6 @@ async def serving(
     server = ApiServer(engine, path, TokenStore(api_tokens_path(config)), read_only=read_only, tls=tls,
                        version=_version(), editor=editor)  # fmt: skip
     await server.start(parse_bind(request.listen), _warn)
-    settle_heap()
     try:
         yield server
     finally:

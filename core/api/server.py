@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gc
 import logging
 import ssl
 import threading
@@ -31,20 +30,6 @@ from core.errors import LoadmasterError
 log = logging.getLogger("loadmaster.api")
 _READS = ("GET", "HEAD")
 T = TypeVar("T")
-
-
-def settle_heap() -> None:
-    """For a process that serves the API, once it has started (the front ends call it after `start`).
-
-    A full collection of the garbage collector stops every thread, the API's too, and scans every object:
-    at 1,000 hosts the ~110,000 made at start-up (modules, the config, the solver's bindings) made each one
-    35–67 ms, a GET's whole budget. Frozen, they are left out of every collection (gen2: 1.4 ms); what the
-    engine makes and drops as it runs is collected as before (what existed at start and later dies in a
-    reference cycle is never freed: a bounded, one-time cost). Not in `start`: a test process starts many
-    servers, and would keep its garbage.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
