@@ -48,6 +48,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -301,6 +302,15 @@ async def keypress_times(app: LoadmasterApp, pilot: Any) -> tuple[list[float], l
     return filtering, switching, times
 
 
+def progress(engine: EngineAPI) -> str:
+    """Host states, the pending plan and the last events: what a run that waits is waiting for."""
+    snap = engine.snapshot()
+    states = dict(Counter(o.state.value for o in snap.hosts.values()))
+    pending = f"pending plan of {len(snap.pending.actions)} actions" if snap.pending is not None else "no pending plan"
+    last = "; ".join(e.message[:100] for e in engine.recent_events()[-3:])
+    return f"hosts {states}, {pending}, last events: {last}"
+
+
 def p95(values: list[float]) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
@@ -325,20 +335,20 @@ def measure_real(hosts: int, replicas: int, seconds: float) -> dict[str, Any]:
         path = Path(tmp) / "cluster.toml"
         path.write_text(real_cluster(ports, tag, replicas), encoding="utf-8")
         os.environ["HOME"] = tmp  # the journal and the demo's keys live under ~/.loadmaster
-        server = subprocess.Popen(
-            [sys.executable, "-m", "console.cli", "demo", "--serve", "-c", str(path)],
-            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        # Its output goes to a file, never to a pipe nobody reads once it serves: a full pipe stops the whole demo
+        # fleet at its next write to stderr.
+        said = Path(tmp) / "demo.out"
+        with said.open("wb") as out:
+            server = subprocess.Popen(
+                [sys.executable, "-m", "console.cli", "demo", "--serve", "-c", str(path)],
+                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         try:
-            assert server.stdout is not None
-            said = []
-            for line in server.stdout:
-                if line.startswith("serving"):
-                    break
-                said.append(line)
-            else:
-                raise RuntimeError(f"demo --serve did not start (exit {server.wait()}): {''.join(said[-5:])}")
+            while not any(line.startswith("serving") for line in said.read_text(errors="replace").splitlines()):
+                if server.poll() is not None:
+                    tail = said.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"demo --serve did not start (exit {server.returncode}): {tail}")
+                time.sleep(0.2)
             config = config_file.load(path)
             return asyncio.run(_measure_real(lambda: make_engine(config), server.pid, seconds, tag))
         finally:
@@ -356,9 +366,16 @@ async def _measure_real(make: Callable[[], Any], server_pid: int, seconds: float
     await engine.start(first_contact_timeout=60)
     try:
         want = sum(s.replicas for s in engine.snapshot().config.services)
-        while sum(1 for o in engine.snapshot().hosts.values() for r in o.replicas if r.running) < want:
+        said = 0.0
+        while (running := sum(1 for o in engine.snapshot().hosts.values() for r in o.replicas if r.running)) < want:
             if time.monotonic() - start > 600:
-                raise TimeoutError(f"the engine did not place {want} replicas in 600 s")
+                raise TimeoutError(f"the engine did not place {want} replicas in 600 s: {progress(engine)}")
+            if time.monotonic() - said > 30:  # where it is, on stderr: a run that never ends says why
+                said = time.monotonic()
+                print(
+                    f"{time.monotonic() - start:.0f} s: {running} of {want} running; {progress(engine)}",
+                    file=sys.stderr,
+                )
             await asyncio.sleep(1)
         placed_s = time.monotonic() - start
         await asyncio.sleep(5)  # settle: the last starts' frames, the failover plans
