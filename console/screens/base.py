@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
@@ -31,6 +32,7 @@ class LiveScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self._binding_state: tuple[object, ...] | None = None
+        self._styled_for: bool | None = None  # the terminal's focus when this screen was suspended
 
     @property
     def view(self) -> ConsoleView:
@@ -45,7 +47,17 @@ class LiveScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
 
-    def on_screen_resume(self) -> None:
+    def on_screen_suspend(self) -> None:
+        self._styled_for = self.app.app_focus
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual re-styles every node of a resumed screen, which also empties each widget's render caches: a
+        # screen switch then costs a full restyle and re-render (~45 ms at 20 hosts). What a suspended screen
+        # cannot follow by itself is the terminal's focus (CSS and theme changes are caught up by Textual's
+        # `_css_update_count` check in switch_mode; class changes restyle their nodes wherever they are), so restyle
+        # only when that changed.
+        if self._styled_for == self.app.app_focus:
+            event.refresh_styles = False
         self.redraw()
 
     def redraw(self) -> None:

@@ -21,6 +21,7 @@ from console.messages import CommandLineOpened, ServiceChosen
 from console.screens.base import FilteredScreen
 from console.screens.detail import DetailScreen, autoscale_line, service_detail
 from console.view import ConsoleView
+from core.engine.api import Snapshot
 
 # label, key, width, priority (the highest go first when the terminal is narrow; 0 never), sort key
 COLUMNS: tuple[tuple[str, str, int, int, Callable[[ServiceView], Any]], ...] = (
@@ -78,6 +79,8 @@ class ServicesScreen(FilteredScreen):
         self._reverse = False
         self._chosen: str | None = None  # `:svc NAME` arrived: put the cursor there once its row exists
         self._autoscaled = False  # some service autoscales: its columns are shown
+        self._drawn_snapshot: Snapshot | None = None  # the services were last derived from it …
+        self._drawn_events = -1  # … and this many events
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
@@ -108,6 +111,13 @@ class ServicesScreen(FilteredScreen):
         return True
 
     def show(self, view: ConsoleView) -> None:
+        # Deriving the services walks every replica (~30 ms at 1,000 hosts): not again for the view already shown
+        # (a screen switch back here), as the events are the same when their count is.
+        if view.snapshot is self._drawn_snapshot and view.event_count == self._drawn_events:
+            self._go_to_chosen()
+            self._show_detail()
+            return
+        self._drawn_snapshot, self._drawn_events = view.snapshot, view.event_count
         views = {v.name: v for v in service_views(view.snapshot, view.events)}
         if views != self._views:
             self._views = views

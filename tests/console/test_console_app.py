@@ -729,3 +729,37 @@ async def test_a_plan_with_nothing_to_change_is_not_pending_work(fake: ModuleTyp
         await settle(app, pilot)
         assert any("nothing to approve" in m for m in notifications(app))
         assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_a_screen_switch_back_neither_restyles_nor_derives_again(
+    fake: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12's key-press target: a resumed screen was restyled whole (emptying every render cache) and the
+    services derived again from every replica, unchanged. A new snapshot is still derived when the screen returns."""
+    import console.screens.services as services_module
+
+    derived: list[object] = []
+    real = services_module.service_views
+    monkeypatch.setattr(services_module, "service_views", lambda *a: derived.append(a[0]) or real(*a))
+    engine = fake.FakeEngine(fake.small_snapshot())
+    app = LoadmasterApp(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2", "1")
+        await pilot.pause()
+        count = len(derived)
+        restyled: list[object] = []
+        update_styles = app.update_styles
+        monkeypatch.setattr(
+            app, "update_styles", lambda node, animate=True: restyled.append(node) or update_styles(node, animate)
+        )
+        await pilot.press("2")
+        await pilot.pause()
+        assert isinstance(app.screen, ServicesScreen)
+        assert len(derived) == count, "the same view was derived again"
+        assert app.screen not in restyled, "the resumed screen was restyled whole"
+        await pilot.press("1")
+        engine.publish(replace(engine.snapshot()))
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        assert len(derived) == count + 1 and derived[-1] is engine.snapshot()

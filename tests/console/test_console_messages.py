@@ -10,7 +10,8 @@ import ast
 from pathlib import Path
 
 SCREENS = Path(__file__).resolve().parents[2] / "console" / "screens"
-NAVIGATION = frozenset({"push_screen", "pop_screen", "switch_mode", "screen_stack", "current_mode"})
+# Textual's own state: navigation, and the terminal's focus (a resumed screen restyles only when it changed).
+NAVIGATION = frozenset({"push_screen", "pop_screen", "switch_mode", "screen_stack", "current_mode", "app_focus"})
 
 
 def app_uses(path: Path) -> set[str]:
