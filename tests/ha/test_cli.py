@@ -94,7 +94,7 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
         # `drain` from the command line reaches the leader through the store (it is no controller itself)
         drained = cli(home, "drain", "h1", "-c", str(path))
         assert drained.returncode == 0 and "h1 draining" in drained.stdout, drained.stdout + drained.stderr
-        await until(lambda: any(e.get("event") == "host.drained" for e in lines(logs[leader])), 30, "h1 drained")
+        await until(lambda: any(e.get("event") == "host.drained" for e in lines(logs[leader])), 60, "h1 drained")
         assert cli(home, "uncordon", "h1", "-c", str(path)).returncode == 0
         client = EtcdClient(etcd.endpoints)
         assert await client.get(cfg.store.key_prefix(name) + "holds/h1") is None  # every controller reads it

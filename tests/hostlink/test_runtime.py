@@ -85,8 +85,9 @@ async def test_stop_terms_the_process_group_and_kills_it_after_the_grace_period(
         await asyncio.sleep(0.2)
         group = {p.pid for p in psutil.Process(polite.pid).children()}
         started = time.monotonic()
-        await fleet.stop_replica("a", ReplicaId("polite", 0), grace=3)
-        assert time.monotonic() - started < 1.5  # TERM was enough: no waiting out the grace period
+        await fleet.stop_replica("a", ReplicaId("polite", 0), grace=10)
+        # TERM was enough: no waiting out the grace period (0.15 s quiet; 2 s seen in a full suite at load 2)
+        assert time.monotonic() - started < 5.0
         assert not alive(polite.pid) and not any(alive(p) for p in group)  # the whole group, not just the leader
         started = time.monotonic()
         await fleet.stop_replica("a", ReplicaId("stubborn", 0), grace=1)

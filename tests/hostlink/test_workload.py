@@ -111,7 +111,7 @@ async def test_stop_signal_is_sent_first_and_stop_timeout_bounds_the_wait(target
         await asyncio.sleep(0.3)
         started = time.monotonic()
         await fleet.stop_replica("a", ReplicaId("polite", 0), grace=10)
-        assert time.monotonic() - started < 2.0  # SIGINT ended it (SIGTERM is ignored: it would wait 10 s)
+        assert time.monotonic() - started < 5.0  # SIGINT ended it (SIGTERM is ignored: it would wait 10 s)
         assert marker.read_text() == "got-int\n" and not alive(p.pid)
         started = time.monotonic()
         await fleet.stop_replica("a", ReplicaId("stubborn", 0), grace=10)
