@@ -38,7 +38,7 @@ from core.engine.observer import Observer, View
 from core.engine.operator import OperatorCalls
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
-from core.engine.policy import Hold, drift, placement_key
+from core.engine.policy import DriftCheck, Hold, placement_key
 from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
 from core.errors import ReadOnly, StalePlan, UnknownHost
@@ -110,6 +110,7 @@ class Engine(OperatorCalls):
         self._rollouts = self._observer.rollouts = self._applier.rollouts  # rolling updates a failing copy stopped
         self._autopilot = Autopilot(self._planner, self._approval, self._emit, self._moment, self._apply)
         self._retries = self._autopilot.retries
+        self._drift = DriftCheck()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -213,7 +214,7 @@ class Engine(OperatorCalls):
                 await self._repairer.tidy(self._config, self._view.rec, self._limits.stop_grace)
             # read-only or standing by, plans are computed and shown, never applied; the drift check
             # reads every replica, so it runs in a thread like the view's derivation (the View is immutable)
-            await self._autopilot.drift(await asyncio.to_thread(drift, self._view))
+            await self._autopilot.drift(await self._drift(self._view))
         self._planner.refresh_failover(self._view)
         self._note_drained()
         self._emit(EventKind.STATE_UPDATED, "")

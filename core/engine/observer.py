@@ -151,7 +151,7 @@ class _Pulled:
             and self.states == other.states
             and self.planning == other.planning
             and self.records == other.records
-            and self.placed == other.placed
+            and (self.placed is other.placed or self.placed == other.placed)
             and self.trusted == other.trusted
             and self.intended == other.intended
             and self.given_up == other.given_up
@@ -324,38 +324,44 @@ class Observer:
             self._probed.clear()
             self._fences.clear()
         seen, expected, probed, fences = self._seen, self._expected, self._probed, self._fences
+        states, records = self.states, self._records
         capacities_changed = identities_changed = False
+        # Thousands of hosts send a new frame every poll: a few microseconds each here is milliseconds per tick.
         for name, obs in observations.items():
-            if seen.get(name) is obs and not expected.get(name):
+            last = seen.get(name)
+            if last is obs and not expected.get(name):
                 continue  # the very frame looked at last time, and none of our starts or stops to wait for
-            last, seen[name] = seen.get(name), obs
+            seen[name] = obs
             if (last.identity if last is not None else None) != obs.identity:
                 identities_changed = True  # which machine it is (core.engine.duplicates)
-            if probed.get(name) != obs.capacity:
+            state, capacity = obs.state, obs.capacity
+            reachable = state.reachable
+            held = probed.get(name)
+            if held is not capacity and held != capacity:
                 capacities_changed = True
-                if obs.capacity is None:
+                if capacity is None:
                     del probed[name]
                 else:
-                    probed[name] = obs.capacity
-            if obs.fence and obs.state.reachable:
+                    probed[name] = capacity
+            if obs.fence and reachable:
                 fences[name] = obs.fence.token.epoch
             else:
                 fences.pop(name, None)
-            before = self.states.get(name, HostState.UNKNOWN)
-            if obs.state is not before:
-                transitions.append((name, before, obs.state))
-                self.states[name] = obs.state
-                if obs.state in (HostState.DOWN, HostState.KEY_MISMATCH, HostState.MISBEHAVING):
+            before = states.get(name, HostState.UNKNOWN)
+            if state is not before:
+                transitions.append((name, before, state))
+                states[name] = state
+                if state in (HostState.DOWN, HostState.KEY_MISMATCH, HostState.MISBEHAVING):
                     self._ever_lost.add(name)
-                if obs.state is HostState.UP and name in self._ever_lost:
+                if state is HostState.UP and name in self._ever_lost:
                     self._back_since[name] = now
-                kind = _HOST_EVENTS.get(obs.state)
+                kind = _HOST_EVENTS.get(state)
                 if kind is not None:
                     detail = f": {obs.error}" if obs.error else ""
-                    news.append((kind, f"{name} is {obs.state.value}{detail}", name, None))
-            if obs.state.reachable:
-                replicas = self._with_expected(name, obs.replicas, now, config)
-                old = self._records.get(name)
+                    news.append((kind, f"{name} is {state.value}{detail}", name, None))
+            if reachable:
+                replicas = self._with_expected(name, obs.replicas, now, config) if expected.get(name) else obs.replicas
+                old = records.get(name)
                 if old is not None and replicas is not old and replicas == old:
                     replicas = old  # a new frame that says the same: the same tuple, so the derivation sees it as such
                 # A host that just came back reports its dead, not crashed, replicas; and a frame
@@ -366,11 +372,11 @@ class Observer:
                 if obs.warnings != self._warned.get(name, ()):
                     self._warned[name] = obs.warnings
                     news.extend((EventKind.HOST_WARNING, f"{name}: {w}", name, None) for w in obs.warnings)
-                self._records[name] = replicas
+                records[name] = replicas
         if identities_changed or config is not self._excluded_for:
             self.duplicates = duplicate_hosts(config, observations)
         for name in self.duplicates:  # the first host's replicas, reported again: not counted twice, never acted on
-            self._records[name] = ()
+            records[name] = ()
         if capacities_changed or identities_changed or config is not self._excluded_for:
             self._excluded_for = config
             news.extend(self._exclusions(config, probed))
@@ -379,7 +385,7 @@ class Observer:
         self._seq += 1
         pulled = _Pulled(
             self._seq, now, config, observations, dict(self.states), self._planning_states(config, now),
-            dict(self._records), frozenset(self._ledger.placed), frozenset(self._ledger.trusted | holding),
+            dict(self._records), self._ledger.frozen(), frozenset(self._ledger.trusted | holding),
             self._intended, given_up, self.rollouts.halted, self._derived,
         )  # fmt: skip
         return transitions, pulled, news

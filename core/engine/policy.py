@@ -15,6 +15,7 @@ many stops, hosts that are up removed) hold a plan for a person, whatever the po
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Mapping
@@ -97,6 +98,25 @@ def drift(view: View) -> str:
         + "|extra:" + ",".join(sorted(str(r) for r in extra))
         + "|outdated:" + ",".join(sorted(str(a.replica) for a in outdated))
     )  # fmt: skip
+
+
+class DriftCheck:
+    """`drift` of each tick's view, in a thread (it reads every replica), and again only for a view derived
+    anew: a view that kept its predecessor's reconciliation has the same config, host states and records
+    (`observer._Pulled.derive`), so the same drift — the steady state, 30 ms at 50,000 replicas per tick."""
+
+    def __init__(self) -> None:
+        self._last: tuple[View, str] | None = None
+
+    async def __call__(self, view: View) -> str:
+        last = self._last
+        if last is not None:
+            before, signature = last
+            if before.rec is view.rec and before.config is view.config and before.halted == view.halted:
+                return signature
+        signature = await asyncio.to_thread(drift, view)
+        self._last = (view, signature)
+        return signature
 
 
 def _disruptive(plan: Plan, planning: Mapping[str, HostState]) -> list[Action]:
