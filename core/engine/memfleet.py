@@ -2,8 +2,10 @@
 replica records like real ones do.
 
 It is also the demo control of such a fleet: `crash` ends a host and its replicas, `restore` brings it back.
-With `frame_interval` > 0 a host's observation is rebuilt at most that often unless something on it changed,
+With `frame_interval` > 0 a host's observation is rebuilt once per interval unless something on it changed,
 like a real link that keeps its last probe frame: the engine benchmark then measures the engine, not this fake.
+Each host keeps its own phase within the interval, as real hosts, polled each on its own, do: not every
+frame of the fleet is new in the same tick.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class FakeFleet:
     def __init__(self, config: ClusterConfig, *, frame_interval: float = 0.0):
         self.config = config
         self.frame_interval = frame_interval
-        self._frames: dict[str, tuple[HostObservation, float]] = {}  # host → its last observation, when built
+        self._frames: dict[str, tuple[HostObservation, int]] = {}  # host → its last observation, its interval's number
         self.states = {h.name: HostState.UP for h in config.hosts}
         self.records: dict[str, dict[ReplicaId, ReplicaStatus]] = {h.name: {} for h in config.hosts}
         self.loads: dict[str, float] = {}  # set_load: service → share (a demo fleet burns it; this one notes it)
@@ -69,9 +71,12 @@ class FakeFleet:
     def observations(self) -> Mapping[str, HostObservation]:
         now, mono = time.time(), time.monotonic()
         out = {}
-        for h in self.config.hosts:
+        interval = self.frame_interval
+        phase = interval / max(1, len(self.config.hosts))  # host i's frames are new at i × phase into each interval
+        for i, h in enumerate(self.config.hosts):
+            slot = int((mono + i * phase) / interval) if interval > 0 else 0
             kept = self._frames.get(h.name)
-            if kept is not None and mono - kept[1] < self.frame_interval:
+            if kept is not None and kept[1] == slot:
                 out[h.name] = kept[0]
                 continue
             cap = h.capacity or Resources(4000, 8 << 30)
@@ -83,8 +88,8 @@ class FakeFleet:
                 h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values()),
                 fence=fence,
             )  # fmt: skip
-            if self.frame_interval > 0:
-                self._frames[h.name] = (out[h.name], time.monotonic())
+            if interval > 0:
+                self._frames[h.name] = (out[h.name], slot)
         return out
 
     def set_token(self, token: Token) -> None:
