@@ -4,12 +4,15 @@ replica records like real ones do.
 It is also the demo control of such a fleet: `crash` ends a host and its replicas, `restore` brings it back.
 With `frame_interval` > 0 a host's observation is rebuilt once per interval unless something on it changed,
 like a real link that keeps its last probe frame: the engine benchmark then measures the engine, not this fake.
-Each host keeps its own phase within the interval, as real hosts, polled each on its own, do: not every
-frame of the fleet is new in the same tick.
+As with real links, frames arrive between the engine's looks, not when it looks: once started, the fleet builds
+each host's frame at its own phase of the interval (host i at i/n of it: hosts polled each on its own) in a task
+of its own, and `observations()` hands out the frames kept, as hostlink's does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -23,6 +26,7 @@ from core.model import (
     ClusterConfig,
     Fence,
     Health,
+    Host,
     HostObservation,
     HostState,
     Placement,
@@ -38,7 +42,9 @@ class FakeFleet:
     def __init__(self, config: ClusterConfig, *, frame_interval: float = 0.0):
         self.config = config
         self.frame_interval = frame_interval
-        self._frames: dict[str, tuple[HostObservation, int]] = {}  # host → its last observation, its interval's number
+        self._frames: dict[str, HostObservation] = {}  # host → its last observation (frame_interval > 0)
+        self._turn = -1  # frames come in turns, one host's a turn, n turns an interval: the last turn built
+        self._arriving: asyncio.Task[None] | None = None
         self.states = {h.name: HostState.UP for h in config.hosts}
         self.records: dict[str, dict[ReplicaId, ReplicaStatus]] = {h.name: {} for h in config.hosts}
         self.loads: dict[str, float] = {}  # set_load: service → share (a demo fleet burns it; this one notes it)
@@ -53,10 +59,27 @@ class FakeFleet:
         self.fences: dict[str, tuple[Token, float]] = {}
 
     async def start(self) -> None:
-        pass
+        if self.frame_interval > 0 and self._arriving is None:
+            self._arriving = asyncio.create_task(self._arrive(), name="memfleet-frames")
 
     async def close(self) -> None:
         self.closed = True
+        if self._arriving is not None:
+            self._arriving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._arriving
+
+    async def _arrive(self) -> None:
+        """Build the frames whose turn came, a few times per interval (hosts answer their polls all the time)."""
+        while True:
+            hosts = self.config.hosts
+            if hosts:
+                now = int(time.monotonic() * len(hosts) / self.frame_interval)
+                for turn in range(max(self._turn + 1, now - len(hosts) + 1), now + 1):
+                    h = hosts[turn % len(hosts)]
+                    self._frames[h.name] = self._frame(h, time.time())
+                self._turn = now
+            await asyncio.sleep(self.frame_interval / 10)
 
     def update_config(self, config: ClusterConfig) -> None:
         self.config = config
@@ -69,28 +92,26 @@ class FakeFleet:
         self._frames.pop(host, None)
 
     def observations(self) -> Mapping[str, HostObservation]:
-        now, mono = time.time(), time.monotonic()
+        now = time.time()
+        if self.frame_interval <= 0:  # a new frame at every look
+            return {h.name: self._frame(h, now) for h in self.config.hosts}
         out = {}
-        interval = self.frame_interval
-        phase = interval / max(1, len(self.config.hosts))  # host i's frames are new at i × phase into each interval
-        for i, h in enumerate(self.config.hosts):
-            slot = int((mono + i * phase) / interval) if interval > 0 else 0
-            kept = self._frames.get(h.name)
-            if kept is not None and kept[1] == slot:
-                out[h.name] = kept[0]
-                continue
-            cap = h.capacity or Resources(4000, 8 << 30)
-            held, renewed = self.fences.get(h.name, (NO_TOKEN, 0.0))
-            if held.holder == self.controller and self.states[h.name].reachable:  # the probe renews
-                self.fences[h.name] = (held, renewed := time.monotonic())
-            fence = Fence(held, time.monotonic() - renewed) if held != NO_TOKEN else None
-            out[h.name] = HostObservation(
-                h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values()),
-                fence=fence,
-            )  # fmt: skip
-            if interval > 0:
-                self._frames[h.name] = (out[h.name], slot)
+        for h in self.config.hosts:
+            frame = self._frames.get(h.name)
+            if frame is None:  # something on it changed (or its first look): its frame shows it at once
+                frame = self._frames[h.name] = self._frame(h, now)
+            out[h.name] = frame
         return out
+
+    def _frame(self, h: Host, now: float) -> HostObservation:
+        cap = h.capacity or Resources(4000, 8 << 30)
+        held, renewed = self.fences.get(h.name, (NO_TOKEN, 0.0))
+        if held.holder == self.controller and self.states[h.name].reachable:  # the probe renews
+            self.fences[h.name] = (held, renewed := time.monotonic())
+        fence = Fence(held, time.monotonic() - renewed) if held != NO_TOKEN else None
+        return HostObservation(
+            h.name, self.states[h.name], now, capacity=cap, replicas=tuple(self.records[h.name].values()), fence=fence
+        )
 
     def set_token(self, token: Token) -> None:
         self.token = token
