@@ -3,8 +3,10 @@
     python benchmarks/engine.py --hosts 1000 [--seconds 20] [--store sqlite|etcd]
 
 The fleet is `core.engine.memfleet.FakeFleet` with a frame pace of the poll interval (a host's observation
-is rebuilt once per poll or when something on it changes, as a real link keeps its last probe frame), so
-what is measured is the engine. Everything already runs where the file wants it: the steady state.
+is rebuilt once per poll or when something on it changes, as a real link keeps its last probe frame; each
+host at its own phase of the interval, built by the fleet's own task between the engine's looks, as hostlink's
+links do), so what the tick time measures is the engine; the frames' building counts in the cpu and the
+stalls. Everything already runs where the file wants it: the steady state.
 
 1. start: the engine connects, and its failover plans (one per host and per zone) are made ahead;
 2. steady: `--seconds` of ticks; each tick's time ON THE EVENT LOOP is summed over the tick coroutine's
