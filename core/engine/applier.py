@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from core.engine.api import ApplyProgress
 from core.engine.apply import Limits, apply_plan
 from core.engine.events import Emit, EventKind, action_fields
-from core.engine.observer import View
 from core.engine.planner import plan_id
 from core.engine.ports import ReplicaRuntime
 from core.engine.rollout import Rollouts
+from core.engine.view import View
 from core.model import Action, ClusterConfig, HostObservation, Plan, SolverStatus
 from core.store.base import StateStore
 

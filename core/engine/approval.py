@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from core.engine.observer import View
 from core.engine.planner import plan_id
 from core.engine.policy import AutoApply, Hold, reload_guard, stop_limit
+from core.engine.view import View
 from core.model import ActionKind, ClusterConfig, HostState, Plan
 
 

@@ -15,10 +15,10 @@ from core.engine.api import ApplyProgress
 from core.engine.approval import Approval
 from core.engine.basis import stale
 from core.engine.events import Emit, EventKind
-from core.engine.observer import View
 from core.engine.planner import Planner, plan_id
 from core.engine.policy import Hold
 from core.engine.retry import Retries
+from core.engine.view import View
 from core.model import ClusterConfig, Plan
 
 

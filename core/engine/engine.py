@@ -34,13 +34,14 @@ from core.engine.events import Event, EventKind
 from core.engine.fencing import fencing_for
 from core.engine.holds import Holds, HostHold
 from core.engine.ledger import Ledger
-from core.engine.observer import Observer, View
+from core.engine.observer import Observer
 from core.engine.operator import OperatorCalls
 from core.engine.planfile import failover_document, plan_document, write
 from core.engine.planner import Planner, plan_id
 from core.engine.policy import DriftCheck, Hold, placement_key
 from core.engine.ports import DemoControl, FleetPort
 from core.engine.repairer import Repairer
+from core.engine.view import View
 from core.errors import ReadOnly, StalePlan, UnknownHost
 from core.model import (
     ClusterConfig,

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from core.engine.api import ApplyProgress
 from core.engine.events import EventKind
-from core.engine.observer import View
 from core.engine.planner import one_replica_plan
 from core.engine.ports import DemoControl, FleetPort, KeyTrust, LogReader
+from core.engine.view import View
 from core.errors import LoadmasterError, ReadOnly
 from core.model import ActionKind, ClusterConfig, Plan, ReplicaId
 

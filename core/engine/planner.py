@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from core import optimizer
 from core.engine.api import SolveProgress
 from core.engine.events import Emit, EventKind
-from core.engine.observer import View
+from core.engine.view import View
 from core.errors import LoadmasterError
 from core.model import (
     Action,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from core.engine.observer import View
+from core.engine.view import View
 from core.model import Action, ActionKind, ClusterConfig, HostState, Plan
 
 DEFAULT_MAX_STOPS_PERCENT = 25.0
