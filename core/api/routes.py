@@ -42,6 +42,7 @@ class ServedEngine(Leading, Protocol):
     """What the API needs of the engine beyond the console's calls."""
 
     read_only: bool
+    ticking: bool  # a tick is under way on the engine's loop
 
     def check_stale(self, plan: Plan) -> list[str]: ...
 

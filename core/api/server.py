@@ -12,6 +12,7 @@ import concurrent.futures
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,9 @@ from core.errors import LoadmasterError
 
 log = logging.getLogger("loadmaster.api")
 _READS = ("GET", "HEAD")
+# How long a request that arrives during a tick waits for it (seconds). The API's thread and the engine's
+# share the GIL: served meanwhile, a request stretched the tick it landed in (tick p99 +12% at 200 GET/s).
+ENGINE_FIRST = 0.02
 T = TypeVar("T")
 
 
@@ -56,6 +60,7 @@ class ApiServer:
         editor: Editor | None = None,
     ):
         self.api = Api(engine, config_path, editor)
+        self._engine = engine
         self.tokens = tokens
         self.read_only = read_only or engine.read_only
         self.tls = tls
@@ -148,6 +153,7 @@ class ApiServer:
         try:
             if request.path != openapi.OPENAPI_PATH:
                 self._authorize(request)
+            await self._after_tick()
             return await handler(request)
         except ApiError as exc:
             return exc.response()
@@ -158,6 +164,13 @@ class ApiServer:
         except Exception:  # never a traceback to the client; the server log has it
             log.exception("API %s %s failed", request.method, request.path)
             return ApiError(500, "internal error; the loadmaster log has the details").response()
+
+    async def _after_tick(self) -> None:
+        """Let a tick under way finish first, for at most ENGINE_FIRST: the engine keeps its 1 Hz loop, and a
+        request waits a few milliseconds at worst. Sleeping releases the GIL to the engine's thread."""
+        deadline = time.monotonic() + ENGINE_FIRST
+        while self._engine.ticking and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
 
     def _authorize(self, request: web.Request) -> None:
         header = request.headers.get("Authorization", "")

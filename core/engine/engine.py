@@ -81,6 +81,7 @@ class Engine(OperatorCalls):
         self._fleet = fleet
         self._journal = journal
         self.read_only = read_only
+        self.ticking = False  # the API's thread lets a tick under way go first (core/api/server.py)
         # What the command line said (None: follow [policy] auto_apply, also after a reload).
         self._auto_apply_flag, self._failover_auto_flag = auto_apply, failover_auto
         self.auto_apply = config.policy.auto_apply if auto_apply is None else auto_apply
@@ -159,12 +160,15 @@ class Engine(OperatorCalls):
     async def _loop(self) -> None:
         interval = max(0.1, min(0.5, self._config.poll_interval / 2))
         while not self._closing:
+            self.ticking = True
             try:
                 await self._tick()
             except asyncio.CancelledError:
                 raise
             except Exception:  # one bad tick must not stop the engine; the next one retries
                 log.exception("engine tick failed")
+            finally:
+                self.ticking = False
             await asyncio.sleep(interval)
 
     # -- the tick ----------------------------------------------------------------

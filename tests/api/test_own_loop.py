@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from core.api import server
+
 from .conftest import Served, until
 
 BLOCK = 1.5  # seconds one step of the engine's tick holds its loop here
@@ -58,6 +60,46 @@ async def test_a_get_is_answered_while_the_engine_loop_is_blocked(api: Served, m
     # on the engine's loop each GET waited for the block to end: the first one took about BLOCK
     assert slowest[2] < BLOCK / 3, f"GET {slowest[0]} took {slowest[2] * 1000:.0f} ms"
     assert all(at < ended[0] for *_, at in got), "answered only after the engine's loop was free again"
+
+
+@pytest.mark.parametrize(("block", "first"), [(1.0, 0.2), (0.2, 5.0)])
+async def test_a_request_during_a_tick_lets_the_tick_go_first(
+    api: Served, monkeypatch: pytest.MonkeyPatch, block: float, first: float
+) -> None:
+    """Answered after the tick ends, or after `first` seconds if the tick is longer: never in between."""
+    monkeypatch.setattr(server, "ENGINE_FIRST", first)
+    status, _, _ = await api.call("GET", "/v1/services")
+    assert status == 200
+    planner = api.engine._planner
+    real = planner.refresh_failover
+    blocking, ended = threading.Event(), [0.0]
+
+    def slow(view: Any) -> None:
+        if not blocking.is_set():
+            blocking.set()
+            time.sleep(block)
+            ended[0] = time.perf_counter()
+        real(view)
+
+    monkeypatch.setattr(planner, "refresh_failover", slow)
+    got: list[tuple[int, float, float]] = []
+
+    def read() -> None:
+        assert blocking.wait(10)
+        got.append(_get(api, "/v1/services"))
+
+    client = threading.Thread(target=read)
+    client.start()
+    await until(lambda: ended[0] > 0)
+    await asyncio.to_thread(client.join, 10)
+    [(status, took, at)] = got
+    assert status == 200
+    if block > first:  # the tick is long: the request waited `first`, then was answered during the tick
+        assert first * 0.9 <= took < block * 0.8, f"took {took * 1000:.0f} ms"
+        assert at < ended[0]
+    else:  # the tick ends within `first`: the request went after it
+        assert at >= ended[0], "answered during the tick"
+        assert took < first
 
 
 async def test_a_write_answered_is_read_back_while_the_engine_loop_is_blocked(api: Served) -> None:
