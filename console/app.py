@@ -40,6 +40,7 @@ from console.screens.host import HostScreen
 from console.screens.plan import PlanScreen
 from console.screens.services import ServicesScreen
 from console.screens.whatif import WhatIfScreen
+from console.terminal import ConsoleDriver
 from console.view import ConsoleView
 from core.engine.api import EngineAPI, Snapshot
 from core.engine.config_watch import ConfigWatch
@@ -77,7 +78,7 @@ class LoadmasterApp(Operations):
     def __init__(self, engine: EngineAPI, *, read_only: bool = False, config_path: Path | None = None) -> None:
         """`config_path`: the cluster file the engine's config came from, followed like the daemon does (None:
         nothing to follow, as in the demo, whose fleet is started once from the file)."""
-        super().__init__()
+        super().__init__(driver_class=ConsoleDriver)
         self.engine = engine
         self._read_only = read_only
         self._config_path = config_path
