@@ -93,10 +93,14 @@ def drift(view: View) -> str:
         for r in s.replica_ids()
         if r not in where or not _stays(planning.get(where[r], HostState.UNKNOWN))
     )
+    # The hosts that can take replicas are part of it: a drift planned while they could not (every host
+    # down: infeasible, nothing to apply, no failure to retry) is planned again when one comes back.
+    takers = sorted(h for h, state in planning.items() if _stays(state))
     return (
         "missing:" + ",".join(missing)
         + "|extra:" + ",".join(sorted(str(r) for r in extra))
         + "|outdated:" + ",".join(sorted(str(a.replica) for a in outdated))
+        + "|hosts:" + ",".join(takers)
     )  # fmt: skip
 
 

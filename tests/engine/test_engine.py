@@ -351,3 +351,23 @@ async def test_a_failed_start_is_retried_with_backoff_and_shown_until_it_succeed
     fleet.fail_starts_on.clear()  # the directory is writable again
     await until(lambda: set(fleet.running()) == desired(small_config), 10)
     await until(lambda: not engine.snapshot().retrying, 5)
+
+
+async def test_what_every_host_lost_is_started_again_when_they_come_back(engine_of, small_config):
+    # CI (ha/test_cli, drain): with every host down the drift's plan was infeasible, nothing was applied, so
+    # nothing waited for a retry, and hosts coming back left the drift unchanged — "already planned": the
+    # fleet stayed empty until something else changed.
+    engine, fleet = await engine_of(small_config, auto_apply=True)
+    await until(lambda: set(fleet.running()) == desired(small_config))
+    for host in "abc":
+        await fleet.crash(host)
+    await until(lambda: all(o.state is HostState.DOWN for o in engine.snapshot().hosts.values()))
+    await until(
+        lambda: any(
+            e.kind is EventKind.PLAN_COMPUTED and "infeasible" in e.message and "drift" in e.message
+            for e in engine.recent_events()
+        )
+    )
+    for host in "abc":
+        await fleet.restore(host)
+    await until(lambda: set(fleet.running()) == desired(small_config))

@@ -62,4 +62,4 @@ async def test_drift_names_what_is_missing_extra_and_outdated(small_config, tmp_
     await fleet.stop_replica("a", db.replica_ids()[0])
     fleet.states["a"] = HostState.DOWN  # web/0 runs on a lost host
     observer.observe(small_config, frozenset())
-    assert drift(observer.view) == "missing:web/0|extra:web/7|outdated:db/0"
+    assert drift(observer.view) == "missing:web/0|extra:web/7|outdated:db/0|hosts:b,c"
