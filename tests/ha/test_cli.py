@@ -37,10 +37,12 @@ def cluster_toml(name: str, store: str, web: int = 3) -> str:
     return "\n".join(lines)
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """In a thread: the demo fleet's SSH servers run on this test's event loop, and a command that blocked it
+    (`status` reads every host) stalled them past the daemons' keepalive — every host went down for 20 s."""
     env = dict(os.environ, HOME=str(home))
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "console.cli", *args], env=env, cwd=ROOT,
+                                   capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
 def lines(log: Path) -> list[dict[str, Any]]:
@@ -76,7 +78,7 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
     procs: list[subprocess.Popen[bytes]] = []
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
     try:
-        first = cli(home, "config", "push", str(path))
+        first = await cli(home, "config", "push", str(path))
         assert first.returncode == 0, first.stderr
         env = dict(os.environ, HOME=str(home))
         for log in logs:
@@ -86,16 +88,16 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
         await until(lambda: sum(bool(acting(log)) for log in logs) == 1, 60, "one daemon leads")
         leader = 0 if acting(logs[0]) else 1
 
-        status = cli(home, "status", "-c", str(path))
+        status = await cli(home, "status", "-c", str(path))
         assert "controllers (2):" in status.stdout, status.stdout + status.stderr
         ids = [next(e["controller"] for e in lines(log) if e.get("event") == "store.connected") for log in logs]
         assert f"standby (leader: {ids[leader]})" in status.stdout
 
         # `drain` from the command line reaches the leader through the store (it is no controller itself)
-        drained = cli(home, "drain", "h1", "-c", str(path))
+        drained = await cli(home, "drain", "h1", "-c", str(path))
         assert drained.returncode == 0 and "h1 draining" in drained.stdout, drained.stdout + drained.stderr
         await until(lambda: any(e.get("event") == "host.drained" for e in lines(logs[leader])), 60, "h1 drained")
-        assert cli(home, "uncordon", "h1", "-c", str(path)).returncode == 0
+        assert (await cli(home, "uncordon", "h1", "-c", str(path))).returncode == 0
         client = EtcdClient(etcd.endpoints)
         assert await client.get(cfg.store.key_prefix(name) + "holds/h1") is None  # every controller reads it
         await client.close()
@@ -105,18 +107,18 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
         bad.write_text(
             path.read_text().replace('cpu = "250m"', 'cpu = "lots"').replace("replicas = 3", "replicas = -1")
         )
-        refused, validate = cli(home, "config", "push", str(bad)), cli(home, "validate", "-c", str(bad))
+        refused, validate = await cli(home, "config", "push", str(bad)), await cli(home, "validate", "-c", str(bad))
         assert refused.returncode == validate.returncode == 1
         assert refused.stderr == validate.stderr and refused.stderr.count(str(bad)) == 2
         # A push based on an old revision is a conflict naming the stored one.
-        stale = cli(home, "config", "push", str(path), "--if-revision", "1")
+        stale = await cli(home, "config", "push", str(path), "--if-revision", "1")
         assert stale.returncode == 5 and "changed since it was read" in stale.stderr
         # pull, edit, push (the revision the pull saw): both daemons adopt it.
         pulled = tmp_path / "pulled.toml"
-        assert cli(home, "config", "pull", str(pulled), "-c", str(path)).returncode == 0
+        assert (await cli(home, "config", "pull", str(pulled), "-c", str(path))).returncode == 0
         assert pulled.read_text() == path.read_text()
         pulled.write_text(pulled.read_text().replace("replicas = 3", "replicas = 5"))
-        pushed = cli(home, "config", "push", str(pulled))
+        pushed = await cli(home, "config", "push", str(pulled))
         assert pushed.returncode == 0, pushed.stderr
         for log in logs:
             await until(lambda log=log: any("web scaled 3 → 5" in e.get("message", "") for e in lines(log)), 20,
@@ -124,7 +126,7 @@ async def test_push_pull_status_step_down_with_two_daemons(etcd: LocalEtcd, tmp_
 
         # leader step-down: the other daemon leads; SIGUSR1 to that one: the first leads again.
         other = 1 - leader
-        down = cli(home, "leader", "step-down", "-c", str(path))
+        down = await cli(home, "leader", "step-down", "-c", str(path))
         assert down.returncode == 0 and ids[leader] in down.stdout, down.stdout + down.stderr
         await until(lambda: bool(acting(logs[other])), 30, "the other daemon leads")
         since = time.time()
