@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from console.actions import CHANGING_ACTIONS, bindings
 from console.view import ConsoleView
+from console.widgets.footer import ConsoleFooter
 from console.widgets.summary import ClusterSummary
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class LiveScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield ClusterSummary(id="summary")
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield ConsoleFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError

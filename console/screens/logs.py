@@ -15,11 +15,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Log, Static
+from textual.widgets import Input, Log, Static
 
 from console.actions import bindings
 from console.derive import host_matcher
 from console.formatting import literal
+from console.widgets.footer import ConsoleFooter
 
 KEEP = 5000  # lines kept for the filter; the screen shows the matching ones
 
@@ -41,7 +42,7 @@ class LogScreen(Screen[None]):
         yield Static(id="log-title")
         yield Log(id="log", max_lines=KEEP, auto_scroll=True)
         yield Input(placeholder="filter lines: substring or regex", id="filter")
-        yield Footer(compact=True)
+        yield ConsoleFooter(compact=True)
 
     def on_mount(self) -> None:
         """What arrived before the screen was drawn (the reader starts with it) is shown now."""
