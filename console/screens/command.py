@@ -8,11 +8,11 @@ from typing import ClassVar
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Input, Static
 
 from console.command_line import VERBS, complete
+from console.screens.dialog import Dialog
 
 
 class CommandSuggester(Suggester):
@@ -54,7 +54,7 @@ class CommandInput(Input):
         self.action_end()
 
 
-class CommandScreen(ModalScreen[str | None]):
+class CommandScreen(Dialog[str | None]):
     """Dismissed with the line typed (Enter) or None (Esc); the app parses and runs it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]

@@ -13,18 +13,18 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.actions import bindings
 from console.derive import AutoscaleView, ServiceView, joined
 from console.formatting import clock, literal
+from console.screens.dialog import Dialog
 from core.engine.api import ApplyProgress
 from core.engine.events import Event
 from core.model import Action, ActionKind, Plan
 
 
-class DetailScreen(ModalScreen[None]):
+class DetailScreen(Dialog[None]):
     SCOPE = "detail"
     BINDINGS: ClassVar[list[BindingType]] = bindings(SCOPE)
 

@@ -9,8 +9,9 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+
+from console.screens.dialog import Dialog
 
 FORMATS = ("json", "csv", "toml")
 
@@ -26,7 +27,7 @@ def export_name(cluster: str, at: float) -> str:
     return f"plan-{cluster}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(at))}.json"
 
 
-class ExportScreen(ModalScreen[tuple[str, str] | None]):
+class ExportScreen(Dialog[tuple[str, str] | None]):
     """Dismisses with `(absolute path, format)`, or None when cancelled. A known extension (.json, .csv,
     .toml) sets the format, like `loadmaster plan --out`; choosing a format renames the extension."""
 

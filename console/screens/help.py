@@ -9,10 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.actions import ACTIONS, SCOPE_TITLES, ConsoleAction
+from console.screens.dialog import Dialog
 
 KEY_WIDTH = 10
 
@@ -40,7 +40,7 @@ def help_text(sections: Sequence[tuple[str, Sequence[ConsoleAction]]], refused: 
     return text
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "close", "Close")]
 
     def __init__(self, sections: Sequence[tuple[str, Sequence[ConsoleAction]]], refused: frozenset[str]) -> None:

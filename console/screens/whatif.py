@@ -8,14 +8,14 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from console.screens.dialog import Dialog
 from console.widgets.failover_text import failover_text
 from core.model import FailoverPlan
 
 
-class WhatIfScreen(ModalScreen[None]):
+class WhatIfScreen(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
     def __init__(self, plan: FailoverPlan) -> None:
