@@ -44,7 +44,9 @@ from core.optimizer.cpsat import (
     neighbourhood,
 )
 from core.optimizer.explain import explain
+from core.optimizer.families import applies as families_apply
 from core.optimizer.families import family_starts
+from core.optimizer.fill import fill_hosts
 from core.optimizer.greedy import ORDERS, consolidate, greedy_counts
 from core.optimizer.problem import PlacementProblem, PlacementResult
 from core.optimizer.repack_hosts import repack_hosts, separable
@@ -111,6 +113,8 @@ def _solve(
     if binpack and repack:  # the literature's vector-packing heuristics (not inside a repacking round: cost)
         starts += family_starts(c)
     x = min(starts, key=lambda x: _rank(c, x, binpack))
+    if binpack and repack and _fill_applies(c, x):
+        x = min((x, fill_hosts(c, budget=budget.share(FILL_SHARE), seed=seed)), key=lambda x: _rank(c, x, binpack))
     if binpack:
         x = min((x, consolidate(c, x)), key=lambda x: _rank(c, x, binpack))
     proven: dict[Stage, bool] = {}
@@ -198,11 +202,19 @@ def _solve(
 MAX_MODEL_VARS = 100_000  # a larger model takes longer to build than a plan may take; greedy's answer stands
 REPACK_SHARE = 0.5  # of the fewest-hosts budget spent repacking a few hosts at a time
 LP_SHARE = 0.3  # of the fewest-hosts budget for the pattern-LP bound (vectorlp), before repacking
+FILL_SHARE = 0.3  # of the whole budget, at most, for filling one host at a time (`fill`); it takes far less
 
 
 def _solve_round(sub: PlacementProblem, budget: Budget, seed: int) -> PlacementResult:
     """One round of `repack_hosts`: this pipeline on a dozen hosts, one worker, no repacking inside."""
     return _solve(sub, budget, seed=seed, workers=1, repack=False)
+
+
+def _fill_applies(c: Compiled, x: Counts) -> bool:
+    """Filling host by host (`fill`) where the counts model cannot be exact (a neighbourhood of 1,000
+    hosts) and nothing else packs well: nothing runs yet, and spread or avoid keep the families out.
+    On smaller fleets CP-SAT over every host did better from greedy's start than from this one."""
+    return separable(c) and not families_apply(c) and model_size(c, hosts_worth_modelling(c, x)) > MAX_EXACT_VARS
 
 
 def _rank(c: Compiled, x: Counts, binpack: bool) -> tuple[int, int, int, int]:
