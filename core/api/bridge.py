@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 from core.engine.api import EngineAPI, Snapshot
 from core.engine.events import Event
+from core.engine.fanout import Fanout
 
 T = TypeVar("T")
 FRESH_WAIT = 0.02  # seconds a read waits for the engine to publish what it announced; then it reads the last
@@ -37,28 +38,8 @@ class Published:
         return self.events
 
 
-class Hub:
+class Hub(Fanout):
     """The event stream inside the API's loop: a queue per follower, fed by the bridge; only that loop uses it."""
-
-    def __init__(self, queue_size: int = 10_000):
-        self._queue_size = queue_size
-        self._queues: list[asyncio.Queue[Event]] = []
-
-    def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self._queue_size)
-        self._queues.append(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
-        if queue in self._queues:
-            self._queues.remove(queue)
-
-    def deliver(self, events: Iterable[Event]) -> None:
-        for event in events:
-            for queue in self._queues:
-                if queue.full():  # a stalled reader loses old events, as with the engine's own stream
-                    queue.get_nowait()
-                queue.put_nowait(event)
 
 
 class Bridge:

@@ -1,25 +1,25 @@
 """The engine's event stream: the last events kept for a front end that joins late, every event but
 `state.updated` journaled, and each one pushed to every subscriber.
 
-Owns: the recent events and the subscribers' queues.
+Owns: the recent events; the subscribers' queues are its `Fanout`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from collections.abc import Callable, Mapping
 
 from core.engine.events import Event, EventKind
+from core.engine.fanout import Fanout
 from core.model import ReplicaId
 from core.store.base import StateStore
 
 
-class Bus:
+class Bus(Fanout):
     def __init__(self, journal: StateStore, clock: Callable[[], float], *, keep: int = 2000, queue_size: int = 10_000):
-        self._journal, self._clock, self._queue_size = journal, clock, queue_size
+        super().__init__(queue_size)
+        self._journal, self._clock = journal, clock
         self._events: collections.deque[Event] = collections.deque(maxlen=keep)
-        self._queues: list[asyncio.Queue[Event]] = []
         journal.watch(self._journal_changed)
 
     def emit(
@@ -34,19 +34,7 @@ class Bus:
         if kind is not EventKind.STATE_UPDATED:
             self._events.append(event)
             self._journal.log_event(event.at, event.as_json())
-        for queue in self._queues:
-            if queue.full():  # a stalled reader loses old events, never blocks the engine
-                queue.get_nowait()
-            queue.put_nowait(event)
-
-    def subscribe(self) -> asyncio.Queue[Event]:
-        queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=self._queue_size)
-        self._queues.append(queue)
-        return queue
-
-    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
-        if queue in self._queues:
-            self._queues.remove(queue)
+        self.deliver((event,))
 
     def recent(self) -> tuple[Event, ...]:
         return tuple(self._events)
