@@ -34,7 +34,9 @@ from ortools.sat.python import cp_model
 from core.optimizer.compiled import Compiled, Counts
 from core.optimizer.cpsat import DETERMINISTIC_PER_SECOND, Budget
 
-PER_HOST = 0.02  # deterministic seconds for one host's knapsack: it proves its optimum in a few ms
+PER_HOST = (
+    0.002  # deterministic seconds per knapsack: at 0.02 and 0.005 the fleets of benchmarks/scale.py packed no better
+)
 
 Pool = dict[tuple[int, int], int]  # (service, group: -1 when it does not spread) → replicas left to place
 
@@ -62,7 +64,7 @@ def fill_hosts(c: Compiled, *, budget: Budget, seed: int) -> Counts:
         kind = (c.cap[h], tuple(c.ub[s][h] for s in range(c.n_services)), tuple(k for _, k in keys))
         counts = known.get(kind)
         if counts is None or any(n > a for n, a in zip(counts, avail, strict=True)):
-            counts = known[kind] = _knapsack(c, h, avail, scarce, budget=budget, seed=seed)
+            counts = known[kind] = _knapsack(c, h, avail, scarce, hint=counts, budget=budget, seed=seed)
         for s, n in enumerate(counts):
             if n:
                 x[s][h] = n
@@ -94,11 +96,17 @@ def _shares(c: Compiled) -> Pool:
     return pool
 
 
-def _knapsack(c: Compiled, h: int, avail: Sequence[int], scarce: int, *, budget: Budget, seed: int) -> tuple[int, ...]:
-    """How many replicas of each service host h takes, at most `avail[s]` (see the module docstring)."""
+def _knapsack(
+    c: Compiled, h: int, avail: Sequence[int], scarce: int, *, hint: Sequence[int] | None, budget: Budget, seed: int
+) -> tuple[int, ...]:
+    """How many replicas of each service host h takes, at most `avail[s]` (see the module docstring);
+    `hint`: the last answer for a host of this kind, which what is left no longer holds."""
     m = cp_model.CpModel()
     live = [s for s in range(c.n_services) if avail[s]]
     n = {s: m.new_int_var(0, avail[s], f"n{s}") for s in live}
+    for s in live:
+        if hint is not None:
+            m.add_hint(n[s], min(hint[s], avail[s]))
     for d in range(len(c.dims)):
         m.add(sum(c.demand[s][d] * n[s] for s in live) <= c.cap[h][d])
     for s, t in c.avoid_pairs:
