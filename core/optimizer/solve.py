@@ -2,7 +2,8 @@
 
 1. greedy first-fit decreasing under a few size orders and, for binpack, the vector-packing
    families of the literature (`families`), then emptying the least loaded hosts into the
-   others' room (binpack); the best is the incumbent and hint;
+   others' room (binpack); on a constrained fleet too large for an exact counts model, also the
+   largest hosts filled one at a time (`fill`); the best is the incumbent and hint;
 2. a stage is skipped when the incumbent already meets that stage's bound (all placeable
    replicas placed and spread even; every replica that may stay stays; hosts = lower bound);
 3. otherwise the CP-SAT counts model solves the stage from the incumbent; "fewest hosts" that is
