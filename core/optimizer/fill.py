@@ -49,7 +49,7 @@ def fill_hosts(c: Compiled, *, budget: Budget, seed: int) -> Counts:
     usable = [h for h in range(c.n_hosts) if c.takes_new[h]]
     total_cap = [sum(c.cap[h][d] for h in usable) or 1 for d in range(len(c.dims))]
     need = [sum(c.demand[s][d] * c.replicas[s] for s in range(c.n_services)) for d in range(len(c.dims))]
-    scarce = max(range(len(c.dims)), key=lambda d: (need[d] / total_cap[d], -d)) if c.dims else 0
+    scarce = max(range(len(c.dims)), key=lambda d: (need[d] / total_cap[d], -d), default=None)
     order = sorted(usable, key=lambda h: (-sum(c.cap[h][d] / total_cap[d] for d in range(len(c.dims))), h))
     x = [[0] * c.n_hosts for _ in range(c.n_services)]
     left = sum(pool.values())
@@ -97,7 +97,14 @@ def _shares(c: Compiled) -> Pool:
 
 
 def _knapsack(
-    c: Compiled, h: int, avail: Sequence[int], scarce: int, *, hint: Sequence[int] | None, budget: Budget, seed: int
+    c: Compiled,
+    h: int,
+    avail: Sequence[int],
+    scarce: int | None,
+    *,
+    hint: Sequence[int] | None,
+    budget: Budget,
+    seed: int,
 ) -> tuple[int, ...]:
     """How many replicas of each service host h takes, at most `avail[s]` (see the module docstring);
     `hint`: the last answer for a host of this kind, which what is left no longer holds."""
@@ -117,14 +124,18 @@ def _knapsack(
 
     # Three objectives in one sum, each level's weight above all that the levels below can add. Sizes are
     # millionths of the host (thousandths below the scarce dimension), so bytes of memory cannot overflow.
-    def share(s: int, d: int, unit: int) -> int:
-        return unit * c.demand[s][d] // c.cap[h][d] if c.cap[h][d] else 0
+    # Every replica also counts one at the lowest level: one too small to register (or asking for nothing)
+    # must still be worth placing.
+    def share(s: int, d: int | None, unit: int) -> int:  # None: no service asks for any resource
+        return unit * c.demand[s][d] // c.cap[h][d] if d is not None and c.cap[h][d] else 0
 
-    others = {s: sum(share(s, e, 1000) for e in range(len(c.dims)) if e != scarce) for s in live}
-    room = 1000 * len(c.dims) + 1
+    low = {s: 1 + sum(share(s, e, 1000) for e in range(len(c.dims)) if e != scarce) for s in live}
+    room = 1000 * len(c.dims) + sum(avail) + 1
     full = room * (10**6 + 1)
     limited = {s: int(c.max_per_host[s] < c.replicas[s]) for s in live}
-    m.maximize(sum((limited[s] * full + share(s, scarce, 10**6) * room + others[s]) * n[s] for s in live))
+    if full * (sum(avail) + 1) >= 2**62:  # beyond CP-SAT's integers: this host is left empty, the start ranks last
+        return tuple(0 for _ in range(c.n_services))
+    m.maximize(sum((limited[s] * full + share(s, scarce, 10**6) * room + low[s]) * n[s] for s in live))
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.num_workers = 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from hypothesis import given, settings
+
 from benchmarks.scale import synthetic
 from core.model import SolverStatus
 from core.optimizer import PlacementProblem, lower_bound, solve
@@ -13,6 +15,7 @@ from core.optimizer.cpsat import Budget
 from core.optimizer.fill import fill_hosts
 from core.optimizer.problem import PlacementResult
 from tests.optimizer.checks import host, service, violations
+from tests.optimizer.test_optimizer_properties import problems
 
 ZONES = ("z1", "z2", "z3")
 
@@ -81,3 +84,25 @@ def test_a_constrained_1000_host_fleet_reaches_its_bound() -> None:
     assert not result.unplaced
     assert violations(problem, result) == []
     assert result.hosts_used <= lower_bound(problem) * 1.02, (result.hosts_used, lower_bound(problem))
+
+
+def test_services_that_ask_for_nothing_are_placed_too() -> None:
+    hosts = tuple(host(f"h{z}", 4, 16, zone=z) for z in ZONES)
+    services = (service("idle", 6, 0, 0, spread_over="zone"), service("tiny", 2, 0, 0, max_per_host=1))
+    problem = PlacementProblem(hosts, services)
+    c = compile_problem(problem)
+    assert c.dims == ()
+    x = fill_hosts(c, budget=Budget.of(5), seed=0)
+    assert violations(problem, result_of(problem, x)) == []
+    assert [sum(row) for row in x] == [6, 2]
+
+
+@settings(max_examples=60, deadline=None)
+@given(problems())
+def test_every_rule_holds_on_small_random_fleets(drawn: PlacementProblem) -> None:
+    problem = PlacementProblem(drawn.hosts, drawn.services)  # nothing runs: the fill plans from scratch
+    c = compile_problem(problem)
+    placement = to_placement(c, fill_hosts(c, budget=Budget.of(5), seed=0))
+    left = {r: "not placed" for s in problem.services for r in s.replica_ids() if placement.host_of(r) is None}
+    result = PlacementResult(placement, left, SolverStatus.FEASIBLE, {}, len(placement.hosts_used()), 0, 0.0, 0.0, 0)
+    assert violations(problem, result) == []
