@@ -124,13 +124,16 @@ def _knapsack(
 
     # Three objectives in one sum, each level's weight above all that the levels below can add. Sizes are
     # millionths of the host (thousandths below the scarce dimension), so bytes of memory cannot overflow.
-    # Every replica also counts one at the lowest level: one too small to register (or asking for nothing)
-    # must still be worth placing.
+    # A replica too small to register at either level (or asking for nothing) counts one at the lowest, so
+    # that it is still worth placing.
     def share(s: int, d: int | None, unit: int) -> int:  # None: no service asks for any resource
         return unit * c.demand[s][d] // c.cap[h][d] if d is not None and c.cap[h][d] else 0
 
-    low = {s: 1 + sum(share(s, e, 1000) for e in range(len(c.dims)) if e != scarce) for s in live}
-    room = 1000 * len(c.dims) + sum(avail) + 1
+    low = {s: sum(share(s, e, 1000) for e in range(len(c.dims)) if e != scarce) for s in live}
+    unseen = [s for s in live if not low[s] and not share(s, scarce, 10**6)]
+    for s in unseen:
+        low[s] = 1
+    room = 1000 * len(c.dims) + sum(avail[s] for s in unseen) + 1
     full = room * (10**6 + 1)
     limited = {s: int(c.max_per_host[s] < c.replicas[s]) for s in live}
     if full * (sum(avail) + 1) >= 2**62:  # beyond CP-SAT's integers: this host is left empty, the start ranks last
