@@ -30,6 +30,7 @@ class Neighbourhood:
     loose: int  # least filled bins (not full) per round
     others: int  # further bins per round, at random
     seconds: float  # at most, per round, of the caller's time limit
+    patience: int | None = None  # stop after this many rounds in a row that free nothing (None: never)
 
 
 Resolve = Callable[[list[Bin], Budget, int], Sequence[Bin] | None]  # (chosen bins, budget, seed) → new bins
@@ -48,8 +49,9 @@ def repack(
     """Fewer (or the same) bins holding the same contents. `fill` is a bin's filled share, 1.0 when full."""
     rng = random.Random(seed)
     bins = list(bins)
+    idle = 0
     for round_no in range(size.rounds):
-        if len(bins) <= lb or budget.left() <= 0:
+        if len(bins) <= lb or budget.left() <= 0 or (size.patience is not None and idle >= size.patience):
             break
         filled = [fill(b) for b in bins]
         by_fill = sorted(range(len(bins)), key=lambda i: (filled[i], i))
@@ -57,7 +59,9 @@ def repack(
         others = [i for i in range(len(bins)) if i not in loose]
         chosen = loose + rng.sample(others, min(len(others), size.others))
         found = resolve([bins[i] for i in chosen], budget.share(1.0, at_most=size.seconds), seed + round_no)
+        idle += 1
         if found is not None and len(found) < len(chosen):
             taken = set(chosen)
             bins = [b for i, b in enumerate(bins) if i not in taken] + list(found)
+            idle = 0
     return bins

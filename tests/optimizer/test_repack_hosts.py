@@ -10,6 +10,7 @@ from core.optimizer import PlacementProblem, solve
 from core.optimizer.compiled import compile_problem, hosts_used, to_placement
 from core.optimizer.cpsat import Budget
 from core.optimizer.problem import PlacementResult
+from core.optimizer.repack import Neighbourhood, repack
 from core.optimizer.repack_hosts import repack_hosts, separable
 from core.optimizer.solve import _solve_round
 from tests.optimizer.checks import host, service, violations
@@ -78,3 +79,19 @@ def test_nothing_running_is_separable_and_a_running_replica_is_not() -> None:
     problem = fleet()
     placed = solve(problem, time_limit=2.0, workers=1).placement
     assert not separable(compile_problem(PlacementProblem(problem.hosts, problem.services, placed)))
+
+
+def test_rounds_that_free_nothing_stop_after_the_patience_runs_out() -> None:
+    calls: list[int] = []
+
+    def never(chosen: list[int], budget: Budget, seed: int) -> None:
+        calls.append(seed)  # found nothing: the bins stay as they are
+
+    bins = list(range(30))
+    size = Neighbourhood(rounds=80, loose=2, others=3, seconds=0.1, patience=5)
+    assert repack(bins, fill=lambda b: 0.5, resolve=never, size=size, lb=0, budget=Budget.of(10), seed=0) == bins
+    assert len(calls) == 5
+    unlimited = Neighbourhood(rounds=20, loose=2, others=3, seconds=0.1)
+    calls.clear()
+    repack(bins, fill=lambda b: 0.5, resolve=never, size=unlimited, lb=0, budget=Budget.of(10), seed=0)
+    assert len(calls) == 20
